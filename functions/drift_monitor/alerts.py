@@ -1,0 +1,216 @@
+"""Alert content: the JSON document for machines, the email text for people, the SNS subject.
+
+The email is rendered from the JSON document alone, so what a person reads and what a machine
+receives can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from .evaluation import rule_violations
+from .models import EncryptionRule, Finding, Status
+from .policy import DSSE_KMS, SSE_KMS, SSE_S3, Policy
+
+SCHEMA_VERSION = "1"
+SUBJECT_LIMIT = 100
+KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
+
+
+@dataclass(frozen=True)
+class Alert:
+    subject: str
+    document: dict[str, Any]
+    email: str
+    attributes: dict[str, str]
+
+
+def build_alert(finding: Finding, policy: Policy) -> Alert:
+    document = alert_document(finding, policy)
+    return Alert(
+        subject=subject_line(document),
+        document=document,
+        email=render_email(document),
+        attributes={
+            "status": document["status"],
+            "severity": document["severity"],
+            "bucket": document["bucket"],
+            "account": document["account"],
+        },
+    )
+
+
+def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "status": finding.status.value,
+        "severity": finding.severity.value,
+        "bucket": finding.bucket.name,
+        "account": finding.bucket.account,
+        "region": finding.bucket.region,
+        "trigger": finding.trigger.to_dict(),
+        "observed": None if finding.observed is None else finding.observed.to_dict(),
+        "violations": [violation.to_dict() for violation in finding.violations],
+        "policy": policy.to_dict(),
+        "remediation": remediation_command(finding, policy),
+    }
+
+
+def subject_line(document: dict[str, Any]) -> str:
+    """``[STATUS] s3://bucket (account, region)``, within SNS's 100 printable ASCII characters."""
+    prefix = f"[{document['status']}] s3://"
+    suffix = f" ({document['account']}, {document['region']})"
+    bucket = _printable(document["bucket"])
+    room = SUBJECT_LIMIT - len(prefix) - len(suffix)
+    if len(bucket) > room:
+        bucket = bucket[: max(room - 3, 0)] + "..."
+    return _printable(prefix + bucket + suffix)[:SUBJECT_LIMIT]
+
+
+def _printable(text: str) -> str:
+    return "".join(char if " " <= char <= "~" else "?" for char in str(text))
+
+
+def render_email(document: dict[str, Any]) -> str:
+    bucket = document["bucket"]
+    violations = document["violations"]
+    if document["status"] == Status.UNVERIFIABLE:
+        headline = (
+            f"The S3 Encryption Drift Monitor could not verify the default encryption of bucket "
+            f"{bucket}: S3 denied the read."
+        )
+    else:
+        codes = ", ".join(v["code"] for v in violations)
+        headline = (
+            f"S3 bucket {bucket} no longer meets your encryption policy "
+            f"({len(violations)} violation{'s' if len(violations) != 1 else ''}: {codes})."
+        )
+    trigger = document["trigger"]
+    lines = [
+        headline,
+        "",
+        f"Bucket:    s3://{bucket}",
+        f"Account:   {document['account']}",
+        f"Region:    {document['region']}",
+        f"Severity:  {document['severity']}",
+        f"Trigger:   {_describe_trigger(trigger)}",
+        "",
+        "Observed default encryption:",
+        *_describe_observed(document["observed"]),
+        "",
+        "What is wrong:",
+        *[f"  - {v['code']}: {v['message']}" for v in violations],
+    ]
+    if document["remediation"]:
+        lines += ["", "To fix it, run:", f"  {document['remediation']}"]
+        if KEY_PLACEHOLDER in document["remediation"]:
+            lines.append(f"  (replace {KEY_PLACEHOLDER} with a key your policy allows)")
+    lines += [
+        "",
+        "Policy in force:",
+        f"  {json.dumps(document['policy'], sort_keys=True)}",
+        "",
+        "--",
+        "Sent by S3 Encryption Drift Monitor. Subscribe an SQS queue, Lambda function or HTTPS "
+        f"endpoint to this topic for the same alert as JSON (schemaVersion {SCHEMA_VERSION}).",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_trigger(trigger: dict[str, Any]) -> str:
+    if trigger["source"] != "cloudtrail":
+        return f"{trigger['source']} of all buckets"
+    who = trigger["actor"] or "an unknown principal"
+    where = f" from {trigger['sourceIp']}" if trigger["sourceIp"] else ""
+    return (
+        f"{trigger['eventName']} by {who}{where} at {trigger['eventTime']} "
+        f"(CloudTrail event {trigger['eventId']})"
+    )
+
+
+def _describe_observed(observed: dict[str, Any] | None) -> list[str]:
+    if observed is None:
+        return ["  unknown (the configuration could not be read)"]
+    if not observed["rules"]:
+        return ["  none (no default encryption configuration)"]
+    described = []
+    for index, rule in enumerate(observed["rules"], start=1):
+        parts = [rule["algorithm"] or "(no algorithm)"]
+        if rule["algorithm"] in (SSE_KMS, DSSE_KMS):
+            parts.append(f"key {rule['kmsKeyId'] or 'aws/s3 (AWS managed)'}")
+        if rule["algorithm"] == SSE_KMS:
+            parts.append(f"bucket key {'on' if rule['bucketKeyEnabled'] else 'off'}")
+        blocked = rule["blockedEncryptionTypes"]
+        parts.append(f"blocked uploads: {', '.join(blocked) if blocked else 'none'}")
+        described.append(f"  Rule {index}: " + "; ".join(parts))
+    return described
+
+
+def remediation_command(finding: Finding, policy: Policy) -> str | None:
+    """The ``put-bucket-encryption`` call that makes the bucket compliant, for DRIFT findings."""
+    if finding.status is not Status.DRIFT:
+        return None
+    rule = _compliant_rule(finding, policy)
+    blocked = None
+    if rule.blocked_encryption_types:
+        blocked = {"EncryptionType": list(rule.blocked_encryption_types)}
+    by_default: dict[str, Any] = {"SSEAlgorithm": rule.algorithm}
+    if rule.kms_key_id:
+        by_default["KMSMasterKeyID"] = rule.kms_key_id
+    api_rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": by_default}
+    if rule.algorithm == SSE_KMS:
+        api_rule["BucketKeyEnabled"] = True
+    if blocked:
+        api_rule["BlockedEncryptionTypes"] = blocked
+    configuration = json.dumps({"Rules": [api_rule]}, separators=(",", ":"))
+    bucket = finding.bucket
+    return shlex.join(
+        [
+            "aws",
+            "s3api",
+            "put-bucket-encryption",
+            "--bucket",
+            bucket.name,
+            "--expected-bucket-owner",
+            bucket.account,
+            "--region",
+            bucket.region,
+            "--server-side-encryption-configuration",
+            configuration,
+        ]
+    )
+
+
+def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
+    current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
+    blocked: tuple[str, ...] | None = None
+    if policy.require_sse_c_blocked or (current and current.blocked_encryption_types):
+        kept = set(current.blocked_encryption_types or ()) if current else set()
+        blocked = tuple(sorted(kept | ({"SSE-C"} if policy.require_sse_c_blocked else set())))
+
+    algorithm = _preferred_algorithm(current, policy)
+    if algorithm == SSE_S3:
+        return EncryptionRule(SSE_S3, blocked_encryption_types=blocked)
+
+    keys: list[str | None] = []
+    if current and current.kms_key_id:
+        keys.append(current.kms_key_id)
+    keys.extend(policy.allowed_kms_keys)
+    keys.append(None)  # the AWS managed key, where the policy accepts it
+    for key in keys:
+        candidate = EncryptionRule(algorithm, key, algorithm == SSE_KMS, blocked)
+        if not rule_violations(candidate, policy, finding.bucket):
+            return candidate
+    return EncryptionRule(algorithm, KEY_PLACEHOLDER, algorithm == SSE_KMS, blocked)
+
+
+def _preferred_algorithm(current: EncryptionRule | None, policy: Policy) -> str:
+    if current and current.algorithm in policy.allowed_algorithms:
+        return current.algorithm
+    for algorithm in (SSE_KMS, DSSE_KMS, SSE_S3):
+        if algorithm in policy.allowed_algorithms:
+            return algorithm
+    raise AssertionError("a validated policy allows at least one algorithm")  # pragma: no cover

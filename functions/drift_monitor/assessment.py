@@ -1,0 +1,61 @@
+"""One bucket, one verdict: read the state, evaluate it, consult tags only when it would alert."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .evaluation import evaluate
+from .models import BucketRef, Code, Finding, Status, Trigger, Violation
+from .policy import Policy
+from .s3_reader import BucketUnreadable, BucketVanished, S3Reader
+
+
+def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: S3Reader) -> Finding:
+    try:
+        finding = evaluate(reader.read_encryption(bucket), policy, trigger)
+    except BucketVanished as vanished:
+        return _without_state(bucket, trigger, Status.VANISHED, str(vanished))
+    except BucketUnreadable as denied:
+        finding = unverifiable(bucket, trigger, denied)
+        if policy.is_exempt_name(bucket.name):
+            return replace(finding, status=Status.EXEMPT, detail="bucket name matches exemptBuckets")
+    if not finding.alerts or policy.exempt_tag is None:
+        return finding
+    return _apply_exempt_tag(finding, policy, reader)
+
+
+def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) -> Finding:
+    message = (
+        f"The monitor could not read this bucket's encryption: {denied.error_code} on "
+        f"{denied.permission}. Check that the monitor's role allows {denied.permission} on "
+        f"arn:aws:s3:::{bucket.name}, and that no bucket policy, SCP or permissions boundary "
+        f"denies it, and that account {bucket.account} still owns the bucket."
+    )
+    return Finding(
+        bucket=bucket,
+        status=Status.UNVERIFIABLE,
+        observed=None,
+        violations=(Violation(Code.ACCESS_DENIED, message),),
+        trigger=trigger,
+        detail=str(denied),
+    )
+
+
+def _apply_exempt_tag(finding: Finding, policy: Policy, reader: S3Reader) -> Finding:
+    assert policy.exempt_tag is not None
+    try:
+        tags = reader.read_tags(finding.bucket)
+    except BucketVanished as vanished:
+        return _without_state(finding.bucket, finding.trigger, Status.VANISHED, str(vanished))
+    except BucketUnreadable:
+        # Without the tags the exemption cannot be confirmed: alert rather than stay silent.
+        return finding
+    if policy.exempt_tag.matches(tags):
+        return replace(finding, status=Status.EXEMPT, detail=f"bucket tagged {policy.exempt_tag}")
+    return finding
+
+
+def _without_state(bucket: BucketRef, trigger: Trigger, status: Status, detail: str) -> Finding:
+    return Finding(
+        bucket=bucket, status=status, observed=None, violations=(), trigger=trigger, detail=detail
+    )

@@ -1,0 +1,154 @@
+"""Pure policy evaluation: no I/O, no AWS calls, no clock."""
+
+from __future__ import annotations
+
+from .models import (
+    BucketRef,
+    Code,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+    Status,
+    Trigger,
+    Violation,
+)
+from .policy import KMS_ALGORITHMS, SSE_KMS, KmsArn, Policy
+
+AWS_MANAGED_ALIAS = "alias/aws/s3"
+SSE_C = "SSE-C"
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def normalize_key(key_id: str | None, bucket: BucketRef) -> str:
+    """The ARN a rule's ``KMSMasterKeyID`` stands for, without calling KMS.
+
+    S3 resolves a bare key id or alias name in the bucket owner's account and the bucket's region;
+    no key id at all means the AWS managed key ``aws/s3``. An alias stays an alias: resolving it to
+    its key would cost a KMS call per event.
+    """
+    key_id = key_id or AWS_MANAGED_ALIAS
+    if key_id.startswith("arn:"):
+        return key_id
+    resource = key_id if key_id.startswith("alias/") else f"key/{key_id}"
+    return f"arn:{partition_of(bucket.region)}:kms:{bucket.region}:{bucket.account}:{resource}"
+
+
+def evaluate(observed: ObservedEncryption, policy: Policy, trigger: Trigger) -> Finding:
+    violations: list[Violation] = []
+    if not observed.rules:
+        violations.append(
+            Violation(
+                Code.NO_DEFAULT_ENCRYPTION,
+                "The bucket has no default encryption configuration: new objects get no "
+                "encryption from a bucket default.",
+            )
+        )
+    for index, rule in enumerate(observed.rules):
+        prefix = f"Rule {index + 1} of {len(observed.rules)}: " if len(observed.rules) > 1 else ""
+        for violation in rule_violations(rule, policy, observed.bucket):
+            violations.append(Violation(violation.code, prefix + violation.message))
+
+    status = Status.COMPLIANT
+    detail = None
+    if violations:
+        status = Status.DRIFT
+        if policy.is_exempt_name(observed.bucket.name):
+            status = Status.EXEMPT
+            detail = "bucket name matches exemptBuckets"
+    return Finding(
+        bucket=observed.bucket,
+        status=status,
+        observed=observed,
+        violations=tuple(violations),
+        trigger=trigger,
+        detail=detail,
+    )
+
+
+def rule_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> list[Violation]:
+    found: list[Violation] = []
+    if rule.algorithm not in policy.allowed_algorithms:
+        found.append(
+            Violation(
+                Code.ALGORITHM_NOT_ALLOWED,
+                f"Default encryption is {_describe_algorithm(rule.algorithm)}; the policy allows "
+                f"only {', '.join(policy.allowed_algorithms)}.",
+            )
+        )
+    if rule.algorithm in KMS_ALGORITHMS:
+        found.extend(_key_violations(rule, policy, bucket))
+    if policy.require_sse_c_blocked and SSE_C not in (rule.blocked_encryption_types or ()):
+        found.append(
+            Violation(
+                Code.SSE_C_NOT_BLOCKED,
+                "Uploads with customer-provided keys (SSE-C) are not blocked; the policy requires "
+                "BlockedEncryptionTypes to include SSE-C.",
+            )
+        )
+    return found
+
+
+def _key_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> list[Violation]:
+    found: list[Violation] = []
+    key = normalize_key(rule.kms_key_id, bucket)
+    listed = key in policy.allowed_kms_keys
+    aws_managed = key.endswith(f":{AWS_MANAGED_ALIAS}")
+    key_account = _key_account(key)
+
+    if policy.allowed_kms_keys and not listed:
+        found.append(
+            Violation(
+                Code.KMS_KEY_NOT_ALLOWED,
+                f"Default encryption uses KMS key {key}, which is not in allowedKmsKeys.",
+            )
+        )
+    if key_account != bucket.account and not listed and not policy.allow_cross_account_keys:
+        owner = f"account {key_account}" if key_account else "an account that cannot be read"
+        found.append(
+            Violation(
+                Code.KMS_KEY_CROSS_ACCOUNT,
+                f"KMS key {key} belongs to {owner}, not to the bucket owner {bucket.account}: "
+                "whoever controls that key controls access to this bucket's new objects.",
+            )
+        )
+    if policy.require_customer_managed_key and aws_managed:
+        found.append(
+            Violation(
+                Code.AWS_MANAGED_KEY,
+                "Default encryption uses the AWS managed key aws/s3; the policy requires a "
+                "customer managed key.",
+            )
+        )
+    if policy.require_bucket_key and rule.algorithm == SSE_KMS and not rule.bucket_key_enabled:
+        found.append(
+            Violation(
+                Code.BUCKET_KEY_DISABLED,
+                "S3 Bucket Keys are disabled for SSE-KMS; the policy requires them (they cut KMS "
+                "requests, and their cost, for this bucket).",
+            )
+        )
+    return found
+
+
+def _key_account(key_arn: str) -> str | None:
+    parsed = KmsArn.parse(key_arn)
+    if parsed is not None:
+        return parsed.account
+    parts = key_arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[4] else None
+
+
+def _describe_algorithm(algorithm: str) -> str:
+    names = {
+        "AES256": "AES256 (SSE-S3)",
+        "aws:kms": "aws:kms (SSE-KMS)",
+        "aws:kms:dsse": "aws:kms:dsse (DSSE-KMS)",
+    }
+    return names.get(algorithm, algorithm)

@@ -1,0 +1,100 @@
+"""The edge: turns an EventBridge-delivered CloudTrail event into a typed ``BucketChange``.
+
+Only the bucket's identity and the change's provenance are taken from the event. The request's
+own encryption parameters are never trusted: the bucket's state is always read again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+
+from .models import BucketRef, Trigger
+
+# Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
+# underscores and be up to 255 characters long. Anything else S3 would never accept.
+_BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+class InvalidEvent(Exception):
+    """An event that can never be processed, however often it is retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FailedCall(Exception):
+    """The event records an API call that failed: nothing changed, nothing to check."""
+
+    def __init__(self, event_name: str | None, error_code: str) -> None:
+        super().__init__(f"{event_name} failed with {error_code}")
+        self.event_name = event_name
+        self.error_code = error_code
+
+
+@dataclass(frozen=True)
+class BucketChange:
+    bucket: BucketRef
+    trigger: Trigger
+
+
+def parse_event(raw: object) -> BucketChange:
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent(f"event is a {type(raw).__name__}, not a JSON object")
+    envelope = EventBridgeEvent(dict(raw))
+    detail = raw.get("detail")
+    if not isinstance(detail, Mapping):
+        raise InvalidEvent("event has no 'detail' object (not a CloudTrail event)")
+
+    event_name = _optional_str(detail, "eventName")
+    error_code = _optional_str(detail, "errorCode")
+    if error_code:
+        raise FailedCall(event_name, error_code)
+
+    request = detail.get("requestParameters")
+    bucket_name = request.get("bucketName") if isinstance(request, Mapping) else None
+    if not isinstance(bucket_name, str) or not bucket_name:
+        raise InvalidEvent("detail.requestParameters.bucketName is missing")
+    if not _BUCKET_NAME.match(bucket_name):
+        raise InvalidEvent(f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name")
+
+    # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
+    account = _optional_str(detail, "recipientAccountId") or _envelope(envelope, "account")
+    if not account or not _ACCOUNT.match(account):
+        raise InvalidEvent(f"no 12-digit account in detail.recipientAccountId or account: {account!r}")
+    region = _optional_str(detail, "awsRegion") or _envelope(envelope, "region")
+    if not region or not _REGION.match(region):
+        raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
+
+    identity = detail.get("userIdentity")
+    actor = None
+    if isinstance(identity, Mapping):
+        actor = _optional_str(identity, "arn") or _optional_str(identity, "type")
+    return BucketChange(
+        bucket=BucketRef(name=bucket_name, account=account, region=region),
+        trigger=Trigger(
+            source="cloudtrail",
+            event_name=event_name,
+            event_time=_optional_str(detail, "eventTime"),
+            event_id=_optional_str(detail, "eventID"),
+            actor=actor,
+            source_ip=_optional_str(detail, "sourceIPAddress"),
+        ),
+    )
+
+
+def _optional_str(mapping: Mapping[str, Any], key: str) -> str | None:
+    value = mapping.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _envelope(envelope: EventBridgeEvent, attribute: str) -> str | None:
+    value = envelope.get(attribute)
+    return value if isinstance(value, str) and value else None
