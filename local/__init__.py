@@ -1,0 +1,1 @@
+"""The local pipeline: the synthesized monitor run against moto in server mode (SPEC §8)."""

@@ -1,0 +1,98 @@
+"""Runs the synthesized function's code the way Lambda would: its asset, its handler, its environment.
+
+One ``LocalFunction`` is one warm container: the module is imported once (the cold start) and
+each ``invoke`` calls the handler. Its stdout (Powertools' JSON logs and EMF metrics) is captured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "S3EncryptionDriftMonitor-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = "/aws/lambda/S3EncryptionDriftMonitor-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass(frozen=True)
+class Invocation:
+    event: Any
+    response: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@contextlib.contextmanager
+def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class LocalFunction:
+    def __init__(self, asset_dir: Path, handler: str, environment: Mapping[str, str]) -> None:
+        self.asset_dir = asset_dir
+        self.environment = dict(environment)
+        self.module_name, _, self.function_name = handler.rpartition(".")
+        self.logs = io.StringIO()
+        self._handler: Callable[[Any, LambdaContext], Any] | None = None
+        self.init_error: str | None = None
+        self._start()
+
+    def _start(self) -> None:
+        package = self.module_name.split(".")[0]
+        for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+            del sys.modules[name]
+        sys.path.insert(0, str(self.asset_dir))
+        try:
+            with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
+                module: ModuleType = importlib.import_module(self.module_name)
+            self._handler = getattr(module, self.function_name)
+        except Exception as error:  # noqa: BLE001 - Lambda reports any init failure the same way
+            self.init_error = f"{type(error).__name__}: {error}"
+        finally:
+            sys.path.remove(str(self.asset_dir))
+
+    def invoke(self, event: Any) -> Invocation:
+        if self._handler is None:
+            return Invocation(event=event, error=f"Init failed: {self.init_error}")
+        try:
+            with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
+                response = self._handler(event, LambdaContext())
+        except Exception as error:  # noqa: BLE001 - an unhandled error fails the invocation
+            return Invocation(event=event, error=f"{type(error).__name__}: {error}")
+        return Invocation(event=event, response=response)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.logs.getvalue().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+        return records

@@ -1,0 +1,224 @@
+"""The synthesized monitor, stood up on the emulator: real EventBridge routing, SNS and SQS.
+
+moto cannot invoke Lambda without Docker, so the rule's target is a queue and this module plays the
+Lambda service: it invokes the asset's handler for each delivered event, retries a failed
+invocation as the template's async config says, then sends it to the on-failure destination.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from .emulator import Emulator
+from .function import Invocation, LocalFunction
+from .template import SynthesizedMonitor, TemplateError
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+FUNCTION_INBOX = "local-function-invocations"
+ALERT_SUBSCRIBER = "local-alert-subscriber"
+
+
+@dataclass(frozen=True)
+class ReceivedAlert:
+    """An alert as an SQS subscriber of the topic receives it."""
+
+    subject: str
+    document: dict[str, Any]
+    attributes: dict[str, str]
+
+
+class LocalPipeline:
+    def __init__(self, monitor: SynthesizedMonitor, emulator: Emulator) -> None:
+        self.monitor = monitor
+        self.emulator = emulator
+        session = boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            region_name=emulator.region,
+        )
+        self.s3 = session.client("s3", endpoint_url=emulator.endpoint)
+        self.kms = session.client("kms", endpoint_url=emulator.endpoint)
+        self._events: EventBridgeClient = session.client("events", endpoint_url=emulator.endpoint)
+        self._sns: SNSClient = session.client("sns", endpoint_url=emulator.endpoint)
+        self._sqs: SQSClient = session.client("sqs", endpoint_url=emulator.endpoint)
+        self._attributes: dict[str, dict[str, str]] = {}
+        self._deploy()
+
+    # -- "cdk deploy" ---------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        for logical_id in self.monitor.logical_ids("AWS::SNS::Topic"):
+            arn = self._sns.create_topic(Name=logical_id)["TopicArn"]
+            self._attributes[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": logical_id}
+        for logical_id in self.monitor.logical_ids("AWS::SQS::Queue"):
+            self._attributes[logical_id] = self._create_queue(logical_id)
+        self._inbox = self._create_queue(FUNCTION_INBOX)
+        self._subscriber = self._create_queue(ALERT_SUBSCRIBER)
+
+        rule_name = self.monitor.rule_id
+        self._events.put_rule(
+            Name=rule_name, EventPattern=json.dumps(self.monitor.event_pattern), State="ENABLED"
+        )
+        self._events.put_targets(
+            Rule=rule_name, Targets=[{"Id": "function", "Arn": self._inbox["Arn"]}]
+        )
+        self._sns.subscribe(
+            TopicArn=self.resolve(self.monitor.environment["ALERT_TOPIC_ARN"]),
+            Protocol="sqs",
+            Endpoint=self._subscriber["Arn"],
+        )
+
+    def _create_queue(self, name: str) -> dict[str, str]:
+        url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return {"Ref": url, "QueueUrl": url, "Arn": arn["Attributes"]["QueueArn"]}
+
+    def resolve(self, value: Any) -> str:
+        """A template value (literal, Ref or Fn::GetAtt) as deployed on the emulator."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping) and "Ref" in value:
+            return self._attribute(value["Ref"], "Ref")
+        if isinstance(value, Mapping) and "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return self._attribute(logical_id, attribute)
+        raise TemplateError(f"cannot resolve {value!r} locally")
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        try:
+            return self._attributes[logical_id][attribute]
+        except KeyError:
+            raise TemplateError(f"{logical_id}.{attribute} is not deployed locally") from None
+
+    def function_environment(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The template's environment, resolved, plus what the Lambda service itself would set."""
+        environment = {k: self.resolve(v) for k, v in self.monitor.environment.items()}
+        return {
+            **self.emulator.environment(),
+            "AWS_LAMBDA_FUNCTION_NAME": "S3EncryptionDriftMonitor-local",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            **environment,
+            **(overrides or {}),
+        }
+
+    def start_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+        """A fresh container of the synthesized function (a cold start)."""
+        return LocalFunction(
+            self.monitor.asset_dir, self.monitor.handler, self.function_environment(overrides)
+        )
+
+    # -- CloudTrail and the Lambda service --------------------------------------------------------
+
+    def put_cloudtrail_event(self, detail: Mapping[str, Any]) -> None:
+        """Puts the event on the default bus as CloudTrail would; the rule decides where it goes."""
+        response = self._events.put_events(
+            Entries=[
+                {
+                    "Source": "aws.s3",
+                    "DetailType": "AWS API Call via CloudTrail",
+                    "Detail": json.dumps(detail),
+                    "Resources": [],
+                    "Time": datetime.now(UTC),
+                }
+            ]
+        )
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused the event: {response['Entries']}")
+
+    def deliver(self, function: LocalFunction) -> list[Invocation]:
+        """Invokes the function for every event the rule delivered, as Lambda's async mode does."""
+        config = self.monitor.async_config
+        attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+        destination = config["DestinationConfig"]["OnFailure"]["Destination"]
+        invocations = []
+        for body in self._drain(self._inbox["QueueUrl"]):
+            event = json.loads(body["Body"])
+            invocation = function.invoke(event)
+            for _ in range(attempts - 1):
+                if invocation.ok:
+                    break
+                invocation = function.invoke(event)
+            if not invocation.ok:
+                self._send_to_destination(destination, event, invocation, attempts)
+            invocations.append(invocation)
+        return invocations
+
+    def _send_to_destination(
+        self, destination: Any, event: Any, invocation: Invocation, attempts: int
+    ) -> None:
+        queue_arn = self.resolve(destination)
+        queue_url = next(
+            attrs["QueueUrl"] for attrs in self._attributes.values() if attrs.get("Arn") == queue_arn
+        )
+        error_type, _, message = (invocation.error or "").partition(": ")
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "requestContext": {
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": error_type, "errorMessage": message},
+        }
+        self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    # -- what subscribers and operators see -------------------------------------------------------
+
+    def received_alerts(self) -> list[ReceivedAlert]:
+        alerts = []
+        for message in self._drain(self._subscriber["QueueUrl"]):
+            notification = json.loads(message["Body"])
+            alerts.append(
+                ReceivedAlert(
+                    subject=notification.get("Subject", ""),
+                    document=json.loads(notification["Message"]),
+                    attributes={
+                        name: attribute["Value"]
+                        for name, attribute in notification.get("MessageAttributes", {}).items()
+                    },
+                )
+            )
+        return alerts
+
+    def failure_queue_messages(self) -> list[dict[str, Any]]:
+        """Messages kept in the failure queue: the body parsed, the attributes flattened."""
+        url = self.resolve(self.monitor.environment["FAILURE_QUEUE_URL"])
+        kept = []
+        for message in self._drain(url):
+            attributes = {
+                name: value["StringValue"]
+                for name, value in message.get("MessageAttributes", {}).items()
+            }
+            kept.append({"body": json.loads(message["Body"]), "attributes": attributes})
+        return kept
+
+    def _drain(self, queue_url: str) -> list[Any]:
+        messages: list[Any] = []
+        while True:
+            batch = self._sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+            self._sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+                ],
+            )
