@@ -74,3 +74,74 @@ def s3_call_detail(
         detail["errorCode"] = error_code
         detail["errorMessage"] = "Access Denied"
     return detail
+
+
+class RecordedS3:
+    """S3 calls made on the emulator, each followed by the CloudTrail event AWS would emit.
+
+    ``publish`` receives each event's ``detail``; the local pipeline puts it on the default bus.
+    """
+
+    def __init__(self, s3: Any, publish: Any, account: str, region: str) -> None:
+        self._s3 = s3
+        self._publish = publish
+        self.account = account
+        self.region = region
+
+    def _record(self, event_name: str, bucket: str, **extra: Any) -> None:
+        self._publish(
+            s3_call_detail(event_name, bucket, account=self.account, region=self.region, **extra)
+        )
+
+    def create_bucket(
+        self, bucket: str, tags: dict[str, str] | None = None, *, record: bool = True
+    ) -> None:
+        self._s3.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
+        )
+        if tags:
+            self._s3.put_bucket_tagging(
+                Bucket=bucket,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+            )
+        if record:
+            self._record("CreateBucket", bucket)
+
+    def put_encryption(
+        self,
+        bucket: str,
+        algorithm: str,
+        key: str | None = None,
+        *,
+        bucket_key: bool = False,
+    ) -> None:
+        by_default = {"SSEAlgorithm": algorithm}
+        if key:
+            by_default["KMSMasterKeyID"] = key
+        rule = {"ApplyServerSideEncryptionByDefault": by_default, "BucketKeyEnabled": bucket_key}
+        self._s3.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}
+        )
+        self._record(
+            "PutBucketEncryption",
+            bucket,
+            request_parameters={
+                "encryption": "",
+                "ServerSideEncryptionConfiguration": {
+                    "xmlns": "http://s3.amazonaws.com/doc/2006-03-01/",
+                    "Rule": rule,
+                },
+            },
+        )
+
+    def delete_encryption(self, bucket: str) -> None:
+        self._s3.delete_bucket_encryption(Bucket=bucket)
+        self._record("DeleteBucketEncryption", bucket, request_parameters={"encryption": ""})
+
+    def denied_put_encryption(self, bucket: str) -> None:
+        """A PutBucketEncryption that S3 refused: CloudTrail logs it with an errorCode."""
+        self._record("PutBucketEncryption", bucket, error_code="AccessDenied")
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._s3.delete_bucket(Bucket=bucket)
+        self._record("DeleteBucket", bucket)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from .cloudtrail import RecordedS3
 from .emulator import Emulator
 from .function import Invocation, LocalFunction
 from .template import SynthesizedMonitor, TemplateError
@@ -53,6 +54,9 @@ class LocalPipeline:
         self._sqs: SQSClient = session.client("sqs", endpoint_url=emulator.endpoint)
         self._attributes: dict[str, dict[str, str]] = {}
         self._deploy()
+        self.recorded_s3 = RecordedS3(
+            self.s3, self.put_cloudtrail_event, emulator.account, emulator.region
+        )
 
     # -- "cdk deploy" ---------------------------------------------------------------------------
 

@@ -1,0 +1,195 @@
+"""``make demo``: a walk through the monitor on the local emulator, printing the emails it sends.
+
+Usage: python -m local.demo CDK_OUT_DIR   (a directory written by ``cdk synth``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from functions.drift_monitor.alerts import render_email
+
+from .cloudtrail import RecordedS3
+from .emulator import moto_server
+from .function import Invocation, LocalFunction
+from .pipeline import LocalPipeline, ReceivedAlert
+from .template import SynthesizedMonitor
+
+IN_ACCOUNT_KEY = "alias/demo-data"
+EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
+    "payments-ledger": None,
+    "marketing-assets": None,
+    "partner-exchange": None,
+    "ml-training-data": None,
+    "app-logs": None,
+    "legacy-reports": None,
+    "sandbox-alice": None,
+    "build-cache": {"encryption-monitor:exempt": "true"},
+}
+FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d"
+RULE = "-" * 78
+
+
+def _scenario(s3: RecordedS3, pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
+    """Each step acts on the emulator, then yields what it did and what the monitor should do."""
+    # Buckets that existed before the monitor was deployed: their creation produced no event.
+    for name in EXISTING_BUCKETS:
+        s3.create_bucket(name, tags=EXISTING_BUCKETS[name], record=False)
+
+    s3.put_encryption("payments-ledger", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True)
+    yield "payments-ledger: SSE-KMS with the approved key, bucket key on", "compliant: no alert"
+
+    s3.create_bucket("analytics-raw")
+    yield "analytics-raw: created with no default encryption", "HIGH: NO_DEFAULT_ENCRYPTION"
+
+    s3.put_encryption("marketing-assets", "AES256")
+    yield "marketing-assets: set to SSE-S3 (AES256)", "MEDIUM: ALGORITHM_NOT_ALLOWED"
+
+    s3.put_encryption("partner-exchange", "aws:kms", FOREIGN_KEY, bucket_key=True)
+    yield (
+        "partner-exchange: SSE-KMS with a key owned by account 999988887777",
+        "HIGH: KMS_KEY_NOT_ALLOWED + KMS_KEY_CROSS_ACCOUNT",
+    )
+
+    s3.put_encryption("ml-training-data", "aws:kms:dsse", IN_ACCOUNT_KEY)
+    yield "ml-training-data: DSSE-KMS with the approved key", "compliant: no alert"
+
+    s3.put_encryption("app-logs", "aws:kms", IN_ACCOUNT_KEY, bucket_key=False)
+    yield "app-logs: SSE-KMS with the approved key, bucket key off", "MEDIUM: BUCKET_KEY_DISABLED"
+
+    s3.put_encryption("legacy-reports", "aws:kms", bucket_key=True)
+    yield (
+        "legacy-reports: SSE-KMS with the AWS managed key aws/s3",
+        "MEDIUM: KMS_KEY_NOT_ALLOWED + AWS_MANAGED_KEY",
+    )
+
+    s3.put_encryption("sandbox-alice", "AES256")
+    yield (
+        "sandbox-alice: SSE-S3, but the name matches exemptBuckets 'sandbox-*'",
+        "exempt: evaluated and logged, no alert",
+    )
+
+    s3.put_encryption("build-cache", "AES256")
+    yield (
+        "build-cache: SSE-S3, tagged encryption-monitor:exempt=true",
+        "exempt: no alert (tags are read only because it would have alerted)",
+    )
+
+    s3.create_bucket("tmp-export")
+    s3.delete_bucket("tmp-export")
+    yield (
+        "tmp-export: created, then deleted before the monitor could read it",
+        "vanished: logged and counted, no alert",
+    )
+
+    s3.denied_put_encryption("payments-ledger")
+    yield (
+        "payments-ledger: a PutBucketEncryption that S3 refused (errorCode AccessDenied)",
+        "dropped by the rule's 'no errorCode' pattern: the function never runs",
+    )
+
+    s3.delete_encryption("payments-ledger")
+    yield (
+        "payments-ledger: DeleteBucketEncryption (a downgrade)",
+        "HIGH: the default encryption was removed",
+    )
+
+    pipeline.put_cloudtrail_event(
+        {
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "CreateBucket",
+            "awsRegion": s3.region,
+            "recipientAccountId": s3.account,
+            "requestParameters": {},
+        }
+    )
+    yield (
+        "malformed event: an S3 CloudTrail event with no bucket name",
+        "kept in the failure queue with its reason, not retried, no alert",
+    )
+
+
+def _print_email(alert: ReceivedAlert) -> None:
+    print(f"  {RULE[:76]}")
+    print(f"  Subject: {alert.subject}")
+    print()
+    for line in render_email(alert.document).splitlines():
+        print(f"  {line}")
+    print(f"  {RULE[:76]}")
+
+
+def _outcome(invocations: list[Invocation]) -> str:
+    if not invocations:
+        return "not delivered to the function (the rule did not match)"
+    outcomes = []
+    for invocation in invocations:
+        if not invocation.ok:
+            outcomes.append(f"FAILED: {invocation.error}")
+        else:
+            response = invocation.response
+            reason = f" ({response['reason']})" if response.get("reason") else ""
+            outcomes.append(f"{response['status']}{reason}")
+    return "; ".join(outcomes)
+
+
+def run(outdir: Path) -> int:
+    monitor = SynthesizedMonitor.load(outdir)
+    started = time.monotonic()
+    summary: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory() as scratch, moto_server(Path(scratch) / "moto.log") as emu:
+        pipeline = LocalPipeline(monitor, emu)
+        function: LocalFunction = pipeline.start_function()
+        if function.init_error:
+            print(f"The function failed to start: {function.init_error}", file=sys.stderr)
+            return 1
+        policy = json.loads(pipeline.function_environment()["ENCRYPTION_POLICY"])
+        print("S3 Encryption Drift Monitor: local demo")
+        print(f"  emulator: moto server at {emu.endpoint} (account {emu.account}, {emu.region})")
+        print(f"  template: {outdir / 'S3EncryptionDriftMonitor.template.json'}")
+        print(f"  function: {monitor.handler} from {monitor.asset_dir.name}")
+        print(f"  policy:   {json.dumps(policy)}")
+        print()
+        steps = _scenario(pipeline.recorded_s3, pipeline)
+        for number, (title, expectation) in enumerate(steps, start=1):
+            print(f"{number:>2}. {title}")
+            print(f"    expected: {expectation}")
+            invocations = pipeline.deliver(function)
+            outcome = _outcome(invocations)
+            print(f"    function: {outcome}")
+            alerts = pipeline.received_alerts()
+            for alert in alerts:
+                _print_email(alert)
+            kept = pipeline.failure_queue_messages()
+            for message in kept:
+                print(f"    failure queue: kept the event, reason: {message['attributes']['reason']}")
+            severity = ", ".join(a.document["severity"] for a in alerts) or "-"
+            summary.append((title.split(":")[0], outcome, severity))
+            print()
+
+    print("Summary")
+    print(f"  {'bucket / case':<18} {'alert':<8} function outcome")
+    for name, outcome, severity in summary:
+        print(f"  {name:<18} {severity:<8} {outcome}")
+    alerts_sent = sum(1 for _, _, severity in summary if severity != "-")
+    print(
+        f"\n{alerts_sent} alert emails for {len(summary)} cases, "
+        f"in {time.monotonic() - started:.1f} s on the local emulator."
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("outdir", type=Path, help="directory written by `cdk synth`")
+    args = parser.parse_args(argv)
+    return run(args.outdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
