@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import io
 import json
+import logging
 import os
 import sys
 import uuid
@@ -67,9 +68,17 @@ class LocalFunction:
         self._start()
 
     def _start(self) -> None:
+        # A new container: nothing of an earlier import survives, including the stdlib loggers
+        # that Powertools configured once per service (their handlers wrote to the old stdout).
         package = self.module_name.split(".")[0]
         for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
             del sys.modules[name]
+        for configured in list(logging.Logger.manager.loggerDict.values()):
+            if isinstance(configured, logging.Logger) and hasattr(configured, "powertools_handler"):
+                configured.handlers.clear()
+                for attribute in [a for a in vars(configured) if a.startswith("powertools_")]:
+                    delattr(configured, attribute)
+                configured.__dict__.pop("init", None)
         sys.path.insert(0, str(self.asset_dir))
         try:
             with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):

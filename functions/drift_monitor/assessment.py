@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from .evaluation import evaluate
-from .models import BucketRef, Code, Finding, Status, Trigger, Violation
+from .models import BucketRef, Code, Finding, ObservedEncryption, Status, Trigger, Violation
 from .policy import Policy
-from .s3_reader import BucketUnreadable, BucketVanished, S3Reader
+from .s3_reader import BucketUnreadable, BucketVanished
 
 
-def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: S3Reader) -> Finding:
+class BucketReader(Protocol):
+    """What ``assess`` needs of S3 (``S3Reader`` in production)."""
+
+    def read_encryption(self, bucket: BucketRef) -> ObservedEncryption: ...
+
+    def read_tags(self, bucket: BucketRef) -> dict[str, str]: ...
+
+
+def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: BucketReader) -> Finding:
     try:
         finding = evaluate(reader.read_encryption(bucket), policy, trigger)
     except BucketVanished as vanished:
@@ -41,7 +50,7 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
     )
 
 
-def _apply_exempt_tag(finding: Finding, policy: Policy, reader: S3Reader) -> Finding:
+def _apply_exempt_tag(finding: Finding, policy: Policy, reader: BucketReader) -> Finding:
     assert policy.exempt_tag is not None
     try:
         tags = reader.read_tags(finding.bucket)

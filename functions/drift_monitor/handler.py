@@ -21,9 +21,12 @@ from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import RETRY_CONFIG, S3Reader
 from .settings import load_settings
 
-logger = Logger()
-metrics = Metrics()
-tracer = Tracer()
+SERVICE_NAME = "s3-encryption-drift-monitor"
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME))
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "S3EncryptionDriftMonitor")
+)
+tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME))
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.

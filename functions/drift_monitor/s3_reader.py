@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Throttling, 5xx and timeouts are retried here with backoff; what still fails after that fails the
 # invocation, so Lambda retries the event and finally keeps it in the failure queue.
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "total_max_attempts": 5},
     connect_timeout=5,
     read_timeout=10,
 )
@@ -46,14 +46,15 @@ class BucketUnreadable(Exception):
 class S3Reader:
     """Reads bucket state with one S3 client per region, created on first use and then reused."""
 
-    def __init__(self, session: boto3.Session | None = None) -> None:
+    def __init__(self, session: boto3.Session | None = None, config: Config = RETRY_CONFIG) -> None:
         self._session = session or boto3.Session()
+        self._config = config
         self._clients: dict[str, S3Client] = {}
 
     def client(self, region: str) -> S3Client:
         client = self._clients.get(region)
         if client is None:
-            client = self._session.client("s3", region_name=region, config=RETRY_CONFIG)
+            client = self._session.client("s3", region_name=region, config=self._config)
             self._clients[region] = client
         return client
 

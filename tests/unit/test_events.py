@@ -1,0 +1,134 @@
+"""parse_event: real CloudTrail shapes in, a typed BucketChange out, or a precise refusal."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from functions.drift_monitor.events import FailedCall, InvalidEvent, parse_event
+from functions.drift_monitor.models import BucketRef, Trigger
+
+LoadEvent = Callable[[str], dict[str, Any]]
+
+
+def test_current_cloudtrail_event(event_fixture: LoadEvent) -> None:
+    change = parse_event(event_fixture("put-bucket-encryption.json"))
+
+    assert change.bucket == BucketRef("payments-ledger", "123456789012", "eu-west-1")
+    assert change.trigger == Trigger(
+        source="cloudtrail",
+        event_name="PutBucketEncryption",
+        event_time="2026-11-20T10:15:30Z",
+        event_id="3e2a6f3c-7d0b-4c59-9a61-4b1e0f3f2d11",
+        actor="arn:aws:sts::123456789012:assumed-role/PlatformAdmin/alice",
+        source_ip="203.0.113.24",
+    )
+
+
+def test_old_event_without_recipient_account_uses_the_envelope(event_fixture: LoadEvent) -> None:
+    event = event_fixture("create-bucket-v1.03.json")
+    assert "recipientAccountId" not in event["detail"]
+
+    change = parse_event(event)
+
+    assert change.bucket == BucketRef("legacy-archive", "123456789012", "us-east-1")
+    assert change.trigger.actor == "arn:aws:iam::123456789012:user/bob"
+
+
+def test_region_falls_back_to_the_envelope(event_fixture: LoadEvent) -> None:
+    event = event_fixture("delete-bucket-encryption.json")
+    del event["detail"]["awsRegion"]
+    event["region"] = "ap-southeast-2"
+
+    assert parse_event(event).bucket.region == "ap-southeast-2"
+
+
+def test_an_aws_service_caller_is_named_by_its_type(event_fixture: LoadEvent) -> None:
+    change = parse_event(event_fixture("create-bucket-by-aws-service.json"))
+
+    assert change.trigger.actor == "AWSService"
+
+
+def test_the_request_encryption_parameters_are_not_trusted(event_fixture: LoadEvent) -> None:
+    # The event claims AES256; the change carries no encryption state at all, so the handler
+    # must read the bucket.
+    change = parse_event(event_fixture("put-bucket-encryption.json"))
+
+    assert not hasattr(change, "rules")
+    assert set(vars(change)) == {"bucket", "trigger"}
+
+
+def test_a_failed_call_is_reported_as_such(event_fixture: LoadEvent) -> None:
+    with pytest.raises(FailedCall) as failed:
+        parse_event(event_fixture("put-bucket-encryption-access-denied.json"))
+
+    assert failed.value.error_code == "AccessDenied"
+    assert failed.value.event_name == "PutBucketEncryption"
+
+
+def _mutate(path: list[str], value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(event: dict[str, Any]) -> None:
+        target = event
+        for key in path[:-1]:
+            target = target[key]
+        if value is _DELETE:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+
+    return apply
+
+
+_DELETE = object()
+
+INVALID = [
+    ("no detail", _mutate(["detail"], _DELETE), "no 'detail'"),
+    ("detail not an object", _mutate(["detail"], "text"), "no 'detail'"),
+    ("no requestParameters", _mutate(["detail", "requestParameters"], _DELETE), "bucketName is missing"),
+    ("requestParameters null", _mutate(["detail", "requestParameters"], None), "bucketName is missing"),
+    ("no bucket name", _mutate(["detail", "requestParameters", "bucketName"], _DELETE), "missing"),
+    ("empty bucket name", _mutate(["detail", "requestParameters", "bucketName"], ""), "missing"),
+    ("bucket name not a string", _mutate(["detail", "requestParameters", "bucketName"], 7), "missing"),
+    ("bucket name with a slash", _mutate(["detail", "requestParameters", "bucketName"], "a/b"), "not a bucket name"),
+    ("bucket name too short", _mutate(["detail", "requestParameters", "bucketName"], "ab"), "not a bucket name"),
+    ("bucket name too long", _mutate(["detail", "requestParameters", "bucketName"], "a" * 256), "not a bucket name"),
+    ("bucket name with a space", _mutate(["detail", "requestParameters", "bucketName"], "my bucket"), "not a bucket name"),
+    ("no account anywhere", lambda e: (e["detail"].pop("recipientAccountId"), e.pop("account")), "account"),
+    ("malformed account", _mutate(["detail", "recipientAccountId"], "12345"), "account"),
+    ("no region anywhere", lambda e: (e["detail"].pop("awsRegion"), e.pop("region")), "region"),
+    ("malformed region", _mutate(["detail", "awsRegion"], "Europe"), "region"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_events_that_can_never_succeed_are_refused_with_a_reason(
+    event_fixture: LoadEvent, mutate: Callable[[dict[str, Any]], Any], reason: str
+) -> None:
+    event = copy.deepcopy(event_fixture("put-bucket-encryption.json"))
+    mutate(event)
+
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(event)
+
+    assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize("raw", [None, "text", 42, ["a list"]], ids=["null", "str", "int", "list"])
+def test_an_event_that_is_not_an_object_is_refused(raw: Any) -> None:
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(raw)
+
+    assert "not a JSON object" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "name", ["Legacy_Bucket.With.Capitals", "a-directory-bucket--usw2-az1--x-s3", "abc"]
+)
+def test_legacy_and_directory_bucket_names_are_accepted(event_fixture: LoadEvent, name: str) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    event["detail"]["requestParameters"]["bucketName"] = name
+
+    assert parse_event(event).bucket.name == name

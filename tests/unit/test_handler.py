@@ -1,0 +1,236 @@
+"""The Lambda handler, imported fresh per test with its environment, against moto server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.monitor import FUNCTION_CODE, HANDLER
+from local.emulator import Emulator
+from local.function import LocalFunction
+
+LoadEvent = Callable[[str], dict[str, Any]]
+
+
+@dataclass
+class Account:
+    emulator: Emulator
+    s3: Any
+    sns: Any
+    sqs: Any
+    topic_arn: str
+    failure_queue_url: str
+    subscriber_url: str
+
+    def start(self, **overrides: str | None) -> LocalFunction:
+        environment = {
+            **self.emulator.environment(),
+            "ALERT_TOPIC_ARN": self.topic_arn,
+            "FAILURE_QUEUE_URL": self.failure_queue_url,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "s3-encryption-drift-monitor",
+            "POWERTOOLS_METRICS_NAMESPACE": "S3EncryptionDriftMonitor",
+        }
+        for name, value in overrides.items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        return LocalFunction(FUNCTION_CODE, HANDLER, environment)
+
+    def drain(self, url: str) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return messages
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return [json.loads(m["Body"]) for m in self.drain(self.subscriber_url)]
+
+
+@pytest.fixture
+def account(emulator: Emulator) -> Iterator[Account]:
+    session = boto3.Session(region_name=emulator.region)
+    clients = {name: session.client(name, endpoint_url=emulator.endpoint) for name in ("s3", "sns", "sqs")}
+    suffix = uuid.uuid4().hex[:8]
+    topic_arn = clients["sns"].create_topic(Name=f"alerts-{suffix}")["TopicArn"]
+    failure_url = clients["sqs"].create_queue(QueueName=f"failures-{suffix}")["QueueUrl"]
+    subscriber_url = clients["sqs"].create_queue(QueueName=f"subscriber-{suffix}")["QueueUrl"]
+    subscriber_arn = clients["sqs"].get_queue_attributes(
+        QueueUrl=subscriber_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    clients["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    yield Account(emulator, clients["s3"], clients["sns"], clients["sqs"], topic_arn, failure_url, subscriber_url)
+
+
+def _bucket(account: Account, event: dict[str, Any], algorithm: str | None) -> None:
+    name = event["detail"]["requestParameters"]["bucketName"] = f"bucket-{uuid.uuid4().hex[:12]}"
+    account.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    if algorithm:
+        account.s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm}}]
+            },
+        )
+
+
+def _metrics(function: LocalFunction) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for record in function.log_records():
+        if "_aws" in record:
+            for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(record[metric["Name"]])
+    return totals
+
+
+def test_drift_publishes_one_alert(account: Account, event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "AES256")
+    function = account.start()
+
+    invocation = function.invoke(event)
+
+    assert invocation.ok, invocation.error
+    assert invocation.response["status"] == "DRIFT"
+    (notification,) = account.alerts()
+    document = json.loads(notification["Message"])
+    assert document["bucket"] == event["detail"]["requestParameters"]["bucketName"]
+    assert [v["code"] for v in document["violations"]] == ["ALGORITHM_NOT_ALLOWED"]
+    assert notification["Subject"].startswith("[DRIFT] s3://bucket-")
+    assert notification["MessageAttributes"]["severity"]["Value"] == "MEDIUM"
+    assert _metrics(function) == {"Evaluations": 1, "Drifts": 1}
+
+
+def test_compliant_bucket_publishes_nothing(account: Account, event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "aws:kms")
+    function = account.start()
+
+    invocation = function.invoke(event)
+
+    assert invocation.ok, invocation.error
+    assert invocation.response["status"] == "COMPLIANT"
+    assert account.alerts() == []
+    assert _metrics(function) == {"Evaluations": 1, "CompliantBuckets": 1}
+
+
+def test_a_vanished_bucket_is_logged_and_counted(account: Account, event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    event["detail"]["requestParameters"]["bucketName"] = f"gone-{uuid.uuid4().hex[:8]}"
+    function = account.start()
+
+    invocation = function.invoke(event)
+
+    assert invocation.response["status"] == "VANISHED"
+    assert account.alerts() == []
+    assert _metrics(function)["VanishedBuckets"] == 1
+    evaluated = [r for r in function.log_records() if r.get("message") == "Bucket evaluated"]
+    assert evaluated[0]["status"] == "VANISHED"
+
+
+def test_a_failed_call_is_ignored_and_counted(account: Account, event_fixture: LoadEvent) -> None:
+    function = account.start()
+
+    invocation = function.invoke(event_fixture("put-bucket-encryption-access-denied.json"))
+
+    assert invocation.response["status"] == "IGNORED"
+    assert account.alerts() == []
+    assert account.drain(account.failure_queue_url) == []
+    assert _metrics(function) == {"IgnoredFailedCalls": 1}
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ("not an event", "is a str, not a JSON object"),
+        ({"source": "aws.s3"}, "no 'detail' object"),
+        ({"detail": {"requestParameters": {"bucketName": "ok-bucket"}}}, "account"),
+        ({"detail": {"requestParameters": {"bucketName": "bad/name"}}}, "not a bucket name"),
+    ],
+    ids=["string", "no detail", "no account", "bad bucket name"],
+)
+def test_invalid_events_are_kept_as_they_arrived(account: Account, event: Any, reason: str) -> None:
+    function = account.start()
+
+    invocation = function.invoke(event)
+
+    assert invocation.ok, "an event that can never succeed must not be retried"
+    assert invocation.response["status"] == "INVALID"
+    (kept,) = account.drain(account.failure_queue_url)
+    assert json.loads(kept["Body"]) == event
+    assert reason in kept["MessageAttributes"]["reason"]["StringValue"]
+    assert kept["MessageAttributes"]["kind"]["StringValue"] == "INVALID_EVENT"
+    errors = [r for r in function.log_records() if r.get("level") == "ERROR"]
+    assert reason in errors[0]["reason"]
+    assert _metrics(function) == {"InvalidEvents": 1}
+    assert account.alerts() == []
+
+
+def test_if_the_failure_queue_is_unreachable_the_invocation_fails(account: Account) -> None:
+    function = account.start(FAILURE_QUEUE_URL=f"{account.emulator.endpoint}/123456789012/no-such-queue")
+
+    invocation = function.invoke({"detail": {}})
+
+    assert not invocation.ok
+    assert "NonExistentQueue" in (invocation.error or "")
+
+
+def test_if_publishing_fails_the_invocation_fails(account: Account, event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, None)
+    function = account.start(ALERT_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:no-such-topic")
+
+    invocation = function.invoke(event)
+
+    assert not invocation.ok
+    assert "NotFound" in (invocation.error or "")
+
+
+def test_an_invalid_policy_fails_every_invocation_naming_the_variable_and_field(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    function = account.start(ENCRYPTION_POLICY='{"allowedAlgorithms": ["DES"]}')
+
+    invocation = function.invoke(event_fixture("put-bucket-encryption.json"))
+
+    assert not invocation.ok
+    assert "ENCRYPTION_POLICY" in (invocation.error or "")
+    assert "allowedAlgorithms[0]" in (invocation.error or "")
+
+
+@pytest.mark.parametrize("variable", ["ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL"])
+def test_a_missing_variable_fails_naming_it(account: Account, variable: str) -> None:
+    function = account.start(**{variable: None})
+
+    assert variable in (function.init_error or "")
+
+
+def test_without_a_policy_the_defaults_apply_with_a_warning(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "aws:kms:dsse")
+    function = account.start(ENCRYPTION_POLICY=None)
+
+    invocation = function.invoke(event)
+
+    assert invocation.response["status"] == "COMPLIANT"
+    warnings = [r["message"] for r in function.log_records() if r.get("level") == "WARNING"]
+    assert "ENCRYPTION_POLICY is not set: the default policy applies" in warnings
+
+
+def test_a_policy_in_the_environment_is_enforced(account: Account, event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "AES256")
+    function = account.start(ENCRYPTION_POLICY='{"allowedAlgorithms": ["AES256", "aws:kms"]}')
+
+    assert function.invoke(event).response["status"] == "COMPLIANT"
