@@ -51,7 +51,7 @@ unit: setup
 
 synth: setup ## Synthesize the CloudFormation template (cdk-nag gate) and lint it with cfn-lint
 	$(CDK) synth -q
-	$(BIN)/cfn-lint cdk.out/S3EncryptionDriftMonitor.template.json
+	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/S3EncryptionDriftMonitor.template.json
 
 deploy: synth ## Deploy to the AWS account in your environment (cdk deploy)
 	$(CDK) deploy

@@ -13,8 +13,8 @@ from infra.config import ConfigError, props_from_context
 from infra.stack import EncryptionDriftMonitorStack
 
 
-def build_app(context: dict[str, object] | None = None) -> cdk.App:
-    app = cdk.App(context=context)
+def build_app(context: dict[str, object] | None = None, outdir: str | None = None) -> cdk.App:
+    app = cdk.App(context=context, outdir=outdir)
     props = props_from_context(
         {
             key: app.node.try_get_context(key)
@@ -31,9 +31,9 @@ def build_app(context: dict[str, object] | None = None) -> cdk.App:
     return app
 
 
-def main() -> int:
+def main(context: dict[str, object] | None = None) -> int:
     try:
-        app = build_app()
+        app = build_app(context)
     except ConfigError as error:
         print(f"Invalid configuration: {error}", file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
     return MonitorProps(
         policy=_policy(context.get("policy")),
         alert_emails=_emails(context.get("alertEmails")),
-        create_trail=_flag("createTrail", context.get("createTrail", False)),
+        create_trail=_flag("createTrail", context.get("createTrail")),
         powertools_layer_arn=_layer_arn(context.get("powertoolsLayerArn")),
     )
 
@@ -67,6 +67,8 @@ def _emails(value: Any) -> tuple[str, ...]:
 
 
 def _flag(name: str, value: Any) -> bool:
+    if value is None:
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):

@@ -1,0 +1,323 @@
+"""The synthesized stack, checked resource by resource with aws_cdk.assertions."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.monitor import MONITORED_EVENTS, POWERTOOLS_VERSION, powertools_layer_parameter
+from tests.infra.conftest import BuildTemplate
+
+
+def _only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
+    (item,) = template.find_resources(resource_type).items()
+    return item
+
+
+def _ref_id(value: dict[str, Any]) -> str:
+    return str(value.get("Ref") or value["Fn::GetAtt"][0])
+
+
+def test_rule_matches_successful_s3_encryption_calls_only(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.s3"],
+                "detail-type": ["AWS API Call via CloudTrail"],
+                "detail": {
+                    "eventSource": ["s3.amazonaws.com"],
+                    "eventName": ["CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption"],
+                    "errorCode": [{"exists": False}],
+                },
+            },
+            "State": "ENABLED",
+        },
+    )
+    assert MONITORED_EVENTS == ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
+
+
+def test_rule_target_retries_then_keeps_undeliverable_events(template: Template) -> None:
+    _, rule = _only(template, "AWS::Events::Rule")
+    (target,) = rule["Properties"]["Targets"]
+    function_id, _ = _only(template, "AWS::Lambda::Function")
+
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    dead_letter_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert template.find_resources("AWS::SQS::Queue")[dead_letter_id]
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "sqs:SendMessage",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Condition": {"ArnEquals": {"aws:SourceArn": Match.any_value()}},
+                            }
+                        )
+                    ]
+                )
+            },
+            "Queues": [{"Ref": dead_letter_id}],
+        },
+    )
+
+
+def test_function_configuration(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Architectures": ["arm64"],
+            "Handler": "drift_monitor.handler.lambda_handler",
+            "TracingConfig": {"Mode": "Active"},
+            "LoggingConfig": {"LogFormat": "JSON", "LogGroup": Match.any_value()},
+            "Timeout": 60,
+        },
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 365})
+
+
+def test_function_environment_carries_the_validated_policy(build_template: BuildTemplate) -> None:
+    policy = {"allowedAlgorithms": ["aws:kms"], "requireBucketKey": True, "exemptBuckets": ["tmp-*"]}
+    template = build_template(policy=policy)
+    _, function = _only(template, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    topic_id, _ = _only(template, "AWS::SNS::Topic")
+
+    assert _ref_id(variables["ALERT_TOPIC_ARN"]) == topic_id
+    assert json.loads(variables["ENCRYPTION_POLICY"]) == {
+        "allowedAlgorithms": ["aws:kms"],
+        "allowedKmsKeys": [],
+        "allowCrossAccountKeys": False,
+        "requireCustomerManagedKey": False,
+        "requireBucketKey": True,
+        "requireSseCBlocked": False,
+        "exemptBuckets": ["tmp-*"],
+        "exemptTag": "encryption-monitor:exempt=true",
+    }
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "s3-encryption-drift-monitor"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3EncryptionDriftMonitor"
+    failure_queue = _ref_id(variables["FAILURE_QUEUE_URL"])
+    _, invoke_config = _only(template, "AWS::Lambda::EventInvokeConfig")
+    on_failure = invoke_config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert _ref_id(on_failure) == failure_queue
+
+
+def test_async_invocation_retries_then_keeps_the_event(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 21600,
+            "Qualifier": "$LATEST",
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [Match.any_value(), "Arn"]}}},
+        },
+    )
+
+
+def test_powertools_layer_is_the_version_the_tests_run(template: Template) -> None:
+    assert version("aws-lambda-powertools") == POWERTOOLS_VERSION
+    parameters = template.to_json()["Parameters"]
+    layer_parameters = [p for p in parameters.values() if "/aws/service/powertools/" in p.get("Default", "")]
+
+    assert layer_parameters == [
+        {"Type": "AWS::SSM::Parameter::Value<String>", "Default": powertools_layer_parameter()}
+    ]
+    assert powertools_layer_parameter() == (
+        f"/aws/service/powertools/python/arm64/python3.14/{POWERTOOLS_VERSION}"
+    )
+
+
+def test_powertools_layer_can_be_pinned_by_arn(build_template: BuildTemplate) -> None:
+    arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:40"
+
+    template = build_template(powertoolsLayerArn=arn)
+
+    template.has_resource_properties("AWS::Lambda::Function", {"Layers": [arn]})
+
+
+def _statements(template: Template) -> list[dict[str, Any]]:
+    statements = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    for role in template.find_resources("AWS::IAM::Role").values():
+        for inline in role["Properties"].get("Policies", []):
+            statements += inline["PolicyDocument"]["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("create_trail", [False, True])
+def test_no_iam_statement_grants_a_wildcard_action(build_template: BuildTemplate, create_trail: bool) -> None:
+    template = build_template(createTrail=create_trail)
+
+    for statement in _statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            assert action != "*" and not action.endswith(":*"), statement
+    for role in template.find_resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_bucket_reads_are_limited_to_this_account(template: Template) -> None:
+    (s3_statement,) = [s for s in _statements(template) if "s3:GetEncryptionConfiguration" in s["Action"]]
+
+    assert sorted(s3_statement["Action"]) == ["s3:GetBucketTagging", "s3:GetEncryptionConfiguration"]
+    assert s3_statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_function_can_publish_and_keep_but_nothing_more(template: Template) -> None:
+    actions = sorted(
+        action
+        for statement in _statements(template)
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    )
+
+    assert actions == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey*",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:GetBucketTagging",
+        "s3:GetEncryptionConfiguration",
+        "sns:Publish",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ]
+
+
+def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_can_use(template: Template) -> None:
+    key_id, key = _only(template, "AWS::KMS::Key")
+    _, topic = _only(template, "AWS::SNS::Topic")
+
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch and cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_topic_refuses_plain_http(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_queues_are_encrypted_ssl_only_and_keep_14_days(template: Template) -> None:
+    queues = template.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    ssl_denied = set()
+    for policy in template.find_resources("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}:
+                ssl_denied |= {_ref_id(q) for q in policy["Properties"]["Queues"]}
+    assert ssl_denied == set(queues)
+
+
+def test_alarms_on_errors_and_on_either_queue_notify_the_topic(template: Template) -> None:
+    topic_id, _ = _only(template, "AWS::SNS::Topic")
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    watched = []
+    for alarm in alarms.values():
+        properties = alarm["Properties"]
+        assert properties["AlarmActions"] == [{"Ref": topic_id}]
+        assert properties["Threshold"] == 1
+        assert properties["TreatMissingData"] == "notBreaching"
+        dimension = properties["Dimensions"][0]
+        watched.append((properties["MetricName"], _ref_id(dimension["Value"])))
+
+    queue_a, queue_b = template.find_resources("AWS::SQS::Queue")
+    function_id, _ = _only(template, "AWS::Lambda::Function")
+    assert sorted(watched) == sorted(
+        [
+            ("Errors", function_id),
+            ("ApproximateNumberOfMessagesVisible", queue_a),
+            ("ApproximateNumberOfMessagesVisible", queue_b),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "emails",
+    [["secops@example.com", "oncall@example.com"], "secops@example.com, oncall@example.com"],
+    ids=["list", "comma-separated"],
+)
+def test_email_subscriptions(build_template: BuildTemplate, emails: Any) -> None:
+    template = build_template(alertEmails=emails)
+
+    subscriptions = template.find_resources("AWS::SNS::Subscription")
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == [
+        "oncall@example.com",
+        "secops@example.com",
+    ]
+    assert {s["Properties"]["Protocol"] for s in subscriptions.values()} == {"email"}
+
+
+def test_no_trail_unless_asked(template: Template) -> None:
+    template.resource_count_is("AWS::CloudTrail::Trail", 0)
+    template.resource_count_is("AWS::S3::Bucket", 0)
+
+
+def test_the_optional_trail(build_template: BuildTemplate) -> None:
+    template = build_template(createTrail="true")
+
+    trail_id, trail = _only(template, "AWS::CloudTrail::Trail")
+    properties = trail["Properties"]
+    assert properties["IsMultiRegionTrail"] is True
+    assert properties["EnableLogFileValidation"] is True
+    assert properties["IncludeGlobalServiceEvents"] is True
+    assert properties["EventSelectors"] == [{"IncludeManagementEvents": True, "ReadWriteType": "WriteOnly"}]
+    key_id = properties["KMSKeyId"]["Fn::GetAtt"][0]
+    key_policy = template.find_resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]
+    assert any(
+        s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"} and s["Action"] == "kms:GenerateDataKey*"
+        for s in key_policy["Statement"]
+    )
+    bucket_id = properties["S3BucketName"]["Ref"]
+    bucket = template.find_resources("AWS::S3::Bucket")[bucket_id]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert "LoggingConfiguration" in bucket
+    bucket_policy = next(
+        p for p in template.find_resources("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in bucket_policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+    assert trail_id

@@ -1,0 +1,128 @@
+"""Synth-time gates: configuration errors name the key, cdk-nag and cfn-lint pass, assets are clean."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import aws_sqs as sqs
+
+import app as cdk_app
+from app import build_app
+from infra.config import ConfigError
+from infra.monitor import FUNCTION_CODE
+from tests.infra.conftest import CDK_JSON_CONTEXT
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"policy": {"allowedAlgorithms": []}}, "context 'policy' is invalid: policy field 'allowedAlgorithms'"),
+        ({"policy": {"allowedAlgorithms": ["aws:kms"], "requireBucketkey": True}}, "'requireBucketkey': unknown field"),
+        ({"policy": {"allowedKmsKeys": ["my-key"]}}, "'allowedKmsKeys[0]'"),
+        ({"policy": '{"allowedAlgorithms": ["AES256"]'}, "context 'policy' is not valid JSON"),
+        ({"policy": ["aws:kms"]}, "must be a JSON object"),
+        ({"alertEmails": "secops@example.com,not-an-address"}, "'not-an-address' is not an email address"),
+        ({"alertEmails": 42}, "context 'alertEmails' must be a list"),
+        ({"createTrail": "yes"}, "context 'createTrail' must be true or false"),
+        ({"powertoolsLayerArn": "AWSLambdaPowertoolsPythonV3:40"}, "context 'powertoolsLayerArn'"),
+    ],
+)
+def test_invalid_context_is_refused_at_synth_naming_the_key(context: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        build_app(context={**CDK_JSON_CONTEXT, **context})
+
+    assert message in str(refused.value)
+
+
+def test_the_app_reports_invalid_configuration_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cdk_app.main(context={"policy": {"exemptTag": ""}}) == 1
+    assert "Invalid configuration: context 'policy' is invalid: policy field 'exemptTag'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_policy_given_as_a_json_string_on_the_command_line_is_accepted() -> None:
+    app = build_app(context={**CDK_JSON_CONTEXT, "policy": '{"requireSseCBlocked": true}'})
+
+    assert app.node.find_child("S3EncryptionDriftMonitor")
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    # A stray bytecode file must not reach the asset (nor change its hash).
+    pycache = FUNCTION_CODE / "drift_monitor" / "__pycache__"
+    pycache.mkdir(exist_ok=True)
+    stray = pycache / "stray.cpython-311.pyc"
+    stray.write_bytes(b"\0")
+    try:
+        build_app(
+            context={
+                **CDK_JSON_CONTEXT,
+                "createTrail": True,
+                "alertEmails": ["secops@example.com"],
+                # What the CDK CLI sets: records where each asset was staged.
+                "aws:cdk:enable-asset-metadata": True,
+            },
+            outdir=str(outdir),
+        ).synth()
+    finally:
+        stray.unlink()
+    return outdir
+
+
+def test_cdk_nag_passes_with_every_acknowledgement_reasoned(synthesized: Path) -> None:
+    report = json.loads((synthesized / "validation-report.json").read_text())
+
+    (aws_solutions,) = report["pluginReports"]
+    assert aws_solutions["pluginName"] == "AwsSolutions"
+    assert aws_solutions["conclusion"] == "success"
+    assert aws_solutions["violations"] == []
+    for acknowledged in aws_solutions["suppressedViolations"]:
+        assert len(acknowledged["reason"]) > 40, acknowledged["ruleName"]
+
+
+def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
+    app = build_app(context=CDK_JSON_CONTEXT, outdir=str(tmp_path))
+    stack = app.node.find_child("S3EncryptionDriftMonitor")
+    sqs.Queue(stack, "UnencryptedQueueWithoutDeadLetters", encryption=sqs.QueueEncryption.UNENCRYPTED)  # type: ignore[arg-type]
+
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+
+
+def test_cfn_lint_reports_no_error(synthesized: Path) -> None:
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--non-zero-exit-code",
+            "error",
+            str(synthesized / "S3EncryptionDriftMonitor.template.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_asset_is_the_function_code_without_bytecode(synthesized: Path) -> None:
+    template = json.loads((synthesized / "S3EncryptionDriftMonitor.template.json").read_text())
+    (function,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    asset = synthesized / function["Metadata"]["aws:asset:path"]
+
+    shipped = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
+    source = sorted(
+        str(p.relative_to(FUNCTION_CODE))
+        for p in FUNCTION_CODE.rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert shipped == source
