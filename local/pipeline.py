@@ -8,6 +8,7 @@ invocation as the template's async config says, then sends it to the on-failure 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,9 +40,16 @@ class ReceivedAlert:
 
 
 class LocalPipeline:
+    """One deployment of the monitor on the emulator.
+
+    Its resources carry a unique prefix and it has its own event bus (standing in for the account's
+    default bus), so several deployments can share one emulator without seeing each other.
+    """
+
     def __init__(self, monitor: SynthesizedMonitor, emulator: Emulator) -> None:
         self.monitor = monitor
         self.emulator = emulator
+        self.prefix = f"m{uuid.uuid4().hex[:8]}"
         session = boto3.Session(
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
@@ -62,19 +70,27 @@ class LocalPipeline:
 
     def _deploy(self) -> None:
         for logical_id in self.monitor.logical_ids("AWS::SNS::Topic"):
-            arn = self._sns.create_topic(Name=logical_id)["TopicArn"]
-            self._attributes[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": logical_id}
+            name = f"{self.prefix}-{logical_id}"
+            arn = self._sns.create_topic(Name=name)["TopicArn"]
+            self._attributes[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
         for logical_id in self.monitor.logical_ids("AWS::SQS::Queue"):
-            self._attributes[logical_id] = self._create_queue(logical_id)
-        self._inbox = self._create_queue(FUNCTION_INBOX)
-        self._subscriber = self._create_queue(ALERT_SUBSCRIBER)
+            self._attributes[logical_id] = self._create_queue(f"{self.prefix}-{logical_id}")
+        self._inbox = self._create_queue(f"{self.prefix}-{FUNCTION_INBOX}")
+        self._subscriber = self._create_queue(f"{self.prefix}-{ALERT_SUBSCRIBER}")
 
-        rule_name = self.monitor.rule_id
+        self.bus_name = f"{self.prefix}-bus"
+        self._events.create_event_bus(Name=self.bus_name)
+        rule_name = f"{self.prefix}-{self.monitor.rule_id}"
         self._events.put_rule(
-            Name=rule_name, EventPattern=json.dumps(self.monitor.event_pattern), State="ENABLED"
+            Name=rule_name,
+            EventBusName=self.bus_name,
+            EventPattern=json.dumps(self.monitor.event_pattern),
+            State="ENABLED",
         )
         self._events.put_targets(
-            Rule=rule_name, Targets=[{"Id": "function", "Arn": self._inbox["Arn"]}]
+            Rule=rule_name,
+            EventBusName=self.bus_name,
+            Targets=[{"Id": "function", "Arn": self._inbox["Arn"]}],
         )
         self._sns.subscribe(
             TopicArn=self.resolve(self.monitor.environment["ALERT_TOPIC_ARN"]),
@@ -124,10 +140,11 @@ class LocalPipeline:
     # -- CloudTrail and the Lambda service --------------------------------------------------------
 
     def put_cloudtrail_event(self, detail: Mapping[str, Any]) -> None:
-        """Puts the event on the default bus as CloudTrail would; the rule decides where it goes."""
+        """Puts the event on the bus as CloudTrail would; the rule decides where it goes."""
         response = self._events.put_events(
             Entries=[
                 {
+                    "EventBusName": self.bus_name,
                     "Source": "aws.s3",
                     "DetailType": "AWS API Call via CloudTrail",
                     "Detail": json.dumps(detail),
@@ -139,14 +156,23 @@ class LocalPipeline:
         if response.get("FailedEntryCount"):
             raise RuntimeError(f"EventBridge refused the event: {response['Entries']}")
 
+    def delivered_events(self) -> list[dict[str, Any]]:
+        """Takes the events the rule routed to the function so far."""
+        events = []
+        for message in self._drain(self._inbox["QueueUrl"]):
+            event = json.loads(message["Body"])
+            # moto's envelope lacks the "account" field that EventBridge always sets.
+            event.setdefault("account", self.emulator.account)
+            events.append(event)
+        return events
+
     def deliver(self, function: LocalFunction) -> list[Invocation]:
         """Invokes the function for every event the rule delivered, as Lambda's async mode does."""
         config = self.monitor.async_config
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
         destination = config["DestinationConfig"]["OnFailure"]["Destination"]
         invocations = []
-        for body in self._drain(self._inbox["QueueUrl"]):
-            event = json.loads(body["Body"])
+        for event in self.delivered_events():
             invocation = function.invoke(event)
             for _ in range(attempts - 1):
                 if invocation.ok:

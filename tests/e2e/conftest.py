@@ -1,0 +1,62 @@
+"""The local pipeline (SPEC §8): `cdk synth` by the real CLI, run on moto server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.emulator import Emulator
+from local.pipeline import LocalPipeline
+from local.template import SynthesizedMonitor
+from tests.conftest import REPO
+
+CDK = REPO / "node_modules" / ".bin" / "cdk"
+
+
+def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
+    if not CDK.exists():
+        pytest.fail("the CDK CLI is not installed: run `make setup` (or `make test`)")
+    result = subprocess.run(
+        [str(CDK), "synth", "--no-notices", "-q", "--output", str(outdir), "-c", f"policy={json.dumps(policy)}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "end-of-life" not in result.stderr, result.stderr
+    return SynthesizedMonitor.load(outdir)
+
+
+SynthFactory = Callable[[dict[str, Any]], SynthesizedMonitor]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthFactory]:
+    made: dict[str, SynthesizedMonitor] = {}
+
+    def build(policy: dict[str, Any]) -> SynthesizedMonitor:
+        key = json.dumps(policy, sort_keys=True)
+        if key not in made:
+            made[key] = cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy)
+        return made[key]
+
+    yield build
+    for monitor in made.values():
+        shutil.rmtree(monitor.outdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def make_pipeline(emulator: Emulator) -> Callable[[SynthesizedMonitor], LocalPipeline]:
+    def build(monitor: SynthesizedMonitor) -> LocalPipeline:
+        return LocalPipeline(monitor, emulator)
+
+    return build
