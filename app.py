@@ -35,7 +35,7 @@ def main(context: dict[str, object] | None = None) -> int:
     try:
         app = build_app(context)
     except ConfigError as error:
-        print(f"Invalid configuration: {error}", file=sys.stderr)
+        sys.stderr.write(f"Invalid configuration: {error}\n")
         return 1
     app.synth()
     return 0

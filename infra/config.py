@@ -80,5 +80,7 @@ def _layer_arn(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not _LAYER_ARN.match(value):
-        raise ConfigError(f"context 'powertoolsLayerArn': {value!r} is not a Lambda layer version ARN")
+        raise ConfigError(
+            f"context 'powertoolsLayerArn': {value!r} is not a Lambda layer version ARN"
+        )
     return value

@@ -1,4 +1,4 @@
-"""The construct that owns the whole monitor: rule, function, topic, queues, alarms, optional trail."""
+"""The construct that owns the monitor: rule, function, topic, queues, alarms, optional trail."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .config import MonitorProps
 from .monitor import EncryptionDriftMonitor
@@ -51,6 +51,6 @@ class EncryptionDriftMonitorStack(Stack):
             )
 
 
-def _acknowledge(scope: Construct | None, finding_id: str, reason: str) -> None:
+def _acknowledge(scope: IConstruct | None, finding_id: str, reason: str) -> None:
     assert scope is not None
     Validations.of(scope).acknowledge(Acknowledgment(id=finding_id, reason=reason))

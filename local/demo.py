@@ -39,8 +39,8 @@ RULE = "-" * 78
 def _scenario(s3: RecordedS3, pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
     """Each step acts on the emulator, then yields what it did and what the monitor should do."""
     # Buckets that existed before the monitor was deployed: their creation produced no event.
-    for name in EXISTING_BUCKETS:
-        s3.create_bucket(name, tags=EXISTING_BUCKETS[name], record=False)
+    for name, tags in EXISTING_BUCKETS.items():
+        s3.create_bucket(name, tags=tags, record=False)
 
     s3.put_encryption("payments-ledger", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True)
     yield "payments-ledger: SSE-KMS with the approved key, bucket key on", "compliant: no alert"
@@ -167,7 +167,9 @@ def run(outdir: Path) -> int:
                 _print_email(alert)
             kept = pipeline.failure_queue_messages()
             for message in kept:
-                print(f"    failure queue: kept the event, reason: {message['attributes']['reason']}")
+                print(
+                    f"    failure queue: kept the event, reason: {message['attributes']['reason']}"
+                )
             severity = ", ".join(a.document["severity"] for a in alerts) or "-"
             summary.append((title.split(":")[0], outcome, severity))
             print()

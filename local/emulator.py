@@ -29,7 +29,7 @@ class Emulator:
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+            "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
@@ -82,7 +82,7 @@ def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes], timeout: 
         if process.poll() is not None:
             raise RuntimeError(f"moto_server exited with {process.returncode} before it was ready")
         with contextlib.suppress(OSError):
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # noqa: S310
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
             return
         time.sleep(0.1)
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout:.0f} s")

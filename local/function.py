@@ -1,4 +1,4 @@
-"""Runs the synthesized function's code the way Lambda would: its asset, its handler, its environment.
+"""Runs the synthesized function's code as Lambda would: its asset, handler and environment.
 
 One ``LocalFunction`` is one warm container: the module is imported once (the cold start) and
 each ``invoke`` calls the handler. Its stdout (Powertools' JSON logs and EMF metrics) is captured.
@@ -84,7 +84,7 @@ class LocalFunction:
             with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
                 module: ModuleType = importlib.import_module(self.module_name)
             self._handler = getattr(module, self.function_name)
-        except Exception as error:  # noqa: BLE001 - Lambda reports any init failure the same way
+        except Exception as error:
             self.init_error = f"{type(error).__name__}: {error}"
         finally:
             sys.path.remove(str(self.asset_dir))
@@ -95,7 +95,7 @@ class LocalFunction:
         try:
             with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
                 response = self._handler(event, LambdaContext())
-        except Exception as error:  # noqa: BLE001 - an unhandled error fails the invocation
+        except Exception as error:
             return Invocation(event=event, error=f"{type(error).__name__}: {error}")
         return Invocation(event=event, response=response)
 

@@ -52,7 +52,7 @@ class LocalPipeline:
         self.prefix = f"m{uuid.uuid4().hex[:8]}"
         session = boto3.Session(
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            aws_secret_access_key="testing",
             region_name=emulator.region,
         )
         self.s3 = session.client("s3", endpoint_url=emulator.endpoint)
@@ -188,7 +188,9 @@ class LocalPipeline:
     ) -> None:
         queue_arn = self.resolve(destination)
         queue_url = next(
-            attrs["QueueUrl"] for attrs in self._attributes.values() if attrs.get("Arn") == queue_arn
+            attrs["QueueUrl"]
+            for attrs in self._attributes.values()
+            if attrs.get("Arn") == queue_arn
         )
         error_type, _, message = (invocation.error or "").partition(": ")
         record = {

@@ -1,4 +1,4 @@
-"""Reads what ``cdk synth`` produced: the rule's pattern, the function's asset, handler and environment."""
+"""Reads what ``cdk synth`` produced: the rule's pattern, the function's asset and environment."""
 
 from __future__ import annotations
 
@@ -61,8 +61,10 @@ class SynthesizedMonitor:
     def asset_dir(self) -> Path:
         metadata = self.resources[self.function_id].get("Metadata", {})
         if "aws:asset:path" not in metadata:
-            raise TemplateError("the function has no aws:asset:path metadata (synthesize with the CDK CLI)")
-        return self.outdir / metadata["aws:asset:path"]
+            raise TemplateError(
+                "the function has no aws:asset:path metadata (synthesize with the CDK CLI)"
+            )
+        return self.outdir / str(metadata["aws:asset:path"])
 
     @property
     def environment(self) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from local.emulator import moto_server
+
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).resolve().parent / "events"
 
@@ -41,7 +43,5 @@ def event_fixture() -> Any:
 @pytest.fixture(scope="session")
 def emulator() -> Any:
     """moto in server mode on 127.0.0.1, one per test session."""
-    from local.emulator import moto_server
-
     with moto_server() as running:
         yield running

@@ -27,7 +27,9 @@ def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: BucketRe
     except BucketUnreadable as denied:
         finding = unverifiable(bucket, trigger, denied)
         if policy.is_exempt_name(bucket.name):
-            return replace(finding, status=Status.EXEMPT, detail="bucket name matches exemptBuckets")
+            return replace(
+                finding, status=Status.EXEMPT, detail="bucket name matches exemptBuckets"
+            )
     if not finding.alerts or policy.exempt_tag is None:
         return finding
     return _apply_exempt_tag(finding, policy, reader)

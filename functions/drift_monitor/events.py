@@ -63,12 +63,16 @@ def parse_event(raw: object) -> BucketChange:
     if not isinstance(bucket_name, str) or not bucket_name:
         raise InvalidEvent("detail.requestParameters.bucketName is missing")
     if not _BUCKET_NAME.match(bucket_name):
-        raise InvalidEvent(f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name")
+        raise InvalidEvent(
+            f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name"
+        )
 
     # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
     account = _optional_str(detail, "recipientAccountId") or _envelope(envelope, "account")
     if not account or not _ACCOUNT.match(account):
-        raise InvalidEvent(f"no 12-digit account in detail.recipientAccountId or account: {account!r}")
+        raise InvalidEvent(
+            f"no 12-digit account in detail.recipientAccountId or account: {account!r}"
+        )
     region = _optional_str(detail, "awsRegion") or _envelope(envelope, "region")
     if not region or not _REGION.match(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from fnmatch import fnmatchcase
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 SSE_S3 = "AES256"
@@ -69,7 +69,9 @@ class ExemptTag:
     def parse(cls, text: str) -> ExemptTag:
         key, sep, value = text.partition("=")
         if not _TAG_KEY.match(key):
-            raise PolicyError("exemptTag", f"{text!r} is not 'key' or 'key=value' with a valid tag key")
+            raise PolicyError(
+                "exemptTag", f"{text!r} is not 'key' or 'key=value' with a valid tag key"
+            )
         if sep and not _TAG_VALUE.match(value):
             raise PolicyError("exemptTag", f"{value!r} is not a valid tag value")
         return cls(key=key, value=value if sep else None)
@@ -92,7 +94,9 @@ class Policy:
     require_bucket_key: bool = False
     require_sse_c_blocked: bool = False
     exempt_buckets: tuple[str, ...] = ()
-    exempt_tag: ExemptTag | None = field(default_factory=lambda: ExemptTag.parse(DEFAULT_EXEMPT_TAG))
+    exempt_tag: ExemptTag | None = field(
+        default_factory=lambda: ExemptTag.parse(DEFAULT_EXEMPT_TAG)
+    )
 
     @classmethod
     def from_json(cls, text: str) -> Policy:

@@ -102,6 +102,7 @@ def _error_code(error: ClientError) -> str:
 
 
 def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
+    """The outcome an S3 error stands for; errors with no meaning here are returned unchanged."""
     code = _error_code(error)
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if code == _NO_BUCKET:

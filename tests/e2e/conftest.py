@@ -24,7 +24,16 @@ def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
     if not CDK.exists():
         pytest.fail("the CDK CLI is not installed: run `make setup` (or `make test`)")
     result = subprocess.run(
-        [str(CDK), "synth", "--no-notices", "-q", "--output", str(outdir), "-c", f"policy={json.dumps(policy)}"],
+        [
+            str(CDK),
+            "synth",
+            "--no-notices",
+            "-q",
+            "--output",
+            str(outdir),
+            "-c",
+            f"policy={json.dumps(policy)}",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -54,12 +54,16 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def strict(synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]) -> Deployment:
+def strict(
+    synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]
+) -> Deployment:
     return Deployment(make_pipeline(synth(STRICT)))
 
 
 @pytest.fixture(scope="module")
-def permissive(synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]) -> Deployment:
+def permissive(
+    synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]
+) -> Deployment:
     return Deployment(make_pipeline(synth(PERMISSIVE)))
 
 
@@ -81,16 +85,51 @@ def aes256(s3: RecordedS3, name: str) -> None:
 STRICT_CASES: list[tuple[str, str, dict[str, str] | None, Setup | None, list[str], str | None]] = [
     # (case, bucket prefix, tags at creation, change after creation, violation codes, severity)
     ("approved alias, bucket key on", "ledger", None, kms("alias/approved"), [], None),
-    ("approved alias by ARN, DSSE", "ledger", None, lambda s3, n: s3.put_encryption(n, "aws:kms:dsse", APPROVED), [], None),
+    (
+        "approved alias by ARN, DSSE",
+        "ledger",
+        None,
+        lambda s3, n: s3.put_encryption(n, "aws:kms:dsse", APPROVED),
+        [],
+        None,
+    ),
     ("listed partner key", "partner", None, kms(PARTNER_LISTED), [], None),
     ("no default encryption", "raw", None, None, ["NO_DEFAULT_ENCRYPTION"], "HIGH"),
     ("SSE-S3", "assets", None, aes256, ["ALGORITHM_NOT_ALLOWED"], "MEDIUM"),
-    ("unlisted partner key", "exchange", None, kms(PARTNER_UNLISTED), ["KMS_KEY_NOT_ALLOWED", "KMS_KEY_CROSS_ACCOUNT"], "HIGH"),
-    ("AWS managed key", "legacy", None, kms(None), ["KMS_KEY_NOT_ALLOWED", "AWS_MANAGED_KEY"], "MEDIUM"),
-    ("bucket key off", "logs", None, kms("alias/approved", bucket_key=False), ["BUCKET_KEY_DISABLED"], "MEDIUM"),
+    (
+        "unlisted partner key",
+        "exchange",
+        None,
+        kms(PARTNER_UNLISTED),
+        ["KMS_KEY_NOT_ALLOWED", "KMS_KEY_CROSS_ACCOUNT"],
+        "HIGH",
+    ),
+    (
+        "AWS managed key",
+        "legacy",
+        None,
+        kms(None),
+        ["KMS_KEY_NOT_ALLOWED", "AWS_MANAGED_KEY"],
+        "MEDIUM",
+    ),
+    (
+        "bucket key off",
+        "logs",
+        None,
+        kms("alias/approved", bucket_key=False),
+        ["BUCKET_KEY_DISABLED"],
+        "MEDIUM",
+    ),
     ("exempt by name", "sandbox", None, aes256, [], None),
     ("exempt by tag", "scratch", {"team": "sandbox"}, aes256, [], None),
-    ("tag with another value", "core", {"team": "core"}, aes256, ["ALGORITHM_NOT_ALLOWED"], "MEDIUM"),
+    (
+        "tag with another value",
+        "core",
+        {"team": "core"},
+        aes256,
+        ["ALGORITHM_NOT_ALLOWED"],
+        "MEDIUM",
+    ),
 ]
 
 
@@ -123,14 +162,23 @@ def test_every_policy_field_end_to_end(
     assert [v["code"] for v in document["violations"]] == codes
     assert document["severity"] == severity
     assert document["status"] == "DRIFT"
-    assert (document["bucket"], document["account"], document["region"]) == (name, ACCOUNT, "eu-west-1")
+    assert (document["bucket"], document["account"], document["region"]) == (
+        name,
+        ACCOUNT,
+        "eu-west-1",
+    )
     assert document["trigger"]["source"] == "cloudtrail"
     assert document["trigger"]["actor"] == DEMO_ACTOR
     assert document["trigger"]["eventName"] == ("PutBucketEncryption" if change else "CreateBucket")
     assert document["policy"]["allowedKmsKeys"] == STRICT["allowedKmsKeys"]
     assert document["remediation"].startswith(f"aws s3api put-bucket-encryption --bucket {name} ")
     assert alert.subject == f"[DRIFT] s3://{name} ({ACCOUNT}, eu-west-1)"
-    assert alert.attributes == {"status": "DRIFT", "severity": severity, "bucket": name, "account": ACCOUNT}
+    assert alert.attributes == {
+        "status": "DRIFT",
+        "severity": severity,
+        "bucket": name,
+        "account": ACCOUNT,
+    }
 
 
 def test_removing_encryption_is_a_high_severity_downgrade(strict: Deployment) -> None:
@@ -162,11 +210,15 @@ def test_a_bucket_deleted_before_the_check_raises_no_alert(strict: Deployment) -
     assert alerts == []
 
 
-def test_failed_and_unrelated_calls_never_reach_the_function(strict: Deployment, event_fixture: Any) -> None:
+def test_failed_and_unrelated_calls_never_reach_the_function(
+    strict: Deployment, event_fixture: Any
+) -> None:
     name = unique("ledger")
     strict.s3.create_bucket(name, record=False)
     strict.s3.denied_put_encryption(name)
-    strict.pipeline.put_cloudtrail_event(event_fixture("put-bucket-encryption-access-denied.json")["detail"])
+    strict.pipeline.put_cloudtrail_event(
+        event_fixture("put-bucket-encryption-access-denied.json")["detail"]
+    )
     for event_name in ("GetBucketEncryption", "PutBucketTagging", "DeleteBucket"):
         detail = event_fixture("put-bucket-encryption.json")["detail"]
         detail["eventName"] = event_name
@@ -198,14 +250,20 @@ def test_real_event_shapes_are_routed_and_read_in_their_region(
     invocations, alerts = strict.run()
 
     # None of these buckets exist on the emulator: each was read (in its region) and found gone.
-    assert [(i.response["status"], i.response["bucket"]) for i in invocations] == [("VANISHED", bucket)]
+    assert [(i.response["status"], i.response["bucket"]) for i in invocations] == [
+        ("VANISHED", bucket)
+    ]
     assert alerts == []
     evaluated = [r for r in strict.function.log_records() if r.get("message") == "Bucket evaluated"]
     assert evaluated[-1]["region"] == region
 
 
 def test_a_malformed_event_is_kept_with_its_reason_and_not_retried(strict: Deployment) -> None:
-    detail = {"eventSource": "s3.amazonaws.com", "eventName": "CreateBucket", "requestParameters": {}}
+    detail = {
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "CreateBucket",
+        "requestParameters": {},
+    }
     strict.pipeline.put_cloudtrail_event(detail)
 
     invocations, alerts = strict.run()
@@ -262,7 +320,10 @@ def test_an_invalid_policy_fails_the_invocation_and_the_event_is_kept(
     assert len(invocations) == 1 and not invocations[0].ok
     (kept,) = strict.pipeline.failure_queue_messages()
     record = kept["body"]
-    assert record["requestContext"] == {"condition": "RetriesExhausted", "approximateInvokeCount": 3}
+    assert record["requestContext"] == {
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
+    }
     assert record["requestPayload"]["detail"]["requestParameters"]["bucketName"] == name
     assert "ENCRYPTION_POLICY" in record["responsePayload"]["errorMessage"]
     assert "allowedAlgorithms" in record["responsePayload"]["errorMessage"]
@@ -294,7 +355,13 @@ PERMISSIVE_CASES = [
         ["ALGORITHM_NOT_ALLOWED", "SSE_C_NOT_BLOCKED"],
     ),
     # exemptTag null: the default exemption tag no longer exempts.
-    ("tag exemption disabled", "cache", {"encryption-monitor:exempt": "true"}, aes256, ["SSE_C_NOT_BLOCKED"]),
+    (
+        "tag exemption disabled",
+        "cache",
+        {"encryption-monitor:exempt": "true"},
+        aes256,
+        ["SSE_C_NOT_BLOCKED"],
+    ),
 ]
 
 
@@ -304,7 +371,11 @@ PERMISSIVE_CASES = [
     ids=[c[0] for c in PERMISSIVE_CASES],
 )
 def test_the_other_side_of_each_switch(
-    permissive: Deployment, prefix: str, tags: dict[str, str] | None, change: Setup, codes: list[str]
+    permissive: Deployment,
+    prefix: str,
+    tags: dict[str, str] | None,
+    change: Setup,
+    codes: list[str],
 ) -> None:
     # moto drops BlockedEncryptionTypes, so with requireSseCBlocked every bucket shows SSE-C open
     # here; the blocked case is covered against real S3 response shapes in tests/unit.

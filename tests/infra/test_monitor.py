@@ -87,7 +87,11 @@ def test_function_configuration(template: Template) -> None:
 
 
 def test_function_environment_carries_the_validated_policy(build_template: BuildTemplate) -> None:
-    policy = {"allowedAlgorithms": ["aws:kms"], "requireBucketKey": True, "exemptBuckets": ["tmp-*"]}
+    policy = {
+        "allowedAlgorithms": ["aws:kms"],
+        "requireBucketKey": True,
+        "exemptBuckets": ["tmp-*"],
+    }
     template = build_template(policy=policy)
     _, function = _only(template, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
@@ -119,7 +123,9 @@ def test_async_invocation_retries_then_keeps_the_event(template: Template) -> No
             "MaximumRetryAttempts": 2,
             "MaximumEventAgeInSeconds": 21600,
             "Qualifier": "$LATEST",
-            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [Match.any_value(), "Arn"]}}},
+            "DestinationConfig": {
+                "OnFailure": {"Destination": {"Fn::GetAtt": [Match.any_value(), "Arn"]}}
+            },
         },
     )
 
@@ -127,7 +133,9 @@ def test_async_invocation_retries_then_keeps_the_event(template: Template) -> No
 def test_powertools_layer_is_the_version_the_tests_run(template: Template) -> None:
     assert version("aws-lambda-powertools") == POWERTOOLS_VERSION
     parameters = template.to_json()["Parameters"]
-    layer_parameters = [p for p in parameters.values() if "/aws/service/powertools/" in p.get("Default", "")]
+    layer_parameters = [
+        p for p in parameters.values() if "/aws/service/powertools/" in p.get("Default", "")
+    ]
 
     assert layer_parameters == [
         {"Type": "AWS::SSM::Parameter::Value<String>", "Default": powertools_layer_parameter()}
@@ -138,7 +146,9 @@ def test_powertools_layer_is_the_version_the_tests_run(template: Template) -> No
 
 
 def test_powertools_layer_can_be_pinned_by_arn(build_template: BuildTemplate) -> None:
-    arn = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:40"
+    arn = (
+        "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:40"
+    )
 
     template = build_template(powertoolsLayerArn=arn)
 
@@ -156,11 +166,15 @@ def _statements(template: Template) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("create_trail", [False, True])
-def test_no_iam_statement_grants_a_wildcard_action(build_template: BuildTemplate, create_trail: bool) -> None:
+def test_no_iam_statement_grants_a_wildcard_action(
+    build_template: BuildTemplate, create_trail: bool
+) -> None:
     template = build_template(createTrail=create_trail)
 
     for statement in _statements(template):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
         for action in actions:
             assert action != "*" and not action.endswith(":*"), statement
     for role in template.find_resources("AWS::IAM::Role").values():
@@ -168,17 +182,26 @@ def test_no_iam_statement_grants_a_wildcard_action(build_template: BuildTemplate
 
 
 def test_bucket_reads_are_limited_to_this_account(template: Template) -> None:
-    (s3_statement,) = [s for s in _statements(template) if "s3:GetEncryptionConfiguration" in s["Action"]]
+    (s3_statement,) = [
+        s for s in _statements(template) if "s3:GetEncryptionConfiguration" in s["Action"]
+    ]
 
-    assert sorted(s3_statement["Action"]) == ["s3:GetBucketTagging", "s3:GetEncryptionConfiguration"]
-    assert s3_statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert sorted(s3_statement["Action"]) == [
+        "s3:GetBucketTagging",
+        "s3:GetEncryptionConfiguration",
+    ]
+    assert s3_statement["Condition"] == {
+        "StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}
+    }
 
 
 def test_function_can_publish_and_keep_but_nothing_more(template: Template) -> None:
     actions = sorted(
         action
         for statement in _statements(template)
-        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
     )
 
     assert actions == [
@@ -204,7 +227,8 @@ def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_can_use(template: Temp
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True
     cloudwatch = [
-        s for s in key["Properties"]["KeyPolicy"]["Statement"]
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
         if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert cloudwatch and cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
@@ -296,11 +320,14 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
     assert properties["IsMultiRegionTrail"] is True
     assert properties["EnableLogFileValidation"] is True
     assert properties["IncludeGlobalServiceEvents"] is True
-    assert properties["EventSelectors"] == [{"IncludeManagementEvents": True, "ReadWriteType": "WriteOnly"}]
+    assert properties["EventSelectors"] == [
+        {"IncludeManagementEvents": True, "ReadWriteType": "WriteOnly"}
+    ]
     key_id = properties["KMSKeyId"]["Fn::GetAtt"][0]
     key_policy = template.find_resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]
     assert any(
-        s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"} and s["Action"] == "kms:GenerateDataKey*"
+        s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}
+        and s["Action"] == "kms:GenerateDataKey*"
         for s in key_policy["Statement"]
     )
     bucket_id = properties["S3BucketName"]["Ref"]
@@ -313,7 +340,8 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
     }
     assert "LoggingConfiguration" in bucket
     bucket_policy = next(
-        p for p in template.find_resources("AWS::S3::BucketPolicy").values()
+        p
+        for p in template.find_resources("AWS::S3::BucketPolicy").values()
         if p["Properties"]["Bucket"] == {"Ref": bucket_id}
     )
     assert any(

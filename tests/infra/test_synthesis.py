@@ -1,4 +1,4 @@
-"""Synth-time gates: configuration errors name the key, cdk-nag and cfn-lint pass, assets are clean."""
+"""Synth-time gates: config errors name the key, cdk-nag and cfn-lint pass, assets are clean."""
 
 from __future__ import annotations
 
@@ -21,18 +21,29 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"policy": {"allowedAlgorithms": []}}, "context 'policy' is invalid: policy field 'allowedAlgorithms'"),
-        ({"policy": {"allowedAlgorithms": ["aws:kms"], "requireBucketkey": True}}, "'requireBucketkey': unknown field"),
+        (
+            {"policy": {"allowedAlgorithms": []}},
+            "context 'policy' is invalid: policy field 'allowedAlgorithms'",
+        ),
+        (
+            {"policy": {"allowedAlgorithms": ["aws:kms"], "requireBucketkey": True}},
+            "'requireBucketkey': unknown field",
+        ),
         ({"policy": {"allowedKmsKeys": ["my-key"]}}, "'allowedKmsKeys[0]'"),
         ({"policy": '{"allowedAlgorithms": ["AES256"]'}, "context 'policy' is not valid JSON"),
         ({"policy": ["aws:kms"]}, "must be a JSON object"),
-        ({"alertEmails": "secops@example.com,not-an-address"}, "'not-an-address' is not an email address"),
+        (
+            {"alertEmails": "secops@example.com,not-an-address"},
+            "'not-an-address' is not an email address",
+        ),
         ({"alertEmails": 42}, "context 'alertEmails' must be a list"),
         ({"createTrail": "yes"}, "context 'createTrail' must be true or false"),
         ({"powertoolsLayerArn": "AWSLambdaPowertoolsPythonV3:40"}, "context 'powertoolsLayerArn'"),
     ],
 )
-def test_invalid_context_is_refused_at_synth_naming_the_key(context: dict[str, Any], message: str) -> None:
+def test_invalid_context_is_refused_at_synth_naming_the_key(
+    context: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError) as refused:
         build_app(context={**CDK_JSON_CONTEXT, **context})
 
@@ -92,7 +103,9 @@ def test_cdk_nag_passes_with_every_acknowledgement_reasoned(synthesized: Path) -
 def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) -> None:
     app = build_app(context=CDK_JSON_CONTEXT, outdir=str(tmp_path))
     stack = app.node.find_child("S3EncryptionDriftMonitor")
-    sqs.Queue(stack, "UnencryptedQueueWithoutDeadLetters", encryption=sqs.QueueEncryption.UNENCRYPTED)  # type: ignore[arg-type]
+    sqs.Queue(
+        stack, "UnencryptedQueueWithoutDeadLetters", encryption=sqs.QueueEncryption.UNENCRYPTED
+    )  # type: ignore[arg-type]
 
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
@@ -116,7 +129,9 @@ def test_cfn_lint_reports_no_error(synthesized: Path) -> None:
 
 def test_the_asset_is_the_function_code_without_bytecode(synthesized: Path) -> None:
     template = json.loads((synthesized / "S3EncryptionDriftMonitor.template.json").read_text())
-    (function,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    (function,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+    ]
     asset = synthesized / function["Metadata"]["aws:asset:path"]
 
     shipped = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())

@@ -18,7 +18,6 @@ from functions.drift_monitor.alerts import (
 from functions.drift_monitor.assessment import unverifiable
 from functions.drift_monitor.evaluation import evaluate
 from functions.drift_monitor.models import (
-    BucketRef,
     EncryptionRule,
     Finding,
     ObservedEncryption,
@@ -39,7 +38,9 @@ TRIGGER = Trigger(
 )
 
 
-def drift(rules: tuple[EncryptionRule, ...] = (EncryptionRule("AES256"),), **policy: Any) -> Finding:
+def drift(
+    rules: tuple[EncryptionRule, ...] = (EncryptionRule("AES256"),), **policy: Any
+) -> Finding:
     return evaluate(ObservedEncryption(BUCKET, rules), Policy.from_dict(policy), TRIGGER)
 
 
@@ -114,7 +115,12 @@ def test_unverifiable_document_has_no_observed_state_and_no_fix() -> None:
 )
 @pytest.mark.parametrize("status", ["DRIFT", "UNVERIFIABLE"])
 def test_subject_fits_sns_rules(name: str, status: str) -> None:
-    document = {"status": status, "bucket": name, "account": "123456789012", "region": "ap-southeast-2"}
+    document = {
+        "status": status,
+        "bucket": name,
+        "account": "123456789012",
+        "region": "ap-southeast-2",
+    }
 
     subject = subject_line(document)
 

@@ -1,4 +1,4 @@
-"""assess(): the S3 outcomes of SPEC §4 turned into verdicts, and tags read only on the drift path."""
+"""assess(): the S3 outcomes of SPEC §4 as verdicts; tags are read only on the drift path."""
 
 from __future__ import annotations
 
@@ -56,17 +56,62 @@ EXEMPT_TAG = {"encryption-monitor:exempt": "true"}
         (InMemoryBuckets(COMPLIANT), {}, Status.COMPLIANT, ["GetBucketEncryption"]),
         (InMemoryBuckets(DRIFTED), {}, Status.DRIFT, ["GetBucketEncryption", "GetBucketTagging"]),
         (InMemoryBuckets(()), {}, Status.DRIFT, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DRIFTED, EXEMPT_TAG), {}, Status.EXEMPT, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DRIFTED, {"encryption-monitor:exempt": "false"}), {}, Status.DRIFT, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DRIFTED, EXEMPT_TAG), {"exemptTag": None}, Status.DRIFT, ["GetBucketEncryption"]),
-        (InMemoryBuckets(DRIFTED), {"exemptBuckets": ["payments-*"]}, Status.EXEMPT, ["GetBucketEncryption"]),
+        (
+            InMemoryBuckets(DRIFTED, EXEMPT_TAG),
+            {},
+            Status.EXEMPT,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
+        (
+            InMemoryBuckets(DRIFTED, {"encryption-monitor:exempt": "false"}),
+            {},
+            Status.DRIFT,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
+        (
+            InMemoryBuckets(DRIFTED, EXEMPT_TAG),
+            {"exemptTag": None},
+            Status.DRIFT,
+            ["GetBucketEncryption"],
+        ),
+        (
+            InMemoryBuckets(DRIFTED),
+            {"exemptBuckets": ["payments-*"]},
+            Status.EXEMPT,
+            ["GetBucketEncryption"],
+        ),
         # Tags unreadable: the exemption cannot be confirmed, so the drift is reported.
-        (InMemoryBuckets(DRIFTED, TAGS_DENIED), {}, Status.DRIFT, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DRIFTED, GONE), {}, Status.VANISHED, ["GetBucketEncryption", "GetBucketTagging"]),
+        (
+            InMemoryBuckets(DRIFTED, TAGS_DENIED),
+            {},
+            Status.DRIFT,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
+        (
+            InMemoryBuckets(DRIFTED, GONE),
+            {},
+            Status.VANISHED,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
         (InMemoryBuckets(GONE), {}, Status.VANISHED, ["GetBucketEncryption"]),
-        (InMemoryBuckets(DENIED), {}, Status.UNVERIFIABLE, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DENIED, EXEMPT_TAG), {}, Status.EXEMPT, ["GetBucketEncryption", "GetBucketTagging"]),
-        (InMemoryBuckets(DENIED), {"exemptBuckets": ["payments-*"]}, Status.EXEMPT, ["GetBucketEncryption"]),
+        (
+            InMemoryBuckets(DENIED),
+            {},
+            Status.UNVERIFIABLE,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
+        (
+            InMemoryBuckets(DENIED, EXEMPT_TAG),
+            {},
+            Status.EXEMPT,
+            ["GetBucketEncryption", "GetBucketTagging"],
+        ),
+        (
+            InMemoryBuckets(DENIED),
+            {"exemptBuckets": ["payments-*"]},
+            Status.EXEMPT,
+            ["GetBucketEncryption"],
+        ),
     ],
     ids=[
         "compliant: one read",
@@ -84,7 +129,9 @@ EXEMPT_TAG = {"encryption-monitor:exempt": "true"}
         "access denied but exempt by name",
     ],
 )
-def test_outcomes(state: InMemoryBuckets, policy: dict[str, object], status: Status, calls: list[str]) -> None:
+def test_outcomes(
+    state: InMemoryBuckets, policy: dict[str, object], status: Status, calls: list[str]
+) -> None:
     finding = assess(BUCKET, TRIGGER, Policy.from_dict(policy), state)
 
     assert finding.status is status

@@ -45,7 +45,12 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     ("SSE-S3 allowed", (SSE_S3,), {"allowedAlgorithms": ["AES256"]}, []),
     ("SSE-KMS in-account key", (kms(),), {}, []),
     ("DSSE-KMS in-account key", (dsse(),), {}, []),
-    ("DSSE-KMS not allowed", (dsse(),), {"allowedAlgorithms": ["aws:kms"]}, ["ALGORITHM_NOT_ALLOWED"]),
+    (
+        "DSSE-KMS not allowed",
+        (dsse(),),
+        {"allowedAlgorithms": ["aws:kms"]},
+        ["ALGORITHM_NOT_ALLOWED"],
+    ),
     ("object-level algorithm aws:fsx", (EncryptionRule("aws:fsx"),), {}, ["ALGORITHM_NOT_ALLOWED"]),
     ("empty algorithm string", (EncryptionRule(""),), {}, ["ALGORITHM_NOT_ALLOWED"]),
     ("listed key", (kms(KEY),), {"allowedKmsKeys": [KEY]}, []),
@@ -71,7 +76,12 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     ),
     ("DSSE with a cross-account key", (dsse(FOREIGN_KEY),), {}, ["KMS_KEY_CROSS_ACCOUNT"]),
     ("AWS managed key (no key id) allowed", (kms(None),), {}, []),
-    ("AWS managed key, CMK required", (kms(None),), {"requireCustomerManagedKey": True}, ["AWS_MANAGED_KEY"]),
+    (
+        "AWS managed key, CMK required",
+        (kms(None),),
+        {"requireCustomerManagedKey": True},
+        ["AWS_MANAGED_KEY"],
+    ),
     (
         "AWS managed key by alias name, CMK required",
         (kms("alias/aws/s3"),),
@@ -86,10 +96,20 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     ),
     ("listed AWS managed key", (kms(None),), {"allowedKmsKeys": [AWS_MANAGED]}, []),
     ("bucket key off, not required", (kms(bucket_key=False),), {}, []),
-    ("bucket key off, required", (kms(bucket_key=False),), {"requireBucketKey": True}, ["BUCKET_KEY_DISABLED"]),
+    (
+        "bucket key off, required",
+        (kms(bucket_key=False),),
+        {"requireBucketKey": True},
+        ["BUCKET_KEY_DISABLED"],
+    ),
     # DSSE-KMS has no bucket keys: requiring them must not flag it.
     ("DSSE, bucket key required", (dsse(),), {"requireBucketKey": True}, []),
-    ("SSE-C open, blocking required", (kms(),), {"requireSseCBlocked": True}, ["SSE_C_NOT_BLOCKED"]),
+    (
+        "SSE-C open, blocking required",
+        (kms(),),
+        {"requireSseCBlocked": True},
+        ["SSE_C_NOT_BLOCKED"],
+    ),
     ("SSE-C blocked", (kms(blocked=("SSE-C",)),), {"requireSseCBlocked": True}, []),
     (
         "only NONE blocked",
@@ -129,8 +149,12 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
 ]
 
 
-@pytest.mark.parametrize(("rules", "policy", "codes"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_violations(rules: tuple[EncryptionRule, ...], policy: dict[str, Any], codes: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("rules", "policy", "codes"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_violations(
+    rules: tuple[EncryptionRule, ...], policy: dict[str, Any], codes: list[str]
+) -> None:
     finding = evaluate(ObservedEncryption(BUCKET, rules), Policy.from_dict(policy), PUT)
 
     assert [v.code.value for v in finding.violations] == codes
@@ -139,9 +163,7 @@ def test_violations(rules: tuple[EncryptionRule, ...], policy: dict[str, Any], c
 
 
 def test_messages_name_the_rule_when_there_are_several() -> None:
-    finding = evaluate(
-        ObservedEncryption(BUCKET, (kms(), kms(FOREIGN_KEY))), Policy(), PUT
-    )
+    finding = evaluate(ObservedEncryption(BUCKET, (kms(), kms(FOREIGN_KEY))), Policy(), PUT)
 
     assert finding.violations[0].message.startswith("Rule 2 of 2: KMS key " + FOREIGN_KEY)
 
@@ -170,7 +192,11 @@ def test_a_compliant_bucket_matching_an_exempt_name_is_simply_compliant() -> Non
         (KEY_ID, BUCKET, KEY),
         ("alias/payments", BUCKET, ALIAS),
         (FOREIGN_KEY, BUCKET, FOREIGN_KEY),
-        (KEY_ID, BucketRef("b", ACCOUNT, "cn-north-1"), f"arn:aws-cn:kms:cn-north-1:{ACCOUNT}:key/{KEY_ID}"),
+        (
+            KEY_ID,
+            BucketRef("b", ACCOUNT, "cn-north-1"),
+            f"arn:aws-cn:kms:cn-north-1:{ACCOUNT}:key/{KEY_ID}",
+        ),
         (
             "alias/x",
             BucketRef("b", ACCOUNT, "us-gov-west-1"),
@@ -197,14 +223,22 @@ def test_an_unparseable_key_arn_from_another_account_is_still_cross_account() ->
         ((), {}, "CreateBucket", Severity.HIGH),
         ((kms(FOREIGN_KEY),), {}, "PutBucketEncryption", Severity.HIGH),
         ((SSE_S3,), {}, "PutBucketEncryption", Severity.MEDIUM),
-        ((kms(bucket_key=False),), {"requireBucketKey": True}, "PutBucketEncryption", Severity.MEDIUM),
+        (
+            (kms(bucket_key=False),),
+            {"requireBucketKey": True},
+            "PutBucketEncryption",
+            Severity.MEDIUM,
+        ),
         # On AWS, DeleteBucketEncryption leaves SSE-S3: a downgrade is HIGH whatever the code.
         ((SSE_S3,), {}, "DeleteBucketEncryption", Severity.HIGH),
         ((SSE_S3,), {}, None, Severity.MEDIUM),
     ],
 )
 def test_severity(
-    rules: tuple[EncryptionRule, ...], policy: dict[str, Any], event_name: str | None, severity: Severity
+    rules: tuple[EncryptionRule, ...],
+    policy: dict[str, Any],
+    event_name: str | None,
+    severity: Severity,
 ) -> None:
     trigger = Trigger(source="cloudtrail", event_name=event_name)
 

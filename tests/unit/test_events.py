@@ -87,23 +87,57 @@ _DELETE = object()
 INVALID = [
     ("no detail", _mutate(["detail"], _DELETE), "no 'detail'"),
     ("detail not an object", _mutate(["detail"], "text"), "no 'detail'"),
-    ("no requestParameters", _mutate(["detail", "requestParameters"], _DELETE), "bucketName is missing"),
-    ("requestParameters null", _mutate(["detail", "requestParameters"], None), "bucketName is missing"),
+    (
+        "no requestParameters",
+        _mutate(["detail", "requestParameters"], _DELETE),
+        "bucketName is missing",
+    ),
+    (
+        "requestParameters null",
+        _mutate(["detail", "requestParameters"], None),
+        "bucketName is missing",
+    ),
     ("no bucket name", _mutate(["detail", "requestParameters", "bucketName"], _DELETE), "missing"),
     ("empty bucket name", _mutate(["detail", "requestParameters", "bucketName"], ""), "missing"),
-    ("bucket name not a string", _mutate(["detail", "requestParameters", "bucketName"], 7), "missing"),
-    ("bucket name with a slash", _mutate(["detail", "requestParameters", "bucketName"], "a/b"), "not a bucket name"),
-    ("bucket name too short", _mutate(["detail", "requestParameters", "bucketName"], "ab"), "not a bucket name"),
-    ("bucket name too long", _mutate(["detail", "requestParameters", "bucketName"], "a" * 256), "not a bucket name"),
-    ("bucket name with a space", _mutate(["detail", "requestParameters", "bucketName"], "my bucket"), "not a bucket name"),
-    ("no account anywhere", lambda e: (e["detail"].pop("recipientAccountId"), e.pop("account")), "account"),
+    (
+        "bucket name not a string",
+        _mutate(["detail", "requestParameters", "bucketName"], 7),
+        "missing",
+    ),
+    (
+        "bucket name with a slash",
+        _mutate(["detail", "requestParameters", "bucketName"], "a/b"),
+        "not a bucket name",
+    ),
+    (
+        "bucket name too short",
+        _mutate(["detail", "requestParameters", "bucketName"], "ab"),
+        "not a bucket name",
+    ),
+    (
+        "bucket name too long",
+        _mutate(["detail", "requestParameters", "bucketName"], "a" * 256),
+        "not a bucket name",
+    ),
+    (
+        "bucket name with a space",
+        _mutate(["detail", "requestParameters", "bucketName"], "my bucket"),
+        "not a bucket name",
+    ),
+    (
+        "no account anywhere",
+        lambda e: (e["detail"].pop("recipientAccountId"), e.pop("account")),
+        "account",
+    ),
     ("malformed account", _mutate(["detail", "recipientAccountId"], "12345"), "account"),
     ("no region anywhere", lambda e: (e["detail"].pop("awsRegion"), e.pop("region")), "region"),
     ("malformed region", _mutate(["detail", "awsRegion"], "Europe"), "region"),
 ]
 
 
-@pytest.mark.parametrize(("mutate", "reason"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+@pytest.mark.parametrize(
+    ("mutate", "reason"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
 def test_events_that_can_never_succeed_are_refused_with_a_reason(
     event_fixture: LoadEvent, mutate: Callable[[dict[str, Any]], Any], reason: str
 ) -> None:
@@ -127,7 +161,9 @@ def test_an_event_that_is_not_an_object_is_refused(raw: Any) -> None:
 @pytest.mark.parametrize(
     "name", ["Legacy_Bucket.With.Capitals", "a-directory-bucket--usw2-az1--x-s3", "abc"]
 )
-def test_legacy_and_directory_bucket_names_are_accepted(event_fixture: LoadEvent, name: str) -> None:
+def test_legacy_and_directory_bucket_names_are_accepted(
+    event_fixture: LoadEvent, name: str
+) -> None:
     event = event_fixture("put-bucket-encryption.json")
     event["detail"]["requestParameters"]["bucketName"] = name
 

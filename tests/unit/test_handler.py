@@ -59,7 +59,9 @@ class Account:
 @pytest.fixture
 def account(emulator: Emulator) -> Iterator[Account]:
     session = boto3.Session(region_name=emulator.region)
-    clients = {name: session.client(name, endpoint_url=emulator.endpoint) for name in ("s3", "sns", "sqs")}
+    clients = {
+        name: session.client(name, endpoint_url=emulator.endpoint) for name in ("s3", "sns", "sqs")
+    }
     suffix = uuid.uuid4().hex[:8]
     topic_arn = clients["sns"].create_topic(Name=f"alerts-{suffix}")["TopicArn"]
     failure_url = clients["sqs"].create_queue(QueueName=f"failures-{suffix}")["QueueUrl"]
@@ -68,12 +70,22 @@ def account(emulator: Emulator) -> Iterator[Account]:
         QueueUrl=subscriber_url, AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
     clients["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
-    yield Account(emulator, clients["s3"], clients["sns"], clients["sqs"], topic_arn, failure_url, subscriber_url)
+    yield Account(
+        emulator,
+        clients["s3"],
+        clients["sns"],
+        clients["sqs"],
+        topic_arn,
+        failure_url,
+        subscriber_url,
+    )
 
 
 def _bucket(account: Account, event: dict[str, Any], algorithm: str | None) -> None:
     name = event["detail"]["requestParameters"]["bucketName"] = f"bucket-{uuid.uuid4().hex[:12]}"
-    account.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    account.s3.create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     if algorithm:
         account.s3.put_bucket_encryption(
             Bucket=name,
@@ -123,7 +135,9 @@ def test_compliant_bucket_publishes_nothing(account: Account, event_fixture: Loa
     assert _metrics(function) == {"Evaluations": 1, "CompliantBuckets": 1}
 
 
-def test_a_vanished_bucket_is_logged_and_counted(account: Account, event_fixture: LoadEvent) -> None:
+def test_a_vanished_bucket_is_logged_and_counted(
+    account: Account, event_fixture: LoadEvent
+) -> None:
     event = event_fixture("put-bucket-encryption.json")
     event["detail"]["requestParameters"]["bucketName"] = f"gone-{uuid.uuid4().hex[:8]}"
     function = account.start()
@@ -176,7 +190,9 @@ def test_invalid_events_are_kept_as_they_arrived(account: Account, event: Any, r
 
 
 def test_if_the_failure_queue_is_unreachable_the_invocation_fails(account: Account) -> None:
-    function = account.start(FAILURE_QUEUE_URL=f"{account.emulator.endpoint}/123456789012/no-such-queue")
+    function = account.start(
+        FAILURE_QUEUE_URL=f"{account.emulator.endpoint}/123456789012/no-such-queue"
+    )
 
     invocation = function.invoke({"detail": {}})
 
@@ -184,7 +200,9 @@ def test_if_the_failure_queue_is_unreachable_the_invocation_fails(account: Accou
     assert "NonExistentQueue" in (invocation.error or "")
 
 
-def test_if_publishing_fails_the_invocation_fails(account: Account, event_fixture: LoadEvent) -> None:
+def test_if_publishing_fails_the_invocation_fails(
+    account: Account, event_fixture: LoadEvent
+) -> None:
     event = event_fixture("put-bucket-encryption.json")
     _bucket(account, event, None)
     function = account.start(ALERT_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:no-such-topic")
@@ -228,7 +246,9 @@ def test_without_a_policy_the_defaults_apply_with_a_warning(
     assert "ENCRYPTION_POLICY is not set: the default policy applies" in warnings
 
 
-def test_a_policy_in_the_environment_is_enforced(account: Account, event_fixture: LoadEvent) -> None:
+def test_a_policy_in_the_environment_is_enforced(
+    account: Account, event_fixture: LoadEvent
+) -> None:
     event = event_fixture("put-bucket-encryption.json")
     _bucket(account, event, "AES256")
     function = account.start(ENCRYPTION_POLICY='{"allowedAlgorithms": ["AES256", "aws:kms"]}')

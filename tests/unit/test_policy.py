@@ -121,7 +121,10 @@ def test_a_document_that_is_not_an_object_is_refused(document: str) -> None:
 
 def test_duplicates_are_dropped_keeping_order() -> None:
     policy = Policy.from_dict(
-        {"allowedAlgorithms": ["aws:kms:dsse", "aws:kms", "aws:kms:dsse"], "allowedKmsKeys": [KEY, KEY]}
+        {
+            "allowedAlgorithms": ["aws:kms:dsse", "aws:kms", "aws:kms:dsse"],
+            "allowedKmsKeys": [KEY, KEY],
+        }
     )
 
     assert policy.allowed_algorithms == ("aws:kms:dsse", "aws:kms")

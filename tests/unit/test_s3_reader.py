@@ -45,7 +45,12 @@ def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
     [
         # Real S3 since January 2023, and after DeleteBucketEncryption: SSE-S3.
         (
-            _rules({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}),
+            _rules(
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                    "BucketKeyEnabled": False,
+                }
+            ),
             (EncryptionRule("AES256"),),
         ),
         (
@@ -59,18 +64,35 @@ def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
                     "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
                 }
             ),
-            (EncryptionRule("aws:kms", "arn:aws:kms:eu-west-1:123456789012:alias/payments", True, ("SSE-C",)),),
+            (
+                EncryptionRule(
+                    "aws:kms", "arn:aws:kms:eu-west-1:123456789012:alias/payments", True, ("SSE-C",)
+                ),
+            ),
         ),
         (
-            _rules({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse", "KMSMasterKeyID": "k"}}),
+            _rules(
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms:dsse",
+                        "KMSMasterKeyID": "k",
+                    }
+                }
+            ),
             (EncryptionRule("aws:kms:dsse", "k", False, None),),
         ),
         # Object-level values must not crash the parser.
-        (_rules({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:fsx"}}), (EncryptionRule("aws:fsx"),)),
+        (
+            _rules({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:fsx"}}),
+            (EncryptionRule("aws:fsx"),),
+        ),
         (
             _rules(
                 {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
-                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True},
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                    "BucketKeyEnabled": True,
+                },
             ),
             (EncryptionRule("AES256"), EncryptionRule("aws:kms", None, True)),
         ),
@@ -92,7 +114,9 @@ def test_no_configuration_is_an_empty_rule_list(reader: S3Reader) -> None:
     # What moto returns for a new bucket and after DeleteBucketEncryption (real S3 did before 2023).
     stubber = _stub(reader)
     stubber.add_client_error(
-        "get_bucket_encryption", "ServerSideEncryptionConfigurationNotFoundError", http_status_code=404
+        "get_bucket_encryption",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        http_status_code=404,
     )
 
     assert reader.read_encryption(BUCKET).rules == ()
@@ -107,9 +131,12 @@ def test_a_vanished_bucket(reader: S3Reader) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "status"), [("AccessDenied", 403), ("AllAccessDisabled", 403), ("InvalidBucketOwner", 403)]
+    ("code", "status"),
+    [("AccessDenied", 403), ("AllAccessDisabled", 403), ("InvalidBucketOwner", 403)],
 )
-def test_access_denied_is_unreadable_not_unencrypted(reader: S3Reader, code: str, status: int) -> None:
+def test_access_denied_is_unreadable_not_unencrypted(
+    reader: S3Reader, code: str, status: int
+) -> None:
     stubber = _stub(reader)
     stubber.add_client_error("get_bucket_encryption", code, http_status_code=status)
 
@@ -171,7 +198,7 @@ class _FlakyS3(BaseHTTPRequestHandler):
     failures_left = 0
     requests: list[str] = []  # noqa: RUF012 - reset per test by the fixture
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         if type(self).failures_left > 0:
             type(self).failures_left -= 1
