@@ -120,7 +120,7 @@ def _print_email(alert: ReceivedAlert) -> None:
     print(f"  Subject: {alert.subject}")
     print()
     for line in render_email(alert.document).splitlines():
-        print(f"  {line}")
+        print(f"  {line}".rstrip())
     print(f"  {RULE[:76]}")
 
 
