@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudtrail as cloudtrail
@@ -60,7 +61,7 @@ class EncryptionDriftMonitor(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
             )
@@ -173,7 +174,19 @@ class EncryptionDriftMonitor(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
         )
-        self.topic.grant_publish(role)
+        # Not topic.grant_publish: it grants kms:GenerateDataKey*, wider than SNS needs.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishAlerts", actions=["sns:Publish"], resources=[self.topic.topic_arn]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptAlertsForTheTopic",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[self.key.key_arn],
+            )
+        )
         self.failure_queue.grant_send_messages(role)
         return function
 
@@ -211,27 +224,25 @@ class EncryptionDriftMonitor(Construct):
             )
             alarm.add_alarm_action(action)
 
-    def _trail(self) -> cloudtrail.Trail:
-        access_logs = s3.Bucket(
+    def _private_bucket(self, construct_id: str, **extra: Any) -> s3.Bucket:
+        return s3.Bucket(
             self,
-            "TrailAccessLogs",
+            construct_id,
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.RETAIN,
+            **extra,
         )
-        trail_bucket = s3.Bucket(
-            self,
+
+    def _trail(self) -> cloudtrail.Trail:
+        access_logs = self._private_bucket("TrailAccessLogs")
+        trail_bucket = self._private_bucket(
             "TrailBucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="trail-bucket/",
-            removal_policy=RemovalPolicy.RETAIN,
         )
         trail_key = kms.Key(
             self,
@@ -245,7 +256,7 @@ class EncryptionDriftMonitor(Construct):
             iam.PolicyStatement(
                 sid="AllowCloudTrailToEncryptLogs",
                 principals=[cloudtrail_principal],
-                actions=["kms:GenerateDataKey*"],
+                actions=["kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={
                     "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},

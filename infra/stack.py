@@ -37,12 +37,6 @@ class EncryptionDriftMonitorStack(Stack):
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
             "permissions (added by Tracing.ACTIVE).",
         )
-        _acknowledge(
-            monitor.function.role,
-            "AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-            "Added by topic.grant_publish for the topic's own key only (resource is that key's "
-            "ARN); SNS needs GenerateDataKey to publish to an encrypted topic.",
-        )
         for queue in (monitor.failure_queue, monitor.delivery_dead_letter_queue):
             _acknowledge(
                 queue,

@@ -20,6 +20,17 @@ from tests.conftest import REPO
 CDK = REPO / "node_modules" / ".bin" / "cdk"
 
 
+def offline_environment() -> dict[str, str]:
+    """No AWS credentials: with them the CDK CLI asks STS for a default account (network)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {
+        **environment,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+    }
+
+
 def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
     if not CDK.exists():
         pytest.fail("the CDK CLI is not installed: run `make setup` (or `make test`)")
@@ -38,7 +49,7 @@ def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"},
+        env=offline_environment(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "end-of-life" not in result.stderr, result.stderr

@@ -176,7 +176,7 @@ def test_no_iam_statement_grants_a_wildcard_action(
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
         for action in actions:
-            assert action != "*" and not action.endswith(":*"), statement
+            assert "*" not in action, statement
     for role in template.find_resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -206,7 +206,7 @@ def test_function_can_publish_and_keep_but_nothing_more(template: Template) -> N
 
     assert actions == [
         "kms:Decrypt",
-        "kms:GenerateDataKey*",
+        "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "s3:GetBucketTagging",
@@ -231,7 +231,7 @@ def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_can_use(template: Temp
         for s in key["Properties"]["KeyPolicy"]["Statement"]
         if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
-    assert cloudwatch and cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch and cloudwatch[0]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
 def test_topic_refuses_plain_http(template: Template) -> None:
@@ -327,7 +327,7 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
     key_policy = template.find_resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]
     assert any(
         s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}
-        and s["Action"] == "kms:GenerateDataKey*"
+        and s["Action"] == "kms:GenerateDataKey"
         for s in key_policy["Statement"]
     )
     bucket_id = properties["S3BucketName"]["Ref"]

@@ -17,25 +17,19 @@ from functions.drift_monitor.alerts import (
 )
 from functions.drift_monitor.assessment import unverifiable
 from functions.drift_monitor.evaluation import evaluate
+from functions.drift_monitor.events import parse_event
 from functions.drift_monitor.models import (
     EncryptionRule,
     Finding,
     ObservedEncryption,
     Status,
-    Trigger,
 )
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.s3_reader import BucketUnreadable, parse_rule
+from tests.conftest import load_event
 from tests.unit.test_evaluation import BUCKET, CASES
 
-TRIGGER = Trigger(
-    source="cloudtrail",
-    event_name="PutBucketEncryption",
-    event_time="2026-11-20T10:15:30Z",
-    event_id="3e2a6f3c-7d0b-4c59-9a61-4b1e0f3f2d11",
-    actor="arn:aws:sts::123456789012:assumed-role/PlatformAdmin/alice",
-    source_ip="203.0.113.24",
-)
+TRIGGER = parse_event(load_event("put-bucket-encryption.json")).trigger
 
 
 def drift(
