@@ -19,7 +19,7 @@ from .cloudtrail import RecordedS3
 from .emulator import moto_server
 from .function import Invocation, LocalFunction
 from .pipeline import LocalPipeline, ReceivedAlert
-from .template import SynthesizedMonitor
+from .template import SynthesizedMonitor, TemplateError
 
 IN_ACCOUNT_KEY = "alias/demo-data"
 EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
@@ -190,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("outdir", type=Path, help="directory written by `cdk synth`")
     args = parser.parse_args(argv)
-    return run(args.outdir)
+    try:
+        return run(args.outdir)
+    except TemplateError as error:
+        print(f"Cannot run the demo: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

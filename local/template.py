@@ -49,11 +49,6 @@ class SynthesizedMonitor:
         return pattern
 
     @property
-    def rule_target(self) -> dict[str, Any]:
-        target: dict[str, Any] = self._properties(self.rule_id)["Targets"][0]
-        return target
-
-    @property
     def handler(self) -> str:
         return str(self._properties(self.function_id)["Handler"])
 
@@ -81,6 +76,3 @@ class SynthesizedMonitor:
 
     def logical_ids(self, resource_type: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
-
-    def resource_type(self, logical_id: str) -> str:
-        return str(self.resources[logical_id]["Type"])

@@ -55,10 +55,6 @@ class KmsArn:
             return None
         return cls(**match.groupdict())
 
-    @property
-    def is_alias(self) -> bool:
-        return self.resource.startswith("alias/")
-
 
 @dataclass(frozen=True)
 class ExemptTag:
