@@ -49,7 +49,7 @@ def parse_event(raw: object) -> BucketChange:
     if not isinstance(raw, Mapping):
         raise InvalidEvent(f"event is a {type(raw).__name__}, not a JSON object")
     envelope = EventBridgeEvent(dict(raw))
-    detail = raw.get("detail")
+    detail = envelope.get("detail")
     if not isinstance(detail, Mapping):
         raise InvalidEvent("event has no 'detail' object (not a CloudTrail event)")
 
