@@ -23,6 +23,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
+
 from .config import MonitorProps
 
 # Must equal the aws-lambda-powertools pin in pyproject.toml: the tests run against that version.
@@ -31,8 +33,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 FUNCTION_CODE = Path(__file__).resolve().parent.parent / "functions"
 HANDLER = "drift_monitor.handler.lambda_handler"
-SERVICE_NAME = "s3-encryption-drift-monitor"
-METRICS_NAMESPACE = "S3EncryptionDriftMonitor"
 MONITORED_EVENTS = ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 QUEUE_RETENTION = Duration.days(14)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from functions.drift_monitor.alerts import render_email
 
-from .cloudtrail import RecordedS3
 from .emulator import moto_server
 from .function import Invocation, LocalFunction
 from .pipeline import LocalPipeline, ReceivedAlert
@@ -36,8 +35,9 @@ FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/1a2b3c4d-5e6f-4a1b-8c2d-3e
 RULE = "-" * 78
 
 
-def _scenario(s3: RecordedS3, pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
+def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
     """Each step acts on the emulator, then yields what it did and what the monitor should do."""
+    s3 = pipeline.recorded_s3
     # Buckets that existed before the monitor was deployed: their creation produced no event.
     for name, tags in EXISTING_BUCKETS.items():
         s3.create_bucket(name, tags=tags, record=False)
@@ -155,7 +155,7 @@ def run(outdir: Path) -> int:
         print(f"  function: {monitor.handler} from {monitor.asset_dir.name}")
         print(f"  policy:   {json.dumps(policy)}")
         print()
-        steps = _scenario(pipeline.recorded_s3, pipeline)
+        steps = _scenario(pipeline)
         for number, (title, expectation) in enumerate(steps, start=1):
             print(f"{number:>2}. {title}")
             print(f"    expected: {expectation}")

@@ -186,12 +186,8 @@ class LocalPipeline:
     def _send_to_destination(
         self, destination: Any, event: Any, invocation: Invocation, attempts: int
     ) -> None:
-        queue_arn = self.resolve(destination)
-        queue_url = next(
-            attrs["QueueUrl"]
-            for attrs in self._attributes.values()
-            if attrs.get("Arn") == queue_arn
-        )
+        # The destination is the queue's Fn::GetAtt Arn; sending needs the same queue's URL.
+        queue_url = self._attribute(destination["Fn::GetAtt"][0], "QueueUrl")
         error_type, _, message = (invocation.error or "").partition(": ")
         record = {
             "version": "1.0",

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from .evaluation import rule_violations
+from .evaluation import SSE_C, rule_violations
 from .models import EncryptionRule, Finding, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, Policy
 
@@ -154,17 +154,14 @@ def remediation_command(finding: Finding, policy: Policy) -> str | None:
     if finding.status is not Status.DRIFT:
         return None
     rule = _compliant_rule(finding, policy)
-    blocked = None
-    if rule.blocked_encryption_types:
-        blocked = {"EncryptionType": list(rule.blocked_encryption_types)}
     by_default: dict[str, Any] = {"SSEAlgorithm": rule.algorithm}
     if rule.kms_key_id:
         by_default["KMSMasterKeyID"] = rule.kms_key_id
     api_rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": by_default}
     if rule.algorithm == SSE_KMS:
         api_rule["BucketKeyEnabled"] = True
-    if blocked:
-        api_rule["BlockedEncryptionTypes"] = blocked
+    if rule.blocked_encryption_types:
+        api_rule["BlockedEncryptionTypes"] = {"EncryptionType": list(rule.blocked_encryption_types)}
     configuration = json.dumps({"Rules": [api_rule]}, separators=(",", ":"))
     bucket = finding.bucket
     return shlex.join(
@@ -186,10 +183,10 @@ def remediation_command(finding: Finding, policy: Policy) -> str | None:
 
 def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
     current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
-    blocked: tuple[str, ...] | None = None
-    if policy.require_sse_c_blocked or (current and current.blocked_encryption_types):
-        kept = set(current.blocked_encryption_types or ()) if current else set()
-        blocked = tuple(sorted(kept | ({"SSE-C"} if policy.require_sse_c_blocked else set())))
+    kept = set(current.blocked_encryption_types or ()) if current else set()
+    if policy.require_sse_c_blocked:
+        kept.add(SSE_C)
+    blocked = tuple(sorted(kept)) or None
 
     algorithm = _preferred_algorithm(current, policy)
     if algorithm == SSE_S3:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from .evaluation import evaluate
+from .evaluation import EXEMPT_BY_NAME, evaluate
 from .models import BucketRef, Code, Finding, ObservedEncryption, Status, Trigger, Violation
-from .policy import Policy
+from .policy import ExemptTag, Policy
 from .s3_reader import BucketUnreadable, BucketVanished
 
 
@@ -27,12 +27,10 @@ def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: BucketRe
     except BucketUnreadable as denied:
         finding = unverifiable(bucket, trigger, denied)
         if policy.is_exempt_name(bucket.name):
-            return replace(
-                finding, status=Status.EXEMPT, detail="bucket name matches exemptBuckets"
-            )
+            return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
     if not finding.alerts or policy.exempt_tag is None:
         return finding
-    return _apply_exempt_tag(finding, policy, reader)
+    return _apply_exempt_tag(finding, policy.exempt_tag, reader)
 
 
 def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) -> Finding:
@@ -52,8 +50,7 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
     )
 
 
-def _apply_exempt_tag(finding: Finding, policy: Policy, reader: BucketReader) -> Finding:
-    assert policy.exempt_tag is not None
+def _apply_exempt_tag(finding: Finding, exempt_tag: ExemptTag, reader: BucketReader) -> Finding:
     try:
         tags = reader.read_tags(finding.bucket)
     except BucketVanished as vanished:
@@ -61,8 +58,8 @@ def _apply_exempt_tag(finding: Finding, policy: Policy, reader: BucketReader) ->
     except BucketUnreadable:
         # Without the tags the exemption cannot be confirmed: alert rather than stay silent.
         return finding
-    if policy.exempt_tag.matches(tags):
-        return replace(finding, status=Status.EXEMPT, detail=f"bucket tagged {policy.exempt_tag}")
+    if exempt_tag.matches(tags):
+        return replace(finding, status=Status.EXEMPT, detail=f"bucket tagged {exempt_tag}")
     return finding
 
 

@@ -16,6 +16,7 @@ from .policy import KMS_ALGORITHMS, SSE_KMS, KmsArn, Policy
 
 AWS_MANAGED_ALIAS = "alias/aws/s3"
 SSE_C = "SSE-C"
+EXEMPT_BY_NAME = "bucket name matches exemptBuckets"
 
 
 def partition_of(region: str) -> str:
@@ -61,7 +62,7 @@ def evaluate(observed: ObservedEncryption, policy: Policy, trigger: Trigger) -> 
         status = Status.DRIFT
         if policy.is_exempt_name(observed.bucket.name):
             status = Status.EXEMPT
-            detail = "bucket name matches exemptBuckets"
+            detail = EXEMPT_BY_NAME
     return Finding(
         bucket=observed.bucket,
         status=status,

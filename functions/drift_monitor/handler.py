@@ -19,14 +19,12 @@ from .events import FailedCall, InvalidEvent, parse_event
 from .models import Status
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import RETRY_CONFIG, S3Reader
-from .settings import load_settings
+from .settings import METRICS_NAMESPACE, SERVICE_NAME, load_settings
 
-SERVICE_NAME = "s3-encryption-drift-monitor"
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME))
-metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "S3EncryptionDriftMonitor")
-)
-tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME))
+_service = os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
+logger = Logger(service=_service)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
+tracer = Tracer(service=_service)
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from .policy import Policy, PolicyError
 
+# The defaults of Powertools' own variables; the stack sets the same values explicitly.
+SERVICE_NAME = "s3-encryption-drift-monitor"
+METRICS_NAMESPACE = "S3EncryptionDriftMonitor"
+
 
 class ConfigurationError(RuntimeError):
     """The function's environment is wrong; the message names the variable."""

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local.emulator import Emulator
-from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor
 from tests.conftest import REPO
 
@@ -60,23 +57,8 @@ SynthFactory = Callable[[dict[str, Any]], SynthesizedMonitor]
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthFactory]:
-    made: dict[str, SynthesizedMonitor] = {}
-
+def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthFactory:
     def build(policy: dict[str, Any]) -> SynthesizedMonitor:
-        key = json.dumps(policy, sort_keys=True)
-        if key not in made:
-            made[key] = cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy)
-        return made[key]
-
-    yield build
-    for monitor in made.values():
-        shutil.rmtree(monitor.outdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def make_pipeline(emulator: Emulator) -> Callable[[SynthesizedMonitor], LocalPipeline]:
-    def build(monitor: SynthesizedMonitor) -> LocalPipeline:
-        return LocalPipeline(monitor, emulator)
+        return cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy)
 
     return build

@@ -11,9 +11,9 @@ import pytest
 from botocore.client import BaseClient
 
 from local.cloudtrail import DEMO_ACTOR, RecordedS3
+from local.emulator import Emulator
 from local.function import LocalFunction
 from local.pipeline import LocalPipeline
-from local.template import SynthesizedMonitor
 from tests.e2e.conftest import SynthFactory
 
 pytestmark = pytest.mark.e2e
@@ -54,17 +54,13 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def strict(
-    synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]
-) -> Deployment:
-    return Deployment(make_pipeline(synth(STRICT)))
+def strict(synth: SynthFactory, emulator: Emulator) -> Deployment:
+    return Deployment(LocalPipeline(synth(STRICT), emulator))
 
 
 @pytest.fixture(scope="module")
-def permissive(
-    synth: SynthFactory, make_pipeline: Callable[[SynthesizedMonitor], LocalPipeline]
-) -> Deployment:
-    return Deployment(make_pipeline(synth(PERMISSIVE)))
+def permissive(synth: SynthFactory, emulator: Emulator) -> Deployment:
+    return Deployment(LocalPipeline(synth(PERMISSIVE), emulator))
 
 
 def unique(prefix: str = "bucket") -> str:

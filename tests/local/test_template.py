@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from local.demo import main as demo_main
+from local.emulator import Emulator
+from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor, TemplateError
 
 
@@ -58,3 +60,41 @@ def test_the_demo_explains_a_missing_template(
 ) -> None:
     assert demo_main([str(tmp_path)]) == 2
     assert "Cannot run the demo:" in capsys.readouterr().err
+
+
+def test_a_template_value_the_pipeline_cannot_resolve_is_named(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    _write(
+        tmp_path,
+        {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventPattern": {"source": ["aws.s3"]},
+                    "Targets": [{"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}}],
+                },
+            },
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Handler": "h.handler",
+                    "Environment": {
+                        "Variables": {
+                            "ALERT_TOPIC_ARN": {"Ref": "Topic"},
+                            "SUBSTITUTED": {"Fn::Sub": "${AWS::Region}"},
+                            "MISSING": {"Ref": "NotDeployed"},
+                        }
+                    },
+                },
+            },
+        },
+    )
+    pipeline = LocalPipeline(SynthesizedMonitor.load(tmp_path), emulator)
+
+    assert pipeline.resolve({"Ref": "Topic"}).endswith("-Topic")
+    with pytest.raises(TemplateError, match=r"cannot resolve .*Fn::Sub"):
+        pipeline.function_environment()
+    with pytest.raises(TemplateError, match=r"NotDeployed\.Ref is not deployed locally"):
+        pipeline.resolve({"Ref": "NotDeployed"})
