@@ -9,18 +9,13 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import ConfigError, props_from_context
+from infra.config import CONTEXT_KEYS, ConfigError, props_from_context
 from infra.stack import EncryptionDriftMonitorStack
 
 
 def build_app(context: dict[str, object] | None = None, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context=context, outdir=outdir)
-    props = props_from_context(
-        {
-            key: app.node.try_get_context(key)
-            for key in ("policy", "alertEmails", "createTrail", "powertoolsLayerArn")
-        }
-    )
+    props = props_from_context({key: app.node.try_get_context(key) for key in CONTEXT_KEYS})
     EncryptionDriftMonitorStack(
         app,
         "S3EncryptionDriftMonitor",

@@ -10,6 +10,9 @@ from typing import Any
 from functions.drift_monitor.policy import Policy, PolicyError
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
+DEFAULT_SWEEP_SCHEDULE = "rate(1 day)"
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 
 
@@ -26,6 +29,19 @@ class MonitorProps:
     create_trail: bool = False
     # Defaults to the official Powertools layer of the version pinned in pyproject.toml.
     powertools_layer_arn: str | None = None
+    # An EventBridge schedule expression; None turns the sweep off.
+    sweep_schedule: str | None = DEFAULT_SWEEP_SCHEDULE
+    digest_when_compliant: bool = False
+
+
+CONTEXT_KEYS = (
+    "policy",
+    "alertEmails",
+    "createTrail",
+    "powertoolsLayerArn",
+    "sweepSchedule",
+    "sweepDigestWhenCompliant",
+)
 
 
 def props_from_context(context: dict[str, Any]) -> MonitorProps:
@@ -34,6 +50,10 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
         alert_emails=_emails(context.get("alertEmails")),
         create_trail=_flag("createTrail", context.get("createTrail")),
         powertools_layer_arn=_layer_arn(context.get("powertoolsLayerArn")),
+        sweep_schedule=_schedule(context.get("sweepSchedule")),
+        digest_when_compliant=_flag(
+            "sweepDigestWhenCompliant", context.get("sweepDigestWhenCompliant")
+        ),
     )
 
 
@@ -84,3 +104,30 @@ def _layer_arn(value: Any) -> str | None:
             f"context 'powertoolsLayerArn': {value!r} is not a Lambda layer version ARN"
         )
     return value
+
+
+def _schedule(value: Any) -> str | None:
+    if value is None or value == "":
+        return DEFAULT_SWEEP_SCHEDULE
+    if value == "off":
+        return None
+    hint = "'off', 'rate(N minutes|hours|days)' or 'cron(...)' with six fields"
+    if not isinstance(value, str):
+        raise ConfigError(f"context 'sweepSchedule' must be {hint}, got {value!r}")
+    rate = _RATE.match(value)
+    if rate:
+        amount, unit = int(rate.group(1)), rate.group(2)
+        if amount < 1 or (amount == 1) != (not unit.endswith("s")):
+            raise ConfigError(
+                f"context 'sweepSchedule': {value!r} is not a valid rate (EventBridge wants "
+                "'rate(1 day)' but 'rate(2 days)')"
+            )
+        if unit.startswith("minute") and amount < 60:
+            raise ConfigError(
+                f"context 'sweepSchedule': {value!r} is more often than hourly; a sweep can run "
+                "for 15 minutes and events already report changes as they happen"
+            )
+        return value
+    if _CRON.match(value):
+        return value
+    raise ConfigError(f"context 'sweepSchedule' must be {hint}, got {value!r}")

@@ -23,7 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
+from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, METRICS_NAMESPACE, SERVICE_NAME
 
 from .config import MonitorProps
 
@@ -33,6 +33,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 FUNCTION_CODE = Path(__file__).resolve().parent.parent / "functions"
 HANDLER = "drift_monitor.handler.lambda_handler"
+SWEEP_HANDLER = "drift_monitor.sweep_handler.lambda_handler"
+# The longest a Lambda function may run; the sweep stops starting buckets a minute before it.
+SWEEP_TIMEOUT = Duration.minutes(15)
 MONITORED_EVENTS = ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
 QUEUE_RETENTION = Duration.days(14)
@@ -79,7 +82,13 @@ class EncryptionDriftMonitor(Construct):
         self.failure_queue = self._queue("FailureQueue")
         self.delivery_dead_letter_queue = self._queue("DeliveryDeadLetterQueue")
 
-        self.function = self._function(props)
+        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self,
+            "Powertools",
+            props.powertools_layer_arn
+            or ssm.StringParameter.value_for_string_parameter(self, powertools_layer_parameter()),
+        )
+        self.function = self._event_function(props)
         self.function.configure_async_invoke(
             on_failure=destinations.SqsDestination(self.failure_queue),
             retry_attempts=2,
@@ -109,6 +118,11 @@ class EncryptionDriftMonitor(Construct):
             )
         )
 
+        self.sweep_function: lambda_.Function | None = None
+        self.sweep_rule: events.Rule | None = None
+        if props.sweep_schedule is not None:
+            self._sweep(props, props.sweep_schedule)
+
         self._alarms()
         self.trail = self._trail() if props.create_trail else None
 
@@ -121,15 +135,96 @@ class EncryptionDriftMonitor(Construct):
             retention_period=QUEUE_RETENTION,
         )
 
-    def _function(self, props: MonitorProps) -> lambda_.Function:
+    def _event_function(self, props: MonitorProps) -> lambda_.Function:
+        role, log_group = self._role_and_logs(
+            "Function",
+            "Reads S3 default encryption and tags, publishes drift alerts",
+            s3_actions=["s3:GetEncryptionConfiguration", "s3:GetBucketTagging"],
+        )
+        self.failure_queue.grant_send_messages(role)
+        return self._lambda(
+            "Function",
+            description="Evaluates S3 default encryption against the policy on every change",
+            handler=HANDLER,
+            role=role,
+            log_group=log_group,
+            memory_size=256,
+            timeout=Duration.seconds(60),
+            environment={
+                "ALERT_TOPIC_ARN": self.topic.topic_arn,
+                "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
+                "ENCRYPTION_POLICY": props.policy.to_json(),
+            },
+        )
+
+    def _sweep(self, props: MonitorProps, schedule: str) -> None:
+        role, log_group = self._role_and_logs(
+            "SweepFunction",
+            "Lists every bucket, reads its default encryption, location and tags, publishes "
+            "the sweep digest",
+            s3_actions=[
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketTagging",
+                "s3:GetBucketLocation",
+            ],
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListBucketsOfThisAccount",
+                actions=["s3:ListAllMyBuckets"],
+                # ListAllMyBuckets supports no resource-level permissions.
+                resources=["*"],
+            )
+        )
+        self.sweep_function = self._lambda(
+            "SweepFunction",
+            description="Evaluates every bucket's default encryption; one digest per run",
+            handler=SWEEP_HANDLER,
+            role=role,
+            log_group=log_group,
+            # More memory is more CPU and network for the sweep's concurrent reads.
+            memory_size=1024,
+            timeout=SWEEP_TIMEOUT,
+            environment={
+                "ALERT_TOPIC_ARN": self.topic.topic_arn,
+                "ENCRYPTION_POLICY": props.policy.to_json(),
+                "SWEEP_CONCURRENCY": str(DEFAULT_CONCURRENCY),
+                "DIGEST_WHEN_COMPLIANT": str(props.digest_when_compliant).lower(),
+            },
+        )
+        # A failed run is tried once more (it publishes only at its end, so a retry sends at most
+        # one digest); after that the next scheduled run covers it, and the errors alarm fires.
+        self.sweep_function.configure_async_invoke(
+            retry_attempts=1, max_event_age=Duration.hours(1)
+        )
+        self.sweep_rule = events.Rule(
+            self,
+            "SweepSchedule",
+            description="Runs the S3 encryption sweep over every bucket",
+            schedule=events.Schedule.expression(schedule),
+        )
+        self.sweep_rule.add_target(
+            targets.LambdaFunction(
+                self.sweep_function,
+                dead_letter_queue=self.delivery_dead_letter_queue,
+                retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            )
+        )
+
+    def _role_and_logs(
+        self, function_id: str, description: str, *, s3_actions: list[str]
+    ) -> tuple[iam.Role, logs.LogGroup]:
+        """A role of the function's own: its log group, these S3 reads in this account, and
+        publishing to the alert topic. Nothing else."""
         log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.RETAIN
+            self, f"{function_id}Logs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.RETAIN
         )
         role = iam.Role(
             self,
-            "FunctionRole",
+            f"{function_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Reads S3 default encryption and tags, publishes drift alerts",
+            description=description,
         )
         role.add_to_policy(
             iam.PolicyStatement(
@@ -140,39 +235,11 @@ class EncryptionDriftMonitor(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="ReadBucketEncryptionInThisAccount",
-                actions=["s3:GetEncryptionConfiguration", "s3:GetBucketTagging"],
+                sid="ReadBucketsInThisAccount",
+                actions=s3_actions,
                 resources=["arn:aws:s3:::*"],
                 conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
             )
-        )
-        layer_arn = props.powertools_layer_arn or ssm.StringParameter.value_for_string_parameter(
-            self, powertools_layer_parameter()
-        )
-        function = lambda_.Function(
-            self,
-            "Function",
-            description="Evaluates S3 default encryption against the policy on every change",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(
-                str(FUNCTION_CODE), exclude=["**/__pycache__", "**/*.pyc", "**/.*"]
-            ),
-            layers=[lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)],
-            role=role,
-            memory_size=256,
-            timeout=Duration.seconds(60),
-            tracing=lambda_.Tracing.ACTIVE,
-            logging_format=lambda_.LoggingFormat.JSON,
-            log_group=log_group,
-            environment={
-                "ALERT_TOPIC_ARN": self.topic.topic_arn,
-                "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
-                "ENCRYPTION_POLICY": props.policy.to_json(),
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            },
         )
         # Not topic.grant_publish: it grants kms:GenerateDataKey*, wider than SNS needs.
         role.add_to_policy(
@@ -187,8 +254,43 @@ class EncryptionDriftMonitor(Construct):
                 resources=[self.key.key_arn],
             )
         )
-        self.failure_queue.grant_send_messages(role)
-        return function
+        return role, log_group
+
+    def _lambda(
+        self,
+        construct_id: str,
+        *,
+        description: str,
+        handler: str,
+        role: iam.Role,
+        log_group: logs.LogGroup,
+        memory_size: int,
+        timeout: Duration,
+        environment: dict[str, str],
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            construct_id,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=lambda_.Code.from_asset(
+                str(FUNCTION_CODE), exclude=["**/__pycache__", "**/*.pyc", "**/.*"]
+            ),
+            layers=[self._powertools],
+            role=role,
+            memory_size=memory_size,
+            timeout=timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=log_group,
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+        )
 
     def _alarms(self) -> None:
         action = cloudwatch_actions.SnsAction(self.topic)
@@ -211,6 +313,11 @@ class EncryptionDriftMonitor(Construct):
                 "EventBridge could not deliver S3 events to the drift monitor function.",
             ),
         }
+        if self.sweep_function is not None:
+            alarms["SweepErrorsAlarm"] = (
+                self.sweep_function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                "The scheduled S3 encryption sweep failed; no digest was sent for this run.",
+            )
         for construct_id, (metric, description) in alarms.items():
             alarm = cloudwatch.Alarm(
                 self,

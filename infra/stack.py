@@ -20,6 +20,8 @@ class EncryptionDriftMonitorStack(Stack):
         CfnOutput(self, "AlertTopicArn", value=self.monitor.topic.topic_arn)
         CfnOutput(self, "FailureQueueUrl", value=self.monitor.failure_queue.queue_url)
         CfnOutput(self, "FunctionName", value=self.monitor.function.function_name)
+        if self.monitor.sweep_function is not None:
+            CfnOutput(self, "SweepFunctionName", value=self.monitor.sweep_function.function_name)
         self._acknowledge_findings()
 
     def _acknowledge_findings(self) -> None:
@@ -37,6 +39,20 @@ class EncryptionDriftMonitorStack(Stack):
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
             "permissions (added by Tracing.ACTIVE).",
         )
+        if monitor.sweep_function is not None:
+            _acknowledge(
+                monitor.sweep_function.role,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
+                "The sweep reads the encryption, location and tags of every bucket in the "
+                "account, and bucket ARNs carry no account; the statement is narrowed to this "
+                "account's buckets with the s3:ResourceAccount condition.",
+            )
+            _acknowledge(
+                monitor.sweep_function.role,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "s3:ListAllMyBuckets and X-Ray's PutTraceSegments and PutTelemetryRecords "
+                "support no resource-level permissions.",
+            )
         for queue in (monitor.failure_queue, monitor.delivery_dead_letter_queue):
             _acknowledge(
                 queue,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
 
@@ -44,11 +44,8 @@ def _free_port() -> int:
 
 
 def _moto_server_command() -> list[str]:
-    beside_python = Path(sys.executable).with_name("moto_server")
-    found = str(beside_python) if beside_python.exists() else shutil.which("moto_server")
-    if found is None:
-        raise RuntimeError("moto_server not found: run `make setup` to create .venv")
-    return [found]
+    # moto's own server, with S3's ListBuckets made to page and name regions as real S3 does.
+    return [sys.executable, "-m", "local.moto_server"]
 
 
 @contextlib.contextmanager
@@ -61,6 +58,7 @@ def moto_server(log_path: Path | None = None, timeout: float = 30.0) -> Iterator
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "MOTO_CALL_RESET_API": "false"},
+        cwd=REPO,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:

@@ -47,7 +47,7 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
     return {
         "schemaVersion": SCHEMA_VERSION,
         "status": finding.status.value,
-        "severity": finding.severity.value,
+        "severity": None if finding.severity is None else finding.severity.value,
         "bucket": finding.bucket.name,
         "account": finding.bucket.account,
         "region": finding.bucket.region,
@@ -63,15 +63,20 @@ def subject_line(document: dict[str, Any]) -> str:
     """``[STATUS] s3://bucket (account, region)``, within SNS's 100 printable ASCII characters."""
     prefix = f"[{document['status']}] s3://"
     suffix = f" ({document['account']}, {document['region']})"
-    bucket = _printable(document["bucket"])
+    bucket = printable(document["bucket"])
     room = SUBJECT_LIMIT - len(prefix) - len(suffix)
     if len(bucket) > room:
         bucket = bucket[: max(room - 3, 0)] + "..."
-    return _printable(prefix + bucket + suffix)[:SUBJECT_LIMIT]
+    return printable(prefix + bucket + suffix)[:SUBJECT_LIMIT]
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     return "".join(char if " " <= char <= "~" else "?" for char in str(text))
+
+
+def message_body(alert: Alert) -> str:
+    """The ``Message`` of an SNS publish with ``MessageStructure=json``."""
+    return json.dumps({"default": json.dumps(alert.document), "email": alert.email})
 
 
 def render_email(document: dict[str, Any]) -> str:

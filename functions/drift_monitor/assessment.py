@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
+from botocore.exceptions import ClientError
+
 from .evaluation import EXEMPT_BY_NAME, evaluate
 from .models import BucketRef, Code, Finding, ObservedEncryption, Status, Trigger, Violation
 from .policy import ExemptTag, Policy
@@ -48,6 +50,28 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
         trigger=trigger,
         detail=str(denied),
     )
+
+
+def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding:
+    """A read that kept failing (throttling, 5xx, timeouts) after every retry of the client."""
+    message = (
+        f"S3 kept failing to answer for this bucket after every retry ({_describe(error)}); "
+        "its encryption is unknown until the next sweep or scan."
+    )
+    return Finding(
+        bucket=bucket,
+        status=Status.UNVERIFIABLE,
+        observed=None,
+        violations=(Violation(Code.READ_FAILED, message),),
+        trigger=trigger,
+        detail=str(error),
+    )
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code") or "error")
+    return type(error).__name__
 
 
 def _apply_exempt_tag(finding: Finding, exempt_tag: ExemptTag, reader: BucketReader) -> Finding:

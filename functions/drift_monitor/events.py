@@ -102,3 +102,14 @@ def _optional_str(mapping: Mapping[str, Any], key: str) -> str | None:
 def _envelope(envelope: EventBridgeEvent, attribute: str) -> str | None:
     value = envelope.get(attribute)
     return value if isinstance(value, str) and value else None
+
+
+def schedule_trigger(raw: object) -> Trigger:
+    """The sweep's trigger from its EventBridge schedule event. Anything else (a manual test
+    invocation with ``{}``, say) still starts a sweep: it only loses the event's time and id."""
+    envelope = raw if isinstance(raw, Mapping) else {}
+    return Trigger(
+        source="sweep",
+        event_time=_optional_str(envelope, "time"),
+        event_id=_optional_str(envelope, "id"),
+    )

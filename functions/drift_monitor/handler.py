@@ -9,22 +9,16 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .alerts import build_alert
 from .assessment import assess
 from .events import FailedCall, InvalidEvent, parse_event
-from .models import Status
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import RETRY_CONFIG, S3Reader
-from .settings import METRICS_NAMESPACE, SERVICE_NAME, load_settings
-
-_service = os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
-logger = Logger(service=_service)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
-tracer = Tracer(service=_service)
+from .settings import load_settings
+from .telemetry import STATUS_METRIC, logger, metrics, tracer
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.
@@ -36,14 +30,6 @@ READER = S3Reader(_session)
 READER.client(_session.region_name or "us-east-1")
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
-
-_STATUS_METRIC = {
-    Status.COMPLIANT: "CompliantBuckets",
-    Status.DRIFT: "Drifts",
-    Status.UNVERIFIABLE: "Unverifiable",
-    Status.EXEMPT: "ExemptBuckets",
-    Status.VANISHED: "VanishedBuckets",
-}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -64,7 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name=_STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
 
     message_id = None
     if finding.alerts:

@@ -30,6 +30,7 @@ class Code(StrEnum):
     BUCKET_KEY_DISABLED = "BUCKET_KEY_DISABLED"
     SSE_C_NOT_BLOCKED = "SSE_C_NOT_BLOCKED"
     ACCESS_DENIED = "ACCESS_DENIED"
+    READ_FAILED = "READ_FAILED"  # sweep and scan only: S3 kept failing after every retry
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,10 @@ class Finding:
         return self.status in (Status.DRIFT, Status.UNVERIFIABLE)
 
     @property
-    def severity(self) -> Severity:
+    def severity(self) -> Severity | None:
+        """None for findings that do not alert (compliant, exempt, vanished)."""
+        if not self.alerts:
+            return None
         if self.status is Status.UNVERIFIABLE:
             return Severity.LOW
         downgrade = self.trigger.event_name == "DeleteBucketEncryption"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .alerts import Alert
+from .alerts import Alert, message_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -23,9 +23,7 @@ class AlertPublisher:
             TopicArn=self._topic_arn,
             Subject=alert.subject,
             MessageStructure="json",
-            Message=json.dumps(
-                {"default": json.dumps(alert.document), "email": alert.email},
-            ),
+            Message=message_body(alert),
             MessageAttributes={
                 name: {"DataType": "String", "StringValue": value}
                 for name, value in alert.attributes.items()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -22,10 +24,26 @@ RETRY_CONFIG = Config(
     read_timeout=10,
 )
 
+
+def sweep_config(concurrency: int) -> Config:
+    """For reading many buckets at once: a connection per thread, and backoff that slows the whole
+    client down when S3 throttles (adaptive mode) instead of letting each thread retry alone."""
+    return RETRY_CONFIG.merge(
+        Config(
+            retries={"mode": "adaptive", "total_max_attempts": 8},
+            max_pool_connections=concurrency,
+        )
+    )
+
+
 _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
 _DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
+# The largest page S3 serves; accounts over the default quota of 10,000 buckets must paginate.
+LIST_PAGE_SIZE = 10_000
+# GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
+_LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
 
 
 class BucketVanished(Exception):
@@ -43,20 +61,71 @@ class BucketUnreadable(Exception):
         self.error_code = error_code
 
 
-class S3Reader:
-    """Reads bucket state with one S3 client per region, created on first use and then reused."""
+class ListingDenied(Exception):
+    """S3 refused ``ListBuckets``: nothing can be swept."""
 
-    def __init__(self, session: boto3.Session | None = None, config: Config = RETRY_CONFIG) -> None:
+
+@dataclass(frozen=True)
+class ListedBucket:
+    name: str
+    region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
+
+
+class S3Reader:
+    """Reads bucket state with one S3 client per region, created on first use and then reused.
+
+    Safe to share between threads: boto3 clients are, and creating one is done under a lock
+    (a boto3 session is not thread-safe).
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        config: Config = RETRY_CONFIG,
+        home_region: str | None = None,
+    ) -> None:
         self._session = session or boto3.Session()
         self._config = config
         self._clients: dict[str, S3Client] = {}
+        self._lock = threading.Lock()
+        self.home_region = home_region or self._session.region_name or "us-east-1"
 
     def client(self, region: str) -> S3Client:
         client = self._clients.get(region)
         if client is None:
-            client = self._session.client("s3", region_name=region, config=self._config)
-            self._clients[region] = client
+            with self._lock:
+                client = self._clients.get(region)
+                if client is None:
+                    client = self._session.client("s3", region_name=region, config=self._config)
+                    self._clients[region] = client
         return client
+
+    def list_buckets(self, page_size: int = LIST_PAGE_SIZE) -> Iterator[ListedBucket]:
+        """Every bucket of the account, one page in memory at a time."""
+        pages = self.client(self.home_region).get_paginator("list_buckets")
+        try:
+            for page in pages.paginate(PaginationConfig={"PageSize": page_size}):
+                for bucket in page.get("Buckets", []):
+                    yield ListedBucket(bucket["Name"], bucket.get("BucketRegion") or None)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if _error_code(error) in _DENIED_CODES or status == 403:
+                raise ListingDenied(
+                    f"{_error_code(error) or '403'} on s3:ListAllMyBuckets: the caller may not "
+                    "list this account's buckets"
+                ) from error
+            raise
+
+    def locate(self, bucket: BucketRef) -> str:
+        """The bucket's region, for listings that do not carry it."""
+        try:
+            response = self.client(self.home_region).get_bucket_location(
+                Bucket=bucket.name, ExpectedBucketOwner=bucket.account
+            )
+        except ClientError as error:
+            raise _translate(error, bucket, "s3:GetBucketLocation") from error
+        constraint = response.get("LocationConstraint") or ""
+        return _LEGACY_LOCATIONS.get(constraint, constraint)
 
     def read_encryption(self, bucket: BucketRef) -> ObservedEncryption:
         try:

@@ -18,6 +18,24 @@ def _only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
     return item
 
 
+def _one(template: Template, resource_type: str, logical_prefix: str) -> tuple[str, dict[str, Any]]:
+    """The one resource of this type whose logical id starts with the prefix."""
+    (item,) = [
+        (logical_id, resource)
+        for logical_id, resource in template.find_resources(resource_type).items()
+        if logical_id.startswith(logical_prefix)
+    ]
+    return item
+
+
+def _event_function(template: Template) -> tuple[str, dict[str, Any]]:
+    return _one(template, "AWS::Lambda::Function", "MonitorFunction")
+
+
+def _sweep_function(template: Template) -> tuple[str, dict[str, Any]]:
+    return _one(template, "AWS::Lambda::Function", "MonitorSweepFunction")
+
+
 def _ref_id(value: dict[str, Any]) -> str:
     return str(value.get("Ref") or value["Fn::GetAtt"][0])
 
@@ -42,9 +60,9 @@ def test_rule_matches_successful_s3_encryption_calls_only(template: Template) ->
 
 
 def test_rule_target_retries_then_keeps_undeliverable_events(template: Template) -> None:
-    _, rule = _only(template, "AWS::Events::Rule")
+    _, rule = _one(template, "AWS::Events::Rule", "MonitorS3EncryptionChangeRule")
     (target,) = rule["Properties"]["Targets"]
-    function_id, _ = _only(template, "AWS::Lambda::Function")
+    function_id, _ = _event_function(template)
 
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
@@ -93,7 +111,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
         "exemptBuckets": ["tmp-*"],
     }
     template = build_template(policy=policy)
-    _, function = _only(template, "AWS::Lambda::Function")
+    _, function = _event_function(template)
     variables = function["Properties"]["Environment"]["Variables"]
     topic_id, _ = _only(template, "AWS::SNS::Topic")
 
@@ -111,7 +129,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
     assert variables["POWERTOOLS_SERVICE_NAME"] == "s3-encryption-drift-monitor"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3EncryptionDriftMonitor"
     failure_queue = _ref_id(variables["FAILURE_QUEUE_URL"])
-    _, invoke_config = _only(template, "AWS::Lambda::EventInvokeConfig")
+    _, invoke_config = _one(template, "AWS::Lambda::EventInvokeConfig", "MonitorFunction")
     on_failure = invoke_config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
     assert _ref_id(on_failure) == failure_queue
 
@@ -152,17 +170,36 @@ def test_powertools_layer_can_be_pinned_by_arn(build_template: BuildTemplate) ->
 
     template = build_template(powertoolsLayerArn=arn)
 
-    template.has_resource_properties("AWS::Lambda::Function", {"Layers": [arn]})
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        assert function["Properties"]["Layers"] == [arn]
 
 
-def _statements(template: Template) -> list[dict[str, Any]]:
+def _statements(template: Template, role_prefix: str = "") -> list[dict[str, Any]]:
+    """Every IAM statement, or only those of the roles whose logical id starts with the prefix."""
+    roles = {
+        logical_id
+        for logical_id in template.find_resources("AWS::IAM::Role")
+        if logical_id.startswith(role_prefix)
+    }
     statements = []
     for policy in template.find_resources("AWS::IAM::Policy").values():
-        statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    for role in template.find_resources("AWS::IAM::Role").values():
-        for inline in role["Properties"].get("Policies", []):
-            statements += inline["PolicyDocument"]["Statement"]
+        if {_ref_id(role) for role in policy["Properties"]["Roles"]} & roles:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    for logical_id, role in template.find_resources("AWS::IAM::Role").items():
+        if logical_id in roles:
+            for inline in role["Properties"].get("Policies", []):
+                statements += inline["PolicyDocument"]["Statement"]
     return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> list[str]:
+    return sorted(
+        action
+        for statement in statements
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    )
 
 
 @pytest.mark.parametrize("create_trail", [False, True])
@@ -183,7 +220,9 @@ def test_no_iam_statement_grants_a_wildcard_action(
 
 def test_bucket_reads_are_limited_to_this_account(template: Template) -> None:
     (s3_statement,) = [
-        s for s in _statements(template) if "s3:GetEncryptionConfiguration" in s["Action"]
+        s
+        for s in _statements(template, "MonitorFunctionRole")
+        if "s3:GetEncryptionConfiguration" in s["Action"]
     ]
 
     assert sorted(s3_statement["Action"]) == [
@@ -196,15 +235,7 @@ def test_bucket_reads_are_limited_to_this_account(template: Template) -> None:
 
 
 def test_function_can_publish_and_keep_but_nothing_more(template: Template) -> None:
-    actions = sorted(
-        action
-        for statement in _statements(template)
-        for action in (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-    )
-
-    assert actions == [
+    assert _actions(_statements(template, "MonitorFunctionRole")) == [
         "kms:Decrypt",
         "kms:GenerateDataKey",
         "logs:CreateLogStream",
@@ -281,10 +312,12 @@ def test_alarms_on_errors_and_on_either_queue_notify_the_topic(template: Templat
         watched.append((properties["MetricName"], _ref_id(dimension["Value"])))
 
     queue_a, queue_b = template.find_resources("AWS::SQS::Queue")
-    function_id, _ = _only(template, "AWS::Lambda::Function")
+    function_id, _ = _event_function(template)
+    sweep_id, _ = _sweep_function(template)
     assert sorted(watched) == sorted(
         [
             ("Errors", function_id),
+            ("Errors", sweep_id),
             ("ApproximateNumberOfMessagesVisible", queue_a),
             ("ApproximateNumberOfMessagesVisible", queue_b),
         ]
@@ -349,3 +382,75 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
         for s in bucket_policy["Properties"]["PolicyDocument"]["Statement"]
     )
     assert trail_id
+
+
+def test_sweep_runs_daily_by_default(template: Template) -> None:
+    _, rule = _one(template, "AWS::Events::Rule", "MonitorSweepSchedule")
+    (target,) = rule["Properties"]["Targets"]
+    sweep_id, sweep = _sweep_function(template)
+
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 day)"
+    assert target["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
+    assert "DeadLetterConfig" in target
+    properties = sweep["Properties"]
+    assert properties["Handler"] == "drift_monitor.sweep_handler.lambda_handler"
+    assert properties["Timeout"] == 900
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["LoggingConfig"]["LogFormat"] == "JSON"
+    variables = properties["Environment"]["Variables"]
+    assert variables["SWEEP_CONCURRENCY"] == "16"
+    assert variables["DIGEST_WHEN_COMPLIANT"] == "false"
+    assert "FAILURE_QUEUE_URL" not in variables
+    _, event_function = _event_function(template)
+    assert (
+        variables["ENCRYPTION_POLICY"]
+        == (event_function["Properties"]["Environment"]["Variables"]["ENCRYPTION_POLICY"])
+    )
+
+
+def test_sweep_role_lists_and_reads_buckets_and_publishes_nothing_more(template: Template) -> None:
+    statements = _statements(template, "MonitorSweepFunctionRole")
+
+    assert _actions(statements) == [
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:GetBucketLocation",
+        "s3:GetBucketTagging",
+        "s3:GetEncryptionConfiguration",
+        "s3:ListAllMyBuckets",
+        "sns:Publish",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ]
+    (reads,) = [s for s in statements if "s3:GetBucketLocation" in s["Action"]]
+    assert reads["Resource"] == "arn:aws:s3:::*"
+    assert reads["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+    _, sweep = _sweep_function(template)
+    assert _ref_id(sweep["Properties"]["Role"]).startswith("MonitorSweepFunctionRole")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expression"),
+    [("rate(6 hours)", "rate(6 hours)"), ("cron(0 6 * * ? *)", "cron(0 6 * * ? *)")],
+)
+def test_sweep_schedule_from_context(
+    build_template: BuildTemplate, schedule: str, expression: str
+) -> None:
+    template = build_template(sweepSchedule=schedule, sweepDigestWhenCompliant=True)
+
+    _, rule = _one(template, "AWS::Events::Rule", "MonitorSweepSchedule")
+    assert rule["Properties"]["ScheduleExpression"] == expression
+    _, sweep = _sweep_function(template)
+    assert sweep["Properties"]["Environment"]["Variables"]["DIGEST_WHEN_COMPLIANT"] == "true"
+
+
+def test_sweep_off_removes_function_schedule_role_and_alarm(build_template: BuildTemplate) -> None:
+    template = build_template(sweepSchedule="off")
+
+    template.resource_count_is("AWS::Lambda::Function", 1)
+    template.resource_count_is("AWS::Events::Rule", 1)
+    template.resource_count_is("AWS::IAM::Role", 1)
+    template.resource_count_is("AWS::CloudWatch::Alarm", 3)
+    assert "s3:ListAllMyBuckets" not in _actions(_statements(template))

@@ -132,10 +132,9 @@ def test_cfn_lint_reports_no_error(synthesized: Path) -> None:
 
 def test_the_asset_is_the_function_code_without_bytecode(synthesized: Path) -> None:
     template = json.loads((synthesized / "S3EncryptionDriftMonitor.template.json").read_text())
-    (function,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-    ]
-    asset = synthesized / function["Metadata"]["aws:asset:path"]
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    (asset_path,) = {function["Metadata"]["aws:asset:path"] for function in functions}
+    asset = synthesized / asset_path
 
     shipped = sorted(str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file())
     source = sorted(

@@ -1,0 +1,137 @@
+"""Every bucket of an account through the same ``assess`` as the event path, a few at a time.
+
+Used by the scheduled sweep (one digest per run) and by the scanner. Memory holds one listing
+page, the buckets in flight and the findings the caller keeps: never the whole account.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .assessment import BucketReader, assess, unreadable, unverifiable
+from .evaluation import EXEMPT_BY_NAME
+from .models import BucketRef, Code, Finding, Status, Trigger
+from .policy import Policy
+from .s3_reader import BucketUnreadable, BucketVanished, ListedBucket
+from .settings import DEFAULT_CONCURRENCY
+
+UNKNOWN_REGION = "unknown"
+
+
+class SweepReader(BucketReader, Protocol):
+    """What a sweep needs of S3 beyond ``assess``: the listing, and a region when it lacks one."""
+
+    def list_buckets(self) -> Iterator[ListedBucket]: ...
+
+    def locate(self, bucket: BucketRef) -> str: ...
+
+
+@dataclass
+class Tally:
+    """Counts every finding; keeps only those the caller asked for."""
+
+    keep: Callable[[Finding], bool]
+    statuses: Counter[Status] = field(default_factory=Counter)
+    violations: Counter[Code] = field(default_factory=Counter)
+    kept: list[Finding] = field(default_factory=list)
+
+    def add(self, finding: Finding) -> None:
+        self.statuses[finding.status] += 1
+        if finding.alerts:
+            self.violations.update({violation.code for violation in finding.violations})
+        if self.keep(finding):
+            self.kept.append(finding)
+
+    @property
+    def evaluated(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def alerting(self) -> int:
+        return self.statuses[Status.DRIFT] + self.statuses[Status.UNVERIFIABLE]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    account: str
+    tally: Tally
+    complete: bool
+    # When the run stopped early: the last bucket name handed out for evaluation. Listing order
+    # is by name, so a later run (or the scanner) can tell where the gap starts.
+    stopped_after: str | None = None
+
+
+def sweep(
+    account: str,
+    policy: Policy,
+    reader: SweepReader,
+    trigger: Trigger,
+    *,
+    keep: Callable[[Finding], bool],
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_finding: Callable[[Finding], None] | None = None,
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> SweepResult:
+    """Evaluates every listed bucket; a failure on one bucket never stops the others.
+
+    ``ListingDenied`` and errors of ``ListBuckets`` itself propagate: without the listing there is
+    nothing to report.
+    """
+    tally = Tally(keep)
+    last_started: str | None = None
+    complete = True
+
+    def record(done: Iterable[Future[Finding]]) -> None:
+        for future in done:
+            finding = future.result()
+            tally.add(finding)
+            if on_finding:
+                on_finding(finding)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
+        in_flight: set[Future[Finding]] = set()
+        for listed in reader.list_buckets():
+            if out_of_time():
+                complete = False
+                break
+            in_flight.add(pool.submit(assess_listed, listed, account, policy, reader, trigger))
+            last_started = listed.name
+            # A bounded window: a million-bucket listing never becomes a million futures.
+            if len(in_flight) >= 2 * concurrency:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                record(done)
+        done, _ = wait(in_flight)
+        record(done)
+    return SweepResult(
+        account=account,
+        tally=tally,
+        complete=complete,
+        stopped_after=None if complete else last_started,
+    )
+
+
+def assess_listed(
+    listed: ListedBucket, account: str, policy: Policy, reader: SweepReader, trigger: Trigger
+) -> Finding:
+    """One bucket of the listing; every S3 error becomes a finding rather than an exception."""
+    bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION)
+    try:
+        if listed.region is None:
+            bucket = BucketRef(listed.name, account, reader.locate(bucket))
+        return assess(bucket, trigger, policy, reader)
+    except BucketVanished as vanished:
+        return Finding(bucket, Status.VANISHED, None, (), trigger, detail=str(vanished))
+    except BucketUnreadable as denied:  # GetBucketLocation refused
+        finding = unverifiable(bucket, trigger, denied)
+    except (ClientError, BotoCoreError) as error:
+        # Throttling, 5xx and timeouts that outlasted the client's retries.
+        finding = unreadable(bucket, trigger, error)
+    if policy.is_exempt_name(bucket.name):
+        return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
+    return finding
