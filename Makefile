@@ -23,7 +23,7 @@ CFN_LINT_ARGS := --non-zero-exit-code error --ignore-checks W3005
 OFFLINE := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
 	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
-.PHONY: help setup demo test lint typecheck unit synth deploy lock clean
+.PHONY: help setup demo test lint typecheck unit synth deploy scan bench lock clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,12 @@ synth: setup ## Synthesize the CloudFormation template (cdk-nag gate) and lint i
 
 deploy: synth ## Deploy to the AWS account in your environment (cdk deploy)
 	$(CDK) deploy
+
+scan: setup ## Scan every bucket (a demo account when no AWS credentials); ARGS="..." to the scanner
+	$(BIN)/python -m local.scan $(ARGS)
+
+bench: setup ## Measure sweep throughput, cold start and calls per event; writes bench-results.json
+	$(BIN)/python -m local.bench
 
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs the package registry)
 	$(PYTHON) -m venv .tools/piptools

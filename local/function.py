@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,19 +21,24 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+LOCAL_FUNCTION_NAME = "S3EncryptionDriftMonitor-local"
+
 
 @dataclass
 class LambdaContext:
-    function_name: str = "S3EncryptionDriftMonitor-local"
+    invoked_function_arn: str
+    timeout_seconds: int
+    function_name: str = LOCAL_FUNCTION_NAME
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 256
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = ""
-    log_group_name: str = "/aws/lambda/S3EncryptionDriftMonitor-local"
+    log_group_name: str = f"/aws/lambda/{LOCAL_FUNCTION_NAME}"
     log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        elapsed = time.monotonic() - self.started
+        return max(int((self.timeout_seconds - elapsed) * 1000), 0)
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,19 @@ def _patched_environ(values: Mapping[str, str]) -> Iterator[None]:
 
 
 class LocalFunction:
-    def __init__(self, asset_dir: Path, handler: str, environment: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        asset_dir: Path,
+        handler: str,
+        environment: Mapping[str, str],
+        *,
+        function_arn: str,
+        timeout_seconds: int,
+    ) -> None:
         self.asset_dir = asset_dir
         self.environment = dict(environment)
+        self.function_arn = function_arn
+        self.timeout_seconds = timeout_seconds
         self.module_name, _, self.function_name = handler.rpartition(".")
         self.logs = io.StringIO()
         self._handler: Callable[[Any, LambdaContext], Any] | None = None
@@ -94,7 +110,8 @@ class LocalFunction:
             return Invocation(event=event, error=f"Init failed: {self.init_error}")
         try:
             with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
-                response = self._handler(event, LambdaContext())
+                context = LambdaContext(self.function_arn, self.timeout_seconds)
+                response = self._handler(event, context)
         except Exception as error:
             return Invocation(event=event, error=f"{type(error).__name__}: {error}")
         return Invocation(event=event, response=response)

@@ -18,7 +18,7 @@ import boto3
 
 from .cloudtrail import RecordedS3
 from .emulator import Emulator
-from .function import Invocation, LocalFunction
+from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction
 from .template import SynthesizedMonitor, TemplateError
 
 if TYPE_CHECKING:
@@ -120,22 +120,58 @@ class LocalPipeline:
         except KeyError:
             raise TemplateError(f"{logical_id}.{attribute} is not deployed locally") from None
 
-    def function_environment(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    def function_environment(
+        self, overrides: Mapping[str, str] | None = None, function_id: str | None = None
+    ) -> dict[str, str]:
         """The template's environment, resolved, plus what the Lambda service itself would set."""
-        environment = {k: self.resolve(v) for k, v in self.monitor.environment.items()}
+        variables = self.monitor.environment_of(function_id or self.monitor.function_id)
+        environment = {k: self.resolve(v) for k, v in variables.items()}
         return {
             **self.emulator.environment(),
-            "AWS_LAMBDA_FUNCTION_NAME": "S3EncryptionDriftMonitor-local",
+            "AWS_LAMBDA_FUNCTION_NAME": LOCAL_FUNCTION_NAME,
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
             **environment,
             **(overrides or {}),
         }
 
     def start_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
-        """A fresh container of the synthesized function (a cold start)."""
+        """A fresh container of the synthesized event function (a cold start)."""
+        return self._container(self.monitor.function_id, overrides)
+
+    def start_sweep_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+        """A fresh container of the synthesized sweep function."""
+        if self.monitor.sweep_function_id is None:
+            raise TemplateError("the template has no sweep (synthesized with sweepSchedule=off)")
+        return self._container(self.monitor.sweep_function_id, overrides)
+
+    def _container(self, function_id: str, overrides: Mapping[str, str] | None) -> LocalFunction:
         return LocalFunction(
-            self.monitor.asset_dir, self.monitor.handler, self.function_environment(overrides)
+            self.monitor.asset_dir,
+            self.monitor.handler_of(function_id),
+            self.function_environment(overrides, function_id),
+            function_arn=(
+                f"arn:aws:lambda:{self.emulator.region}:{self.emulator.account}:function:"
+                f"{self.prefix}-{function_id}"
+            ),
+            timeout_seconds=self.monitor.timeout_of(function_id),
         )
+
+    def scheduled_event(self) -> dict[str, Any]:
+        """The event an EventBridge schedule sends its target (moto does not run schedules)."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.emulator.account,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.emulator.region,
+            "resources": [
+                f"arn:aws:events:{self.emulator.region}:{self.emulator.account}:rule/"
+                f"{self.prefix}-sweep"
+            ],
+            "detail": {},
+        }
 
     # -- CloudTrail and the Lambda service --------------------------------------------------------
 

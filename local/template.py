@@ -20,6 +20,7 @@ class SynthesizedMonitor:
     resources: dict[str, Any]
     rule_id: str
     function_id: str
+    sweep_function_id: str | None = None  # None when synthesized with sweepSchedule=off
 
     @classmethod
     def load(cls, outdir: Path, stack_name: str = STACK_NAME) -> SynthesizedMonitor:
@@ -37,7 +38,22 @@ class SynthesizedMonitor:
             raise TemplateError(f"expected one S3 event rule in {path}, found {len(rules)}")
         targets = resources[rules[0]]["Properties"]["Targets"]
         function_id = targets[0]["Arn"]["Fn::GetAtt"][0]
-        return cls(outdir=outdir, resources=resources, rule_id=rules[0], function_id=function_id)
+        schedules = [
+            resource
+            for resource in resources.values()
+            if resource["Type"] == "AWS::Events::Rule"
+            and "ScheduleExpression" in resource["Properties"]
+        ]
+        sweep_function_id = (
+            schedules[0]["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0] if schedules else None
+        )
+        return cls(
+            outdir=outdir,
+            resources=resources,
+            rule_id=rules[0],
+            function_id=function_id,
+            sweep_function_id=sweep_function_id,
+        )
 
     def _properties(self, logical_id: str) -> dict[str, Any]:
         properties: dict[str, Any] = self.resources[logical_id]["Properties"]
@@ -50,7 +66,13 @@ class SynthesizedMonitor:
 
     @property
     def handler(self) -> str:
-        return str(self._properties(self.function_id)["Handler"])
+        return self.handler_of(self.function_id)
+
+    def handler_of(self, function_id: str) -> str:
+        return str(self._properties(function_id)["Handler"])
+
+    def timeout_of(self, function_id: str) -> int:
+        return int(self._properties(function_id).get("Timeout", 3))
 
     @property
     def asset_dir(self) -> Path:
@@ -63,7 +85,10 @@ class SynthesizedMonitor:
 
     @property
     def environment(self) -> dict[str, Any]:
-        variables: dict[str, Any] = self._properties(self.function_id)["Environment"]["Variables"]
+        return self.environment_of(self.function_id)
+
+    def environment_of(self, function_id: str) -> dict[str, Any]:
+        variables: dict[str, Any] = self._properties(function_id)["Environment"]["Variables"]
         return variables
 
     @property

@@ -83,9 +83,11 @@ class S3Reader:
         session: boto3.Session | None = None,
         config: Config = RETRY_CONFIG,
         home_region: str | None = None,
+        endpoint_url: str | None = None,
     ) -> None:
         self._session = session or boto3.Session()
         self._config = config
+        self._endpoint_url = endpoint_url
         self._clients: dict[str, S3Client] = {}
         self._lock = threading.Lock()
         self.home_region = home_region or self._session.region_name or "us-east-1"
@@ -96,7 +98,12 @@ class S3Reader:
             with self._lock:
                 client = self._clients.get(region)
                 if client is None:
-                    client = self._session.client("s3", region_name=region, config=self._config)
+                    client = self._session.client(
+                        "s3",
+                        region_name=region,
+                        config=self._config,
+                        endpoint_url=self._endpoint_url,
+                    )
                     self._clients[region] = client
         return client
 

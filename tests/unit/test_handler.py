@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from infra.monitor import FUNCTION_CODE, HANDLER
-from local.emulator import Emulator
+from local.emulator import ACCOUNT, Emulator
 from local.function import LocalFunction
 
 LoadEvent = Callable[[str], dict[str, Any]]
@@ -42,7 +42,13 @@ class Account:
                 environment.pop(name, None)
             else:
                 environment[name] = value
-        return LocalFunction(FUNCTION_CODE, HANDLER, environment)
+        return LocalFunction(
+            FUNCTION_CODE,
+            HANDLER,
+            environment,
+            function_arn=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:monitor",
+            timeout_seconds=60,
+        )
 
     def drain(self, url: str) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(
