@@ -28,10 +28,11 @@ OFFLINE := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKE
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# The locked dependencies, then this project itself (editable, setuptools from the lock) for the
+# `s3-encryption-monitor` command.
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
-	# This project itself, editable, for the `s3-encryption-monitor` command (setuptools from the lock).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -74,7 +75,7 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs the package reg
 	$(PYTHON) -m venv .tools/piptools
 	.tools/piptools/bin/pip install --quiet pip-tools==7.6.2
 	.tools/piptools/bin/pip-compile --quiet --extra dev --generate-hashes --strip-extras \
-		--allow-unsafe -o requirements.lock pyproject.toml
+		--allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 clean: ## Remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .demo .pytest_cache .mypy_cache .ruff_cache .coverage

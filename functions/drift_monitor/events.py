@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-
 from .models import BucketRef, Trigger
 
 # Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
@@ -48,7 +46,9 @@ class BucketChange:
 def parse_event(raw: object) -> BucketChange:
     if not isinstance(raw, Mapping):
         raise InvalidEvent(f"event is a {type(raw).__name__}, not a JSON object")
-    envelope = EventBridgeEvent(dict(raw))
+    # A plain mapping rather than Powertools' EventBridgeEvent: importing the data classes costs
+    # ~18 ms of every cold start (SPEC §9 allows 1.25x of bare boto3) for two .get() calls.
+    envelope = raw
     detail = envelope.get("detail")
     if not isinstance(detail, Mapping):
         raise InvalidEvent("event has no 'detail' object (not a CloudTrail event)")
@@ -99,7 +99,7 @@ def _optional_str(mapping: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _envelope(envelope: EventBridgeEvent, attribute: str) -> str | None:
+def _envelope(envelope: Mapping[str, Any], attribute: str) -> str | None:
     value = envelope.get(attribute)
     return value if isinstance(value, str) and value else None
 

@@ -39,6 +39,14 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"alertEmails": 42}, "context 'alertEmails' must be a list"),
         ({"createTrail": "yes"}, "context 'createTrail' must be true or false"),
         ({"powertoolsLayerArn": "AWSLambdaPowertoolsPythonV3:40"}, "context 'powertoolsLayerArn'"),
+        ({"sweepSchedule": "daily"}, "context 'sweepSchedule' must be 'off', 'rate("),
+        ({"sweepSchedule": 24}, "context 'sweepSchedule' must be"),
+        ({"sweepSchedule": "rate(1 days)"}, "'rate(1 days)' is not a valid rate"),
+        ({"sweepSchedule": "rate(2 day)"}, "'rate(2 day)' is not a valid rate"),
+        ({"sweepSchedule": "rate(0 hours)"}, "'rate(0 hours)' is not a valid rate"),
+        ({"sweepSchedule": "rate(30 minutes)"}, "is more often than hourly"),
+        ({"sweepSchedule": "cron(0 6 * *)"}, "context 'sweepSchedule' must be"),
+        ({"sweepDigestWhenCompliant": "sometimes"}, "'sweepDigestWhenCompliant' must be true"),
     ],
 )
 def test_invalid_context_is_refused_at_synth_naming_the_key(

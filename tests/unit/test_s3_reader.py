@@ -18,8 +18,12 @@ from functions.drift_monitor.s3_reader import (
     RETRY_CONFIG,
     BucketUnreadable,
     BucketVanished,
+    ListedBucket,
+    ListingDenied,
     S3Reader,
+    sweep_config,
 )
+from local.emulator import Emulator
 
 BUCKET = BucketRef("payments-ledger", "123456789012", "eu-west-1")
 EXPECTED = {"Bucket": "payments-ledger", "ExpectedBucketOwner": "123456789012"}
@@ -181,6 +185,122 @@ def test_one_client_per_region_reused(reader: S3Reader) -> None:
     assert reader.client("eu-west-1") is first
     assert reader.client("us-east-1") is not first
     assert reader.client("us-east-1").meta.region_name == "us-east-1"
+
+
+def test_clients_created_from_many_threads_are_one_per_region(reader: S3Reader) -> None:
+    regions = ["eu-west-1", "us-east-1", "ap-south-1", "eu-central-1"] * 8
+    created: list[Any] = []
+    start = threading.Barrier(len(regions))
+
+    def create(region: str) -> None:
+        start.wait()
+        created.append(reader.client(region))
+
+    threads = [threading.Thread(target=create, args=(region,)) for region in regions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({id(client) for client in created}) == 4
+
+
+# -- listing and location ----------------------------------------------------------------------
+
+
+def test_listing_pages_with_continuation_tokens(reader: S3Reader) -> None:
+    stubber = _stub(reader)
+    stubber.add_response(
+        "list_buckets",
+        {
+            "Buckets": [{"Name": "a-bucket", "BucketRegion": "eu-west-1"}],
+            "ContinuationToken": "a-bucket",
+        },
+        {"MaxBuckets": 10_000},
+    )
+    stubber.add_response(
+        "list_buckets",
+        {"Buckets": [{"Name": "b-bucket"}]},  # no BucketRegion: as before 2024
+        {"MaxBuckets": 10_000, "ContinuationToken": "a-bucket"},
+    )
+
+    listed = list(reader.list_buckets())
+
+    assert listed == [ListedBucket("a-bucket", "eu-west-1"), ListedBucket("b-bucket", None)]
+    stubber.assert_no_pending_responses()
+
+
+def test_listing_pages_through_a_real_endpoint(emulator: Emulator) -> None:
+    # Given eight buckets on moto server (whose ListBuckets pages like S3, see local/moto_server.py)
+    session = boto3.Session(region_name="eu-west-1")
+    s3 = session.client("s3", endpoint_url=emulator.endpoint)
+    names = [f"paged-listing-{i}" for i in range(8)]
+    for name in names:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    reader = S3Reader(session, endpoint_url=emulator.endpoint)
+    pages: list[int] = []
+    reader.client("eu-west-1").meta.events.register(
+        "after-call.s3.ListBuckets", lambda parsed, **_: pages.append(len(parsed["Buckets"]))
+    )
+
+    # When they are listed three at a time
+    listed = [bucket for bucket in reader.list_buckets(page_size=3) if bucket.name in names]
+
+    # Then every bucket comes once, with its region, over several pages
+    assert sorted(bucket.name for bucket in listed) == names
+    assert {bucket.region for bucket in listed} == {"eu-west-1"}
+    assert len(pages) >= 3 and max(pages) == 3
+
+
+def test_listing_denied(reader: S3Reader) -> None:
+    stubber = _stub(reader)
+    stubber.add_client_error("list_buckets", "AccessDenied", http_status_code=403)
+
+    with pytest.raises(ListingDenied, match="s3:ListAllMyBuckets"):
+        list(reader.list_buckets())
+
+
+def test_other_listing_errors_propagate(reader: S3Reader) -> None:
+    stubber = _stub(reader)
+    stubber.add_client_error("list_buckets", "InternalError", http_status_code=500)
+
+    with pytest.raises(ClientError):
+        list(reader.list_buckets())
+
+
+@pytest.mark.parametrize(
+    ("constraint", "region"),
+    [(None, "us-east-1"), ("", "us-east-1"), ("EU", "eu-west-1"), ("ap-south-1", "ap-south-1")],
+)
+def test_location(reader: S3Reader, constraint: str | None, region: str) -> None:
+    stubber = _stub(reader)
+    stubber.add_response(
+        "get_bucket_location",
+        {} if constraint is None else {"LocationConstraint": constraint},
+        EXPECTED,
+    )
+
+    assert reader.locate(BUCKET) == region
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "outcome"),
+    [("AccessDenied", 403, BucketUnreadable), ("NoSuchBucket", 404, BucketVanished)],
+)
+def test_location_errors(reader: S3Reader, code: str, status: int, outcome: type) -> None:
+    stubber = _stub(reader)
+    stubber.add_client_error("get_bucket_location", code, http_status_code=status)
+
+    with pytest.raises(outcome):
+        reader.locate(BUCKET)
+
+
+def test_sweep_config_has_a_connection_per_thread_and_adaptive_backoff() -> None:
+    config = sweep_config(24)
+
+    assert config.max_pool_connections == 24
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": 8}
+    assert config.read_timeout == RETRY_CONFIG.read_timeout
 
 
 # -- throttling and 5xx, through real HTTP: botocore's retries only run on the HTTP path -------

@@ -1,0 +1,252 @@
+"""The installed `s3-encryption-monitor scan` command against moto server, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.demo_account import DEMO_POLICY, DemoBucket, populate
+from local.emulator import Emulator, moto_server
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+SCANNER = Path(sys.executable).with_name("s3-encryption-monitor")
+ALERT_KEYS = {
+    "schemaVersion",
+    "status",
+    "severity",
+    "bucket",
+    "account",
+    "region",
+    "trigger",
+    "observed",
+    "violations",
+    "policy",
+    "remediation",
+}
+
+
+@pytest.fixture(scope="module")
+def demo_account() -> Iterator[Emulator]:
+    with moto_server() as emulator:
+        populate(emulator)
+        yield emulator
+
+
+def scan(
+    emulator: Emulator | None, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    if not SCANNER.exists():
+        pytest.fail(f"{SCANNER} is not installed: run `make setup`")
+    endpoint = ["--endpoint-url", emulator.endpoint] if emulator else []
+    environment = {**os.environ, **(emulator.environment() if emulator else {}), **(env or {})}
+    return subprocess.run(
+        [str(SCANNER), "scan", *endpoint, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=120,
+    )
+
+
+def scan_json(emulator: Emulator, *args: str) -> tuple[int, dict[str, Any]]:
+    result = scan(emulator, "--format", "json", *args)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_table_lists_every_bucket_with_its_verdict_and_exits_1_on_drift(
+    demo_account: Emulator,
+) -> None:
+    result = scan(demo_account, "--policy", str(DEMO_POLICY))
+
+    assert result.returncode == 1, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "DRIFT" in rows["analytics-raw"] and "NO_DEFAULT_ENCRYPTION" in rows["analytics-raw"]
+    assert "COMPLIANT" in rows["payments-ledger"]
+    assert "EXEMPT" in rows["sandbox-alice"]
+    assert "us-west-2" in rows["legacy-reports"]
+    assert "10 buckets: 2 compliant, 6 drift, 0 unverifiable, 2 exempt." in result.stdout
+    assert result.stderr == ""  # no progress bar when not on a terminal
+
+
+def test_json_is_one_document_of_alert_shaped_entries(demo_account: Emulator) -> None:
+    code, document = scan_json(demo_account, "--policy", str(DEMO_POLICY))
+
+    assert code == 1
+    assert document["schemaVersion"] == "1"
+    assert document["summary"] == {
+        "buckets": 10,
+        "compliant": 2,
+        "drift": 6,
+        "unverifiable": 0,
+        "exempt": 2,
+        "vanished": 0,
+    }
+    assert len(document["buckets"]) == 10
+    for entry in document["buckets"]:
+        assert set(entry) == ALERT_KEYS
+        assert entry["trigger"]["source"] == "scan"
+        assert entry["status"] in {"COMPLIANT", "DRIFT", "UNVERIFIABLE", "EXEMPT"}
+        assert entry["policy"] == json.loads(DEMO_POLICY.read_text())
+    by_name = {entry["bucket"]: entry for entry in document["buckets"]}
+    assert by_name["marketing-assets"]["remediation"].startswith(
+        "aws s3api put-bucket-encryption --bucket marketing-assets"
+    )
+    assert by_name["payments-ledger"]["severity"] is None
+
+
+def test_only_drift_lists_drift_but_counts_everything(demo_account: Emulator) -> None:
+    code, document = scan_json(demo_account, "--policy", str(DEMO_POLICY), "--only-drift")
+
+    assert code == 1
+    assert {entry["status"] for entry in document["buckets"]} == {"DRIFT"}
+    assert len(document["buckets"]) == 6
+    assert document["summary"]["buckets"] == 10
+
+
+def test_default_policy_applies_without_a_policy_file(demo_account: Emulator) -> None:
+    code, document = scan_json(demo_account)
+
+    assert code == 1
+    assert document["buckets"][0]["policy"]["allowedKmsKeys"] == []
+    # with any key allowed, only the SSE-S3 and unencrypted buckets drift (sandbox-alice too:
+    # the default policy exempts no names)
+    drifted = {e["bucket"] for e in document["buckets"] if e["status"] == "DRIFT"}
+    assert drifted == {"analytics-raw", "marketing-assets", "sandbox-alice", "partner-exchange"}
+
+
+def test_a_compliant_account_exits_0() -> None:
+    with moto_server() as emulator:
+        populate(emulator, (DemoBucket("ledger", algorithm="aws:kms"),))
+
+        result = scan(emulator)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 buckets: 1 compliant, 0 drift" in result.stdout
+
+
+def test_progress_bar_on_a_terminal(demo_account: Emulator) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [str(SCANNER), "scan", "--endpoint-url", demo_account.endpoint, "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, **demo_account.environment(), "TERM": "xterm", "COLUMNS": "100"},
+    )
+    os.close(terminal)
+    stdout, _ = process.communicate(timeout=120)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+
+    assert b"Scanning buckets" in shown
+    assert json.loads(stdout)["summary"]["buckets"] == 10  # stdout stays clean JSON
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "yaml"], "Invalid value for '--format'"),
+        (["--concurrency", "0"], "Invalid value for '--concurrency'"),
+        (["--policy", "/nonexistent/policy.json"], "does not exist"),
+        (["--bogus"], "No such option '--bogus'"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = scan(None, *args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_an_invalid_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"allowedAlgorithms": ["aws:kms"], "requireBucketKeys": True}))
+
+    result = scan(None, "--policy", str(policy))
+
+    assert result.returncode == 2
+    assert f"--policy {policy}:" in result.stderr
+    assert "requireBucketKeys" in result.stderr
+
+
+def test_an_unknown_profile_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\n")
+
+    result = scan(None, "--profile", "nope", env={"AWS_CONFIG_FILE": str(config)})
+
+    assert result.returncode == 2
+    assert "--profile" in result.stderr and "nope" in result.stderr
+
+
+def test_no_credentials_exits_2_saying_what_to_configure(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+    )
+    result = subprocess.run(
+        [str(SCANNER), "scan", "--endpoint-url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "no AWS credentials found" in result.stderr
+
+
+def test_an_unreachable_endpoint_exits_2() -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    result = scan(None, "--endpoint-url", "http://127.0.0.1:9")
+
+    assert result.returncode == 2
+    assert "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_make_scan_without_credentials_scans_the_demo_account() -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(
+        {
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "local.scan", "--format", "json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=120,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "No AWS credentials are configured" in result.stderr
+    assert json.loads(result.stdout)["summary"]["drift"] == 6

@@ -1,0 +1,195 @@
+"""The sweep's digest: one message, counts first, most severe first, always within SNS's limit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from functions.drift_monitor.alerts import message_body
+from functions.drift_monitor.digest import MESSAGE_LIMIT, SweepRun, build_digest
+from functions.drift_monitor.models import (
+    BucketRef,
+    Code,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+    Status,
+    Trigger,
+    Violation,
+)
+from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.sweep import SweepResult, Tally
+
+ACCOUNT = "123456789012"
+TRIGGER = Trigger(source="sweep", event_time="2026-11-26T06:00:00Z", event_id="e-1")
+ALERT_KEYS = {
+    "status",
+    "severity",
+    "bucket",
+    "account",
+    "region",
+    "trigger",
+    "observed",
+    "violations",
+    "remediation",
+}
+
+
+def finding(name: str, status: Status, *codes: Code, region: str = "eu-west-1") -> Finding:
+    bucket = BucketRef(name, ACCOUNT, region)
+    observed = None if status is Status.UNVERIFIABLE else ObservedEncryption(bucket, ())
+    if Code.ALGORITHM_NOT_ALLOWED in codes:
+        observed = ObservedEncryption(bucket, (EncryptionRule("AES256"),))
+    violations = tuple(Violation(code, f"{code.value} explained") for code in codes)
+    return Finding(bucket, status, observed, violations, TRIGGER)
+
+
+def run_of(*findings: Finding, complete: bool = True, stopped_after: str | None = None) -> SweepRun:
+    tally = Tally(keep=lambda f: f.alerts)
+    for item in findings:
+        tally.add(item)
+    result = SweepResult(ACCOUNT, tally, complete, stopped_after)
+    return SweepRun(result, TRIGGER.to_dict(), "2026-11-26T06:00:01Z", "2026-11-26T06:00:09Z")
+
+
+MIXED = (
+    finding("assets", Status.DRIFT, Code.ALGORITHM_NOT_ALLOWED),
+    finding("raw-data", Status.DRIFT, Code.NO_DEFAULT_ENCRYPTION),
+    finding("logs", Status.DRIFT, Code.ALGORITHM_NOT_ALLOWED),
+    finding("locked", Status.UNVERIFIABLE, Code.ACCESS_DENIED, region="us-east-1"),
+    finding("ledger", Status.COMPLIANT),
+    finding("sandbox-1", Status.EXEMPT),
+    finding("gone", Status.VANISHED),
+)
+
+
+def test_the_document_counts_every_status_and_lists_only_what_alerts() -> None:
+    alert = build_digest(run_of(*MIXED), Policy())
+    document = alert.document
+
+    assert document["schemaVersion"] == "1"
+    assert document["status"] == "DIGEST"
+    assert document["account"] == ACCOUNT
+    assert document["summary"] == {
+        "buckets": 7,
+        "compliant": 1,
+        "drift": 3,
+        "unverifiable": 1,
+        "exempt": 1,
+        "vanished": 1,
+    }
+    assert document["violationCounts"] == {
+        "ACCESS_DENIED": 1,
+        "ALGORITHM_NOT_ALLOWED": 2,
+        "NO_DEFAULT_ENCRYPTION": 1,
+    }
+    assert [entry["bucket"] for entry in document["findings"]] == [
+        "raw-data",  # HIGH first
+        "assets",  # then MEDIUM by name
+        "logs",
+        "locked",  # LOW last
+    ]
+    assert document["listed"] == 4 and document["truncated"] is False
+    assert document["run"] == {
+        "startedAt": "2026-11-26T06:00:01Z",
+        "finishedAt": "2026-11-26T06:00:09Z",
+        "complete": True,
+        "stoppedAfter": None,
+    }
+    assert document["trigger"]["source"] == "sweep"
+    assert document["policy"] == Policy().to_dict()
+
+
+def test_each_listed_entry_is_the_alert_document_without_the_repeated_policy() -> None:
+    document = build_digest(run_of(*MIXED), Policy()).document
+
+    for entry in document["findings"]:
+        assert set(entry) == ALERT_KEYS
+    raw = document["findings"][0]
+    assert raw["severity"] == "HIGH"
+    assert raw["observed"] == {"rules": []}
+    assert raw["remediation"].startswith("aws s3api put-bucket-encryption --bucket raw-data")
+    locked = document["findings"][-1]
+    assert (locked["severity"], locked["observed"], locked["remediation"]) == ("LOW", None, None)
+
+
+def test_severity_subject_and_attributes() -> None:
+    alert = build_digest(run_of(*MIXED), Policy())
+
+    assert alert.document["severity"] == "HIGH"
+    assert alert.subject == "[DIGEST] 3 drifted, 1 unverifiable of 7 buckets (123456789012)"
+    assert alert.attributes == {"status": "DIGEST", "severity": "HIGH", "account": ACCOUNT}
+    medium = build_digest(run_of(MIXED[0]), Policy())
+    assert medium.document["severity"] == "MEDIUM"
+
+
+def test_the_email_gives_counts_by_violation_then_the_buckets() -> None:
+    email = build_digest(run_of(*MIXED), Policy()).email
+    lines = email.splitlines()
+
+    assert lines[0] == (
+        "Encryption sweep of account 123456789012: 3 of 7 buckets drift from your policy, "
+        "1 could not be verified."
+    )
+    per_violation = lines.index("Buckets per violation:")
+    drift = lines.index("Drift (3 listed), most severe first:")
+    unverifiable = lines.index("Could not be verified (1 listed), most severe first:")
+    assert per_violation < drift < unverifiable
+    counts = {line.split()[0]: int(line.split()[1]) for line in lines[per_violation + 1 : drift]
+              if line.strip()}  # fmt: skip
+    assert counts == {"ACCESS_DENIED": 1, "ALGORITHM_NOT_ALLOWED": 2, "NO_DEFAULT_ENCRYPTION": 1}
+    assert "  HIGH    s3://raw-data  (eu-west-1)" in lines
+    assert "          NO_DEFAULT_ENCRYPTION: NO_DEFAULT_ENCRYPTION explained" in lines
+    assert any(line.startswith("          fix: aws s3api put-bucket-encryption") for line in lines)
+    assert "sandbox-1" not in email  # exempt: counted, not listed
+    assert "INCOMPLETE" not in email
+
+
+def test_an_incomplete_run_says_how_far_it_got() -> None:
+    alert = build_digest(run_of(*MIXED[:2], complete=False, stopped_after="raw-data"), Policy())
+
+    assert alert.document["run"]["complete"] is False
+    assert alert.document["run"]["stoppedAfter"] == "raw-data"
+    assert "(incomplete)" in alert.subject
+    assert "INCOMPLETE: the sweep ran out of time after 2 buckets" in alert.email
+    assert "raw-data" in alert.email
+
+
+def test_a_compliant_run_digest_lists_nothing() -> None:
+    alert = build_digest(run_of(finding("ledger", Status.COMPLIANT)), Policy())
+
+    assert alert.document["findings"] == []
+    assert alert.document["severity"] == "LOW"
+    assert "Drift (" not in alert.email
+
+
+def test_a_huge_account_is_cut_to_one_message_most_severe_kept() -> None:
+    # Given far more drifted buckets than one SNS message can describe
+    many = [
+        finding(f"medium-{i:05d}", Status.DRIFT, Code.ALGORITHM_NOT_ALLOWED) for i in range(3000)
+    ]
+    many.append(finding("zz-high", Status.DRIFT, Code.NO_DEFAULT_ENCRYPTION))
+
+    # When the digest is built
+    alert = build_digest(run_of(*many), Policy())
+
+    # Then it fits, keeps the most severe, and says how to see the rest
+    document = alert.document
+    assert len(message_body(alert).encode()) <= MESSAGE_LIMIT
+    assert document["truncated"] is True
+    assert 0 < document["listed"] < 3001
+    assert document["findings"][0]["bucket"] == "zz-high"
+    assert document["summary"]["drift"] == 3001  # the counts stay complete
+    assert "s3-encryption-monitor scan --only-drift" in alert.email
+    assert json.loads(json.loads(message_body(alert))["default"]) == document
+
+
+def test_subject_stays_within_sns_limits_for_any_account_size() -> None:
+    tally = Tally(keep=lambda f: f.alerts)
+    tally.statuses = Counter({Status.DRIFT: 10**9, Status.UNVERIFIABLE: 10**9})
+    run = SweepRun(SweepResult(ACCOUNT, tally, False, "x"), TRIGGER.to_dict(), "a", "b")
+
+    subject = build_digest(run, Policy()).subject
+
+    assert len(subject) <= 100
+    assert all(" " <= char <= "~" for char in subject)
