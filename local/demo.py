@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from functions.drift_monitor.alerts import render_email
+from functions.drift_monitor.digest import DIGEST, render_digest_email
 
 from .emulator import moto_server
 from .function import Invocation, LocalFunction
@@ -116,10 +117,11 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
 
 
 def _print_email(alert: ReceivedAlert) -> None:
+    render = render_digest_email if alert.document["status"] == DIGEST else render_email
     print(f"  {RULE[:76]}")
     print(f"  Subject: {alert.subject}")
     print()
-    for line in render_email(alert.document).splitlines():
+    for line in render(alert.document).splitlines():
         print(f"  {line}".rstrip())
     print(f"  {RULE[:76]}")
 
@@ -136,6 +138,23 @@ def _outcome(invocations: list[Invocation]) -> str:
             reason = f" ({response['reason']})" if response.get("reason") else ""
             outcomes.append(f"{response['status']}{reason}")
     return "; ".join(outcomes)
+
+
+def _sweep(pipeline: LocalPipeline, number: int) -> tuple[str, str, str]:
+    """The scheduled sweep, once: it sees every bucket, including those no event reported."""
+    print(f"{number:>2}. the daily sweep runs (its schedule, invoked here by hand)")
+    print("    expected: one digest of every drifted bucket; exempt ones counted, not listed")
+    function = pipeline.start_sweep_function()
+    invocation = function.invoke(pipeline.scheduled_event())
+    outcome = f"FAILED: {invocation.error}" if not invocation.ok else "DIGEST sent"
+    if invocation.ok and invocation.response["digest"] is None:
+        outcome = "every bucket compliant: no digest"
+    print(f"    function: {outcome}")
+    alerts = pipeline.received_alerts()
+    for alert in alerts:
+        _print_email(alert)
+    print()
+    return "sweep", outcome, ", ".join(a.document["severity"] for a in alerts) or "-"
 
 
 def run(outdir: Path) -> int:
@@ -173,6 +192,7 @@ def run(outdir: Path) -> int:
             severity = ", ".join(a.document["severity"] for a in alerts) or "-"
             summary.append((title.split(":")[0], outcome, severity))
             print()
+        summary.append(_sweep(pipeline, len(summary) + 1))
 
     print("Summary")
     print(f"  {'bucket / case':<18} {'alert':<8} function outcome")
