@@ -122,3 +122,13 @@ class LocalFunction:
             with contextlib.suppress(json.JSONDecodeError):
                 records.append(json.loads(line))
         return records
+
+    def metrics(self) -> dict[str, float]:
+        """The EMF metrics the function printed, summed by name."""
+        totals: dict[str, float] = {}
+        for record in self.log_records():
+            if "_aws" in record:
+                for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                    name = metric["Name"]
+                    totals[name] = totals.get(name, 0) + sum(record[name])
+        return totals

@@ -113,16 +113,21 @@ def render_email(document: dict[str, Any]) -> str:
         lines += ["", "To fix it, run:", f"  {document['remediation']}"]
         if KEY_PLACEHOLDER in document["remediation"]:
             lines.append(f"  (replace {KEY_PLACEHOLDER} with a key your policy allows)")
-    lines += [
+    lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "alert")
+    return "\n".join(lines)
+
+
+def policy_and_footer(policy: dict[str, Any], sender: str, what: str) -> list[str]:
+    """How every email ends: the policy it was judged by, and where to get the same as JSON."""
+    return [
         "",
         "Policy in force:",
-        f"  {json.dumps(document['policy'], sort_keys=True)}",
+        f"  {json.dumps(policy, sort_keys=True)}",
         "",
         "--",
-        "Sent by S3 Encryption Drift Monitor. Subscribe an SQS queue, Lambda function or HTTPS "
-        f"endpoint to this topic for the same alert as JSON (schemaVersion {SCHEMA_VERSION}).",
+        f"Sent by {sender}. Subscribe an SQS queue, Lambda function or HTTPS endpoint to this "
+        f"topic for the same {what} as JSON (schemaVersion {SCHEMA_VERSION}).",
     ]
-    return "\n".join(lines)
 
 
 def _describe_trigger(trigger: dict[str, Any]) -> str:

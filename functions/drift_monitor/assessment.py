@@ -42,14 +42,7 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
         f"arn:aws:s3:::{bucket.name}, and that no bucket policy, SCP or permissions boundary "
         f"denies it, and that account {bucket.account} still owns the bucket."
     )
-    return Finding(
-        bucket=bucket,
-        status=Status.UNVERIFIABLE,
-        observed=None,
-        violations=(Violation(Code.ACCESS_DENIED, message),),
-        trigger=trigger,
-        detail=str(denied),
-    )
+    return _unknown(bucket, trigger, Violation(Code.ACCESS_DENIED, message), str(denied))
 
 
 def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding:
@@ -58,14 +51,11 @@ def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding
         f"S3 kept failing to answer for this bucket after every retry ({_describe(error)}); "
         "its encryption is unknown until the next sweep or scan."
     )
-    return Finding(
-        bucket=bucket,
-        status=Status.UNVERIFIABLE,
-        observed=None,
-        violations=(Violation(Code.READ_FAILED, message),),
-        trigger=trigger,
-        detail=str(error),
-    )
+    return _unknown(bucket, trigger, Violation(Code.READ_FAILED, message), str(error))
+
+
+def _unknown(bucket: BucketRef, trigger: Trigger, why: Violation, detail: str) -> Finding:
+    return Finding(bucket, Status.UNVERIFIABLE, None, (why,), trigger, detail=detail)
 
 
 def _describe(error: Exception) -> str:

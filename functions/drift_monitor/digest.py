@@ -6,11 +6,17 @@ Each listed finding is the §6 alert document (without the policy, given once at
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from .alerts import SCHEMA_VERSION, Alert, alert_document, message_body, printable
+from .alerts import (
+    SCHEMA_VERSION,
+    Alert,
+    alert_document,
+    message_body,
+    policy_and_footer,
+    printable,
+)
 from .models import Finding, Severity, Status
 from .policy import Policy
 from .sweep import SweepResult, Tally
@@ -165,16 +171,9 @@ def render_digest_email(document: dict[str, Any]) -> str:
             "them, run:",
             "  s3-encryption-monitor scan --only-drift",
         ]
-    lines += [
-        "",
-        "Policy in force:",
-        f"  {json.dumps(document['policy'], sort_keys=True)}",
-        "",
-        "--",
-        "Sent by the scheduled sweep of S3 Encryption Drift Monitor. Subscribe an SQS queue, "
-        "Lambda function or HTTPS endpoint to this topic for the same digest as JSON "
-        f"(schemaVersion {SCHEMA_VERSION}, status DIGEST).",
-    ]
+    lines += policy_and_footer(
+        document["policy"], "the scheduled sweep of S3 Encryption Drift Monitor", "digest"
+    )
     return "\n".join(lines)
 
 

@@ -101,15 +101,6 @@ def _bucket(account: Account, event: dict[str, Any], algorithm: str | None) -> N
         )
 
 
-def _metrics(function: LocalFunction) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for record in function.log_records():
-        if "_aws" in record:
-            for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(record[metric["Name"]])
-    return totals
-
-
 def test_drift_publishes_one_alert(account: Account, event_fixture: LoadEvent) -> None:
     event = event_fixture("put-bucket-encryption.json")
     _bucket(account, event, "AES256")
@@ -125,7 +116,7 @@ def test_drift_publishes_one_alert(account: Account, event_fixture: LoadEvent) -
     assert [v["code"] for v in document["violations"]] == ["ALGORITHM_NOT_ALLOWED"]
     assert notification["Subject"].startswith("[DRIFT] s3://bucket-")
     assert notification["MessageAttributes"]["severity"]["Value"] == "MEDIUM"
-    assert _metrics(function) == {"Evaluations": 1, "Drifts": 1}
+    assert function.metrics() == {"Evaluations": 1, "Drifts": 1}
 
 
 def test_compliant_bucket_publishes_nothing(account: Account, event_fixture: LoadEvent) -> None:
@@ -138,7 +129,7 @@ def test_compliant_bucket_publishes_nothing(account: Account, event_fixture: Loa
     assert invocation.ok, invocation.error
     assert invocation.response["status"] == "COMPLIANT"
     assert account.alerts() == []
-    assert _metrics(function) == {"Evaluations": 1, "CompliantBuckets": 1}
+    assert function.metrics() == {"Evaluations": 1, "CompliantBuckets": 1}
 
 
 def test_a_vanished_bucket_is_logged_and_counted(
@@ -152,7 +143,7 @@ def test_a_vanished_bucket_is_logged_and_counted(
 
     assert invocation.response["status"] == "VANISHED"
     assert account.alerts() == []
-    assert _metrics(function)["VanishedBuckets"] == 1
+    assert function.metrics()["VanishedBuckets"] == 1
     evaluated = [r for r in function.log_records() if r.get("message") == "Bucket evaluated"]
     assert evaluated[0]["status"] == "VANISHED"
 
@@ -165,7 +156,7 @@ def test_a_failed_call_is_ignored_and_counted(account: Account, event_fixture: L
     assert invocation.response["status"] == "IGNORED"
     assert account.alerts() == []
     assert account.drain(account.failure_queue_url) == []
-    assert _metrics(function) == {"IgnoredFailedCalls": 1}
+    assert function.metrics() == {"IgnoredFailedCalls": 1}
 
 
 @pytest.mark.parametrize(
@@ -191,7 +182,7 @@ def test_invalid_events_are_kept_as_they_arrived(account: Account, event: Any, r
     assert kept["MessageAttributes"]["kind"]["StringValue"] == "INVALID_EVENT"
     errors = [r for r in function.log_records() if r.get("level") == "ERROR"]
     assert reason in errors[0]["reason"]
-    assert _metrics(function) == {"InvalidEvents": 1}
+    assert function.metrics() == {"InvalidEvents": 1}
     assert account.alerts() == []
 
 

@@ -70,15 +70,6 @@ MIXED = (
 )
 
 
-def metrics(function: LocalFunction) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for record in function.log_records():
-        if "_aws" in record:
-            for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(record[metric["Name"]])
-    return totals
-
-
 def logged(function: LocalFunction, message: str) -> list[dict[str, Any]]:
     return [record for record in function.log_records() if record.get("message") == message]
 
@@ -95,7 +86,7 @@ def test_a_sweep_counts_logs_and_sends_one_digest(account: Account) -> None:
     assert [entry["bucket"] for entry in document["findings"]] == ["assets"]
     assert document["trigger"]["eventId"] == SCHEDULED["id"]
     assert document["account"] == ACCOUNT  # from the function's ARN, no STS call
-    assert metrics(function) == {
+    assert function.metrics() == {
         "SweptBuckets": 3,
         "CompliantBuckets": 1,
         "Drifts": 1,
@@ -125,7 +116,7 @@ def test_a_sweep_that_runs_out_of_time_says_how_far_it_got(account: Account) -> 
                                 "not evaluated")  # fmt: skip
     assert error["level"] == "ERROR"
     assert error["evaluated"] == 0
-    assert metrics(function)["IncompleteSweeps"] == 1
+    assert function.metrics()["IncompleteSweeps"] == 1
     (digest,) = account.digests()
     assert json.loads(digest["Message"])["run"]["complete"] is False
     assert "(incomplete)" in digest["Subject"]
