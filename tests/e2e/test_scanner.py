@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,21 @@ def test_a_compliant_account_exits_0() -> None:
 
 def test_progress_bar_on_a_terminal(demo_account: Emulator) -> None:
     controller, terminal = pty.openpty()
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        # Read while the scanner runs: a full pty buffer would block its writes to stderr.
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO once the scanner has exited and closed its end
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
     process = subprocess.Popen(
         [str(SCANNER), "scan", "--endpoint-url", demo_account.endpoint, "--format", "json"],
         stdout=subprocess.PIPE,
@@ -145,15 +161,7 @@ def test_progress_bar_on_a_terminal(demo_account: Emulator) -> None:
     )
     os.close(terminal)
     stdout, _ = process.communicate(timeout=120)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
+    reader.join(timeout=10)
     os.close(controller)
 
     assert b"Scanning buckets" in shown

@@ -391,7 +391,10 @@ def test_sweep_runs_daily_by_default(template: Template) -> None:
 
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 day)"
     assert target["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
     assert "DeadLetterConfig" in target
+    _, invoke_config = _one(template, "AWS::Lambda::EventInvokeConfig", "MonitorSweepFunction")
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 1
     properties = sweep["Properties"]
     assert properties["Handler"] == "drift_monitor.sweep_handler.lambda_handler"
     assert properties["Timeout"] == 900

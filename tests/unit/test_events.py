@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.events import FailedCall, InvalidEvent, parse_event
+from functions.drift_monitor.events import (
+    FailedCall,
+    InvalidEvent,
+    parse_event,
+    schedule_trigger,
+)
 from functions.drift_monitor.models import BucketRef, Trigger
 
 LoadEvent = Callable[[str], dict[str, Any]]
@@ -168,3 +173,18 @@ def test_legacy_and_directory_bucket_names_are_accepted(
     event["detail"]["requestParameters"]["bucketName"] = name
 
     assert parse_event(event).bucket.name == name
+
+
+def test_the_sweep_trigger_comes_from_the_schedule_event(event_fixture: LoadEvent) -> None:
+    trigger = schedule_trigger(event_fixture("scheduled-sweep.json"))
+
+    assert trigger == Trigger(
+        source="sweep",
+        event_time="2026-11-26T06:00:00Z",
+        event_id="53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    )
+
+
+@pytest.mark.parametrize("raw", [{}, None, "run", {"time": 42}])
+def test_a_manual_sweep_invocation_still_sweeps(raw: Any) -> None:
+    assert schedule_trigger(raw) == Trigger(source="sweep")
