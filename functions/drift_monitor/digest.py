@@ -6,6 +6,7 @@ Each listed finding is the §6 alert document (without the policy, given once at
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,17 +56,35 @@ def most_severe_first(findings: list[Finding]) -> list[Finding]:
 
 
 def build_digest(run: SweepRun, policy: Policy) -> Alert:
-    """The digest of a run, listing as many findings as one SNS message holds, most severe first."""
+    """The digest of a run, listing as many findings as one SNS message holds, most severe first.
+
+    Entries are built only while they may still fit, so a run with a million drifted buckets
+    does not render a million descriptions to send a few hundred.
+    """
     findings = most_severe_first([f for f in run.result.tally.kept if f.alerts])
-    entries = [_entry(finding, policy) for finding in findings]
+    entries: list[dict[str, Any]] = []
+    room = MESSAGE_LIMIT
+    for finding in findings:
+        entry = _entry(finding, policy)
+        room -= _encoded_size(entry)
+        if room < 0:
+            break
+        entries.append(entry)
     listed = len(entries)
     while True:
-        document = digest_document(run, policy, entries[:listed], total=len(entries))
+        document = digest_document(run, policy, entries[:listed], total=len(findings))
         alert = _alert(document)
         size = len(message_body(alert).encode())
         if size <= MESSAGE_LIMIT or listed == 0:
             return alert
         listed = min(listed - 1, int(listed * MESSAGE_LIMIT / size))
+
+
+def _encoded_size(entry: dict[str, Any]) -> int:
+    """What one entry adds to the SNS message: its JSON, encoded again as the ``default`` string,
+    and its lines in the email."""
+    email = "\n".join(_describe_entry(entry))
+    return len(json.dumps(json.dumps(entry))) + len(json.dumps(email))
 
 
 def digest_document(
