@@ -48,7 +48,8 @@ def powertools_layer_parameter() -> str:
 
 
 class EncryptionDriftMonitor(Construct):
-    """Watches S3 CloudTrail events and alerts when a bucket's default encryption drifts."""
+    """Watches S3 CloudTrail events and alerts when a bucket's default encryption drifts; sweeps
+    every bucket on a schedule (unless turned off) and sends one digest per run."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: MonitorProps) -> None:
         super().__init__(scope, construct_id)
@@ -310,7 +311,8 @@ class EncryptionDriftMonitor(Construct):
                 self.delivery_dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=Duration.minutes(5), statistic="Maximum"
                 ),
-                "EventBridge could not deliver S3 events to the drift monitor function.",
+                "EventBridge could not deliver S3 events or the sweep schedule to the drift "
+                "monitor's functions.",
             ),
         }
         if self.sweep_function is not None:
