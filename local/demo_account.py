@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
 from .emulator import Emulator
 
 if TYPE_CHECKING:
@@ -51,13 +49,7 @@ DEMO_BUCKETS = (
 def populate(emulator: Emulator, buckets: tuple[DemoBucket, ...] = DEMO_BUCKETS) -> None:
     """Creates the buckets on the emulator, each in its region, as an account owner would."""
     for bucket in buckets:
-        s3: S3Client = boto3.client(
-            "s3",
-            region_name=bucket.region,
-            endpoint_url=emulator.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3: S3Client = emulator.client("s3", bucket.region)
         create: dict[str, Any] = {"Bucket": bucket.name}
         if bucket.region != "us-east-1":
             create["CreateBucketConfiguration"] = {"LocationConstraint": bucket.region}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -10,8 +11,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -23,18 +27,34 @@ class Emulator:
     endpoint: str
     account: str = ACCOUNT
     region: str = REGION
+    # Any key works while moto enforces no IAM; with IAM enforced, an IAM user's key.
+    access_key: str = "testing"
+    secret_key: str = "testing"
 
     def environment(self) -> dict[str, str]:
         """What boto3 needs to talk to the emulator and to nothing else."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_SESSION_TOKEN": "",  # botocore sends no token when it is empty
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def session(self, region: str | None = None) -> boto3.Session:
+        return boto3.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=region or self.region,
+        )
+
+    def client(self, service: Any, region: str | None = None) -> Any:
+        return self.session(region).client(service, endpoint_url=self.endpoint)
+
+    def as_user(self, access_key: str, secret_key: str) -> Emulator:
+        return replace(self, access_key=access_key, secret_key=secret_key)
 
 
 def _free_port() -> int:
@@ -49,15 +69,22 @@ def _moto_server_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def moto_server(log_path: Path | None = None, timeout: float = 30.0) -> Iterator[Emulator]:
-    """Starts ``moto_server`` in its own process on a free loopback port; stops it on exit."""
+def moto_server(
+    log_path: Path | None = None,
+    timeout: float = 30.0,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Emulator]:
+    """Starts ``moto_server`` in its own process on a free loopback port; stops it on exit.
+
+    ``settings`` are moto's own environment variables, e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``.
+    """
     port = _free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [*_moto_server_command(), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MOTO_CALL_RESET_API": "false"},
+        env={**os.environ, "MOTO_CALL_RESET_API": "false", **(settings or {})},
         cwd=REPO,
     )
     endpoint = f"http://127.0.0.1:{port}"
@@ -84,3 +111,25 @@ def _wait_until_ready(endpoint: str, process: subprocess.Popen[bytes], timeout: 
             return
         time.sleep(0.1)
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def moto_server_with_iam() -> Iterator[Emulator]:
+    """moto enforcing IAM like AWS: every request needs an IAM user's key and a policy allowing it.
+
+    The first three requests, which create an administrator, go through unchecked
+    (``INITIAL_NO_AUTH_ACTION_COUNT``); the emulator yielded uses that administrator's key.
+    """
+    with moto_server(settings={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}) as emulator:
+        yield iam_user(emulator, "administrator", [{"Action": "*", "Resource": "*"}])
+
+
+def iam_user(emulator: Emulator, name: str, allowed: list[dict[str, Any]]) -> Emulator:
+    """A new IAM user allowed exactly these statements (``Action``, ``Resource``), as an emulator
+    that signs with its key."""
+    iam = emulator.client("iam")
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **s} for s in allowed]}
+    iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(document))
+    return emulator.as_user(key["AccessKeyId"], key["SecretAccessKey"])

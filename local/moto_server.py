@@ -1,8 +1,13 @@
-"""``moto_server`` with real S3's ListBuckets: pages (ContinuationToken) and BucketRegion.
+"""``moto_server`` with two gaps to real S3 closed: ListBuckets paging and default-encryption IAM.
 
-moto 5.2.5 truncates at MaxBuckets without a ContinuationToken (a paginating client would silently
-miss buckets) and omits BucketRegion (a client would make one GetBucketLocation per bucket that
-real S3 does not need). Everything else is moto as released.
+- moto 5.2.5 truncates ListBuckets at MaxBuckets without a ContinuationToken (a paginating client
+  would silently miss buckets) and omits BucketRegion (a client would make one GetBucketLocation
+  per bucket that real S3 does not need). Here it answers as S3 does: name order, pages, regions.
+- When moto enforces IAM (``INITIAL_NO_AUTH_ACTION_COUNT``), it authorizes Get/Put/
+  DeleteBucketEncryption as s3:ListBucket / s3:CreateBucket / s3:DeleteBucket. Here they need
+  s3:GetEncryptionConfiguration and s3:PutEncryptionConfiguration, as on AWS.
+
+Everything else is moto as released.
 
 Usage: python -m local.moto_server -H 127.0.0.1 -p PORT
 """
@@ -14,7 +19,7 @@ from typing import Any
 
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.responses import ActionResult
-from moto.s3.responses import S3Response
+from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
 
 _OWNER = {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"}
@@ -54,6 +59,14 @@ def list_buckets_like_s3(self: Any) -> TYPE_RESPONSE:
     return self.serialized(ActionResult(result))  # type: ignore[no-any-return]
 
 
+def authorize_encryption_like_s3() -> None:
+    bucket_actions = ACTION_MAP["BUCKET"]
+    bucket_actions["GET"]["encryption"] = "GetEncryptionConfiguration"
+    bucket_actions["PUT"]["encryption"] = "PutEncryptionConfiguration"
+    bucket_actions["DELETE"]["encryption"] = "PutEncryptionConfiguration"
+
+
 if __name__ == "__main__":
     S3Response.all_buckets = list_buckets_like_s3  # type: ignore[method-assign]
+    authorize_encryption_like_s3()
     moto_main(sys.argv[1:])

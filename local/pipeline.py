@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
 from .cloudtrail import RecordedS3
 from .emulator import Emulator
 from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction
@@ -50,11 +48,7 @@ class LocalPipeline:
         self.monitor = monitor
         self.emulator = emulator
         self.prefix = f"m{uuid.uuid4().hex[:8]}"
-        session = boto3.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=emulator.region,
-        )
+        session = emulator.session()
         self.s3 = session.client("s3", endpoint_url=emulator.endpoint)
         self.kms = session.client("kms", endpoint_url=emulator.endpoint)
         self._events: EventBridgeClient = session.client("events", endpoint_url=emulator.endpoint)

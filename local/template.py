@@ -101,3 +101,16 @@ class SynthesizedMonitor:
 
     def logical_ids(self, resource_type: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
+
+    def role_actions(self, function_id: str) -> list[str]:
+        """Every IAM action the function's role is allowed, from the policies attached to it."""
+        role = self._properties(function_id)["Role"]["Fn::GetAtt"][0]
+        actions: set[str] = set()
+        for logical_id in self.logical_ids("AWS::IAM::Policy"):
+            properties = self._properties(logical_id)
+            if {"Ref": role} not in properties["Roles"]:
+                continue
+            for statement in properties["PolicyDocument"]["Statement"]:
+                granted = statement["Action"]
+                actions.update([granted] if isinstance(granted, str) else granted)
+        return sorted(actions)
