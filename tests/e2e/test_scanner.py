@@ -195,6 +195,16 @@ def test_an_invalid_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None
     assert "requireBucketKeys" in result.stderr
 
 
+def test_a_policy_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_bytes(b"\xff\xfe\x00{")
+
+    result = scan(None, "--policy", str(policy))
+
+    assert result.returncode == 2
+    assert f"--policy {policy}: cannot read it" in result.stderr
+
+
 def test_an_unknown_profile_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("[default]\nregion = eu-west-1\n")
