@@ -66,7 +66,7 @@ deploy: synth ## Deploy to the AWS account in your environment (cdk deploy)
 	$(CDK) deploy
 
 scan: setup ## Scan every bucket (a demo account when no AWS credentials); ARGS="..." to the scanner
-	$(BIN)/python -m local.scan $(ARGS)
+	@$(BIN)/python -m local.scan $(ARGS)
 
 bench: setup ## Measure sweep throughput, cold start and calls per event; writes bench-results.json
 	$(BIN)/python -m local.bench
