@@ -29,7 +29,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _populate(emu: Emulator, count: int) -> list[str]:
-    s3 = _client(emu, "s3", max_pool_connections=DEFAULT_CONCURRENCY)
+    s3 = emu.client("s3", config=Config(max_pool_connections=DEFAULT_CONCURRENCY))
     names = [f"bench-{index:06d}" for index in range(count)]
 
     def create(index_name: tuple[int, str]) -> None:
@@ -149,11 +148,12 @@ def _populate(emu: Emulator, count: int) -> list[str]:
 
 
 def _sweep_throughput(emu: Emulator, names: list[str], repeats: int) -> dict[str, Any]:
-    bare_s3 = _client(emu, "s3", max_pool_connections=DEFAULT_CONCURRENCY)
-    session = _session(emu)
-    reader = S3Reader(session, config=sweep_config(DEFAULT_CONCURRENCY), endpoint_url=emu.endpoint)
-    topic_arn = _client(emu, "sns").create_topic(Name="bench-digest")["TopicArn"]
-    publisher = AlertPublisher(_client(emu, "sns"), topic_arn)
+    bare_s3 = emu.client("s3", config=Config(max_pool_connections=DEFAULT_CONCURRENCY))
+    reader = S3Reader(
+        emu.session(), config=sweep_config(DEFAULT_CONCURRENCY), endpoint_url=emu.endpoint
+    )
+    topic_arn = emu.client("sns").create_topic(Name="bench-digest")["TopicArn"]
+    publisher = AlertPublisher(emu.client("sns"), topic_arn)
 
     def bare() -> int:
         def read(name: str) -> None:
@@ -287,9 +287,9 @@ def _install_c7n() -> Path:
 
 
 def _calls_per_event(emu: Emulator) -> dict[str, Any]:
-    s3 = _client(emu, "s3")
-    sns = _client(emu, "sns")
-    sqs = _client(emu, "sqs")
+    s3 = emu.client("s3")
+    sns = emu.client("sns")
+    sqs = emu.client("sqs")
     topic = sns.create_topic(Name="bench-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="bench-failures")["QueueUrl"]
     for name, algorithm in (("calls-compliant", "aws:kms"), ("calls-drift", "AES256")):
@@ -465,16 +465,6 @@ def _timed(work: Callable[[], int]) -> float:
 
 def _note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _session(emu: Emulator) -> boto3.Session:
-    return boto3.Session(
-        aws_access_key_id="bench", aws_secret_access_key="bench", region_name=emu.region
-    )
-
-
-def _client(emu: Emulator, service: Any, **config: Any) -> Any:
-    return _session(emu).client(service, endpoint_url=emu.endpoint, config=Config(**config))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -50,8 +51,8 @@ class Emulator:
             region_name=region or self.region,
         )
 
-    def client(self, service: Any, region: str | None = None) -> Any:
-        return self.session(region).client(service, endpoint_url=self.endpoint)
+    def client(self, service: Any, region: str | None = None, config: Config | None = None) -> Any:
+        return self.session(region).client(service, endpoint_url=self.endpoint, config=config)
 
     def as_user(self, access_key: str, secret_key: str) -> Emulator:
         return replace(self, access_key=access_key, secret_key=secret_key)

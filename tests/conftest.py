@@ -30,6 +30,24 @@ for name, value in {
 os.environ.pop("AWS_PROFILE", None)
 
 
+# The fields of the alert document, SPEC §6.
+ALERT_KEYS = frozenset(
+    {
+        "schemaVersion",
+        "status",
+        "severity",
+        "bucket",
+        "account",
+        "region",
+        "trigger",
+        "observed",
+        "violations",
+        "policy",
+        "remediation",
+    }
+)
+
+
 def load_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return event

@@ -12,6 +12,7 @@ from typing import Any
 
 from .alerts import (
     SCHEMA_VERSION,
+    SUBJECT_LIMIT,
     Alert,
     alert_document,
     message_body,
@@ -25,7 +26,13 @@ from .sweep import SweepResult, Tally
 DIGEST = "DIGEST"
 # SNS takes at most 256 KiB per message; leave room for the subject and attributes.
 MESSAGE_LIMIT = 240 * 1024
-_SEVERITY_ORDER = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
+# Most severe first; findings that do not alert have no severity and come last.
+_SEVERITY_ORDER: dict[Severity | None, int] = {
+    Severity.HIGH: 0,
+    Severity.MEDIUM: 1,
+    Severity.LOW: 2,
+    None: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ def summary(tally: Tally) -> dict[str, int]:
 def most_severe_first(findings: list[Finding]) -> list[Finding]:
     return sorted(
         findings,
-        key=lambda f: (_SEVERITY_ORDER.get(f.severity, 3) if f.severity else 3, f.bucket.name),
+        key=lambda f: (_SEVERITY_ORDER[f.severity], f.bucket.name),
     )
 
 
@@ -92,7 +99,7 @@ def digest_document(
 ) -> dict[str, Any]:
     result = run.result
     severities = [entry["severity"] for entry in entries]
-    severity = next((s.value for s in _SEVERITY_ORDER if s.value in severities), Severity.LOW.value)
+    severity = next((s.value for s in Severity if s.value in severities), Severity.LOW.value)
     return {
         "schemaVersion": SCHEMA_VERSION,
         "status": DIGEST,
@@ -141,7 +148,7 @@ def digest_subject(document: dict[str, Any]) -> str:
     return printable(
         f"[DIGEST] {counts['drift']} drifted, {counts['unverifiable']} unverifiable of "
         f"{counts['buckets']} buckets{state} ({document['account']})"
-    )[:100]
+    )[:SUBJECT_LIMIT]
 
 
 def render_digest_email(document: dict[str, Any]) -> str:

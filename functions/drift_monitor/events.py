@@ -48,8 +48,7 @@ def parse_event(raw: object) -> BucketChange:
         raise InvalidEvent(f"event is a {type(raw).__name__}, not a JSON object")
     # A plain mapping rather than Powertools' EventBridgeEvent: importing the data classes costs
     # ~18 ms of every cold start (SPEC §9 allows 1.25x of bare boto3) for two .get() calls.
-    envelope = raw
-    detail = envelope.get("detail")
+    detail = raw.get("detail")
     if not isinstance(detail, Mapping):
         raise InvalidEvent("event has no 'detail' object (not a CloudTrail event)")
 
@@ -68,12 +67,12 @@ def parse_event(raw: object) -> BucketChange:
         )
 
     # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
-    account = _optional_str(detail, "recipientAccountId") or _envelope(envelope, "account")
+    account = _optional_str(detail, "recipientAccountId") or _envelope(raw, "account")
     if not account or not _ACCOUNT.match(account):
         raise InvalidEvent(
             f"no 12-digit account in detail.recipientAccountId or account: {account!r}"
         )
-    region = _optional_str(detail, "awsRegion") or _envelope(envelope, "region")
+    region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
     if not region or not _REGION.match(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
 

@@ -27,7 +27,7 @@ if SETTINGS.policy_from_defaults:
     logger.warning("ENCRYPTION_POLICY is not set: the default policy applies")
 _session = boto3.Session()
 READER = S3Reader(_session)
-READER.client(_session.region_name or "us-east-1")
+READER.client(READER.home_region)
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 

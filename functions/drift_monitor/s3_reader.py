@@ -115,8 +115,7 @@ class S3Reader:
                 for bucket in page.get("Buckets", []):
                     yield ListedBucket(bucket["Name"], bucket.get("BucketRegion") or None)
         except ClientError as error:
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if _error_code(error) in _DENIED_CODES or status == 403:
+            if _is_denied(error):
                 raise ListingDenied(
                     f"{_error_code(error) or '403'} on s3:ListAllMyBuckets: the caller may not "
                     "list this account's buckets"
@@ -177,12 +176,16 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _is_denied(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _error_code(error) in _DENIED_CODES or status == 403
+
+
 def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
     """The outcome an S3 error stands for; errors with no meaning here are returned unchanged."""
     code = _error_code(error)
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if code == _NO_BUCKET:
         return BucketVanished(f"s3://{bucket.name} no longer exists")
-    if code in _DENIED_CODES or status == 403:
+    if _is_denied(error):
         return BucketUnreadable(bucket, permission, code or "403")
     return error

@@ -62,6 +62,19 @@ def name(prefix: str) -> str:
 # -- the event function -------------------------------------------------------------------------
 
 
+def create_bucket_as(
+    monitor: SynthesizedMonitor, admin: Emulator, user: Emulator, bucket: str
+) -> tuple[list[str], list[Any]]:
+    """Creates the bucket (as the administrator) and lets the event function, running as
+    ``user``, handle the event; returns the invocations' statuses and the alerts received."""
+    pipeline = LocalPipeline(monitor, admin)
+    function = pipeline.start_function(credentials(user))
+    pipeline.recorded_s3.create_bucket(bucket)
+    invocations = pipeline.deliver(function)
+    assert all(invocation.ok for invocation in invocations), invocations
+    return [i.response["status"] for i in invocations], pipeline.received_alerts()
+
+
 def test_the_event_function_needs_no_more_than_its_role(
     monitor: SynthesizedMonitor, admin: Emulator
 ) -> None:
@@ -69,17 +82,14 @@ def test_the_event_function_needs_no_more_than_its_role(
     actions = monitor.role_actions(monitor.function_id)
     assert "s3:GetEncryptionConfiguration" in actions
     user = iam_user(admin, name("event-role"), with_actions(actions))
-    pipeline = LocalPipeline(monitor, admin)
-    function = pipeline.start_function(credentials(user))
     bucket = name("open")
 
     # When a bucket drifts
-    pipeline.recorded_s3.create_bucket(bucket)
-    invocations = pipeline.deliver(function)
+    statuses, alerts = create_bucket_as(monitor, admin, user, bucket)
 
     # Then the function read it, read its tags and published, all as that user
-    assert [i.response["status"] for i in invocations] == ["DRIFT"], invocations
-    (alert,) = pipeline.received_alerts()
+    assert statuses == ["DRIFT"]
+    (alert,) = alerts
     assert alert.document["bucket"] == bucket
 
 
@@ -89,17 +99,13 @@ def test_a_bucket_the_event_function_may_not_read_is_unverifiable(
     # Given a role whose bucket reads stop at buckets named open-*
     actions = monitor.role_actions(monitor.function_id)
     user = iam_user(admin, name("event-narrow"), with_actions(actions, "arn:aws:s3:::open-*"))
-    pipeline = LocalPipeline(monitor, admin)
-    function = pipeline.start_function(credentials(user))
-    bucket = name("locked")
 
     # When another bucket changes
-    pipeline.recorded_s3.create_bucket(bucket)
-    invocations = pipeline.deliver(function)
+    statuses, alerts = create_bucket_as(monitor, admin, user, name("locked"))
 
     # Then S3's AccessDenied is an UNVERIFIABLE alert naming the permission, not "unencrypted"
-    assert [i.response["status"] for i in invocations] == ["UNVERIFIABLE"], invocations
-    (alert,) = pipeline.received_alerts()
+    assert statuses == ["UNVERIFIABLE"]
+    (alert,) = alerts
     document = alert.document
     assert (document["status"], document["severity"], document["observed"]) == (
         "UNVERIFIABLE",
@@ -169,6 +175,28 @@ def test_buckets_the_sweep_may_not_read_are_listed_unverifiable(
     assert by_bucket[locked]["violations"][0]["code"] == "ACCESS_DENIED"
     assert compliant not in by_bucket  # read, compliant, counted only
     assert digest["summary"]["compliant"] >= 1
+
+
+# Powertools warns that a failed invocation flushed no metrics: expected here.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_sweep_that_may_not_list_fails_and_sends_nothing(
+    monitor: SynthesizedMonitor, admin: Emulator
+) -> None:
+    assert monitor.sweep_function_id is not None
+    actions = [
+        a for a in monitor.role_actions(monitor.sweep_function_id) if a != "s3:ListAllMyBuckets"
+    ]
+    user = iam_user(admin, name("sweep-no-list"), with_actions(actions))
+    pipeline = LocalPipeline(monitor, admin)
+    function = pipeline.start_sweep_function(credentials(user))
+
+    invocation = function.invoke(pipeline.scheduled_event())
+
+    # The invocation fails, so Lambda retries it and the sweep's errors alarm fires
+    assert not invocation.ok
+    assert "ListingDenied" in str(invocation.error)
+    assert "s3:ListAllMyBuckets" in str(invocation.error)
+    assert pipeline.received_alerts() == []
 
 
 # -- the scanner --------------------------------------------------------------------------------

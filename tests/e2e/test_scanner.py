@@ -16,24 +16,11 @@ import pytest
 
 from local.demo_account import DEMO_POLICY, DemoBucket, populate
 from local.emulator import Emulator, moto_server
-from tests.conftest import REPO
+from tests.conftest import ALERT_KEYS, REPO
 
 pytestmark = pytest.mark.e2e
 
 SCANNER = Path(sys.executable).with_name("s3-encryption-monitor")
-ALERT_KEYS = {
-    "schemaVersion",
-    "status",
-    "severity",
-    "bucket",
-    "account",
-    "region",
-    "trigger",
-    "observed",
-    "violations",
-    "policy",
-    "remediation",
-}
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +231,26 @@ def test_an_unreachable_endpoint_exits_2() -> None:
 
     assert result.returncode == 2
     assert "cannot reach http://127.0.0.1:9" in result.stderr
+
+
+def test_make_scan_with_credentials_scans_the_account_in_the_environment(
+    demo_account: Emulator,
+) -> None:
+    # Credentials and AWS_ENDPOINT_URL in the environment, as a user with a profile would have
+    result = subprocess.run(
+        [sys.executable, "-m", "local.scan", "--format", "json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **demo_account.environment()},
+        timeout=120,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "No AWS credentials" not in result.stderr
+    # the built-in policy (no demo policy added): the same verdicts as a plain scan
+    assert json.loads(result.stdout) == scan_json(demo_account)[1]
 
 
 def test_make_scan_without_credentials_scans_the_demo_account() -> None:

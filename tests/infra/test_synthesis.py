@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 
 import app as cdk_app
 from app import build_app
-from infra.config import ConfigError
+from infra.config import CONTEXT_KEYS, ConfigError, MonitorProps, props_from_context
 from infra.monitor import FUNCTION_CODE
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
@@ -56,6 +56,14 @@ def test_invalid_context_is_refused_at_synth_naming_the_key(
         build_app(context={**CDK_JSON_CONTEXT, **context})
 
     assert message in str(refused.value)
+
+
+def test_absent_context_keys_take_the_documented_defaults() -> None:
+    props = props_from_context({key: None for key in CONTEXT_KEYS})
+
+    assert props == MonitorProps()
+    assert (props.sweep_schedule, props.digest_when_compliant) == ("rate(1 day)", False)
+    assert (props.alert_emails, props.create_trail) == ((), False)
 
 
 def test_the_app_reports_invalid_configuration_and_exits_1(

@@ -1,12 +1,13 @@
-"""The scanner's verdict for CI: which exit code each mix of findings gives."""
+"""The scanner's verdict for CI: which exit code each mix of findings, or each error, gives."""
 
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import PartialCredentialsError, ReadTimeoutError
 
 from functions.drift_monitor.models import BucketRef, Finding, Status, Trigger
 from functions.drift_monitor.sweep import SweepResult, Tally
-from scanner.cli import EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR, exit_code
+from scanner.cli import EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR, ScanError, _scan_errors, exit_code
 
 
 def result_of(*statuses: Status) -> SweepResult:
@@ -32,3 +33,18 @@ def result_of(*statuses: Status) -> SweepResult:
 def test_exit_code(statuses: tuple[Status, ...], code: int) -> None:
     assert exit_code(result_of(*statuses)) == code
     assert (EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR) == (0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (ReadTimeoutError(endpoint_url="https://s3.eu-west-1.amazonaws.com"), "Read timeout"),
+        (PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"), "Partial"),
+    ],
+)
+def test_other_sdk_errors_stop_the_scan_with_exit_2(error: Exception, message: str) -> None:
+    with pytest.raises(ScanError) as stopped, _scan_errors(None):
+        raise error
+
+    assert stopped.value.exit_code == EXIT_ERROR
+    assert message in stopped.value.message

@@ -187,6 +187,18 @@ def test_a_denied_location_is_unverifiable_unless_the_name_is_exempt() -> None:
     assert account.read == []  # nothing is read from a bucket whose region is unknown
 
 
+def test_a_bucket_deleted_before_its_location_is_read_is_counted_vanished() -> None:
+    account = FakeAccount(
+        {"gone": KMS, "kept": KMS},
+        regions={"gone": None, "gone@location": BucketVanished("s3://gone no longer exists")},
+    )
+
+    result = run(account, keep=lambda finding: finding.alerts)
+
+    assert result.tally.statuses == {Status.VANISHED: 1, Status.COMPLIANT: 1}
+    assert [bucket.name for bucket in account.read] == ["kept"]
+
+
 def test_a_throttled_read_of_an_exempt_name_is_exempt() -> None:
     account = FakeAccount({"sandbox-2": client_error("SlowDown", 503)})
 
