@@ -233,19 +233,24 @@ def test_an_unreachable_endpoint_exits_2() -> None:
     assert "cannot reach http://127.0.0.1:9" in result.stderr
 
 
-def test_make_scan_with_credentials_scans_the_account_in_the_environment(
-    demo_account: Emulator,
-) -> None:
-    # Credentials and AWS_ENDPOINT_URL in the environment, as a user with a profile would have
-    result = subprocess.run(
+def make_scan(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """What `make scan ARGS="--format json"` runs."""
+    return subprocess.run(
         [sys.executable, "-m", "local.scan", "--format", "json"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, **demo_account.environment()},
+        env=environment,
         timeout=120,
     )
+
+
+def test_make_scan_with_credentials_scans_the_account_in_the_environment(
+    demo_account: Emulator,
+) -> None:
+    # Credentials and AWS_ENDPOINT_URL in the environment, as a user with a profile would have
+    result = make_scan({**os.environ, **demo_account.environment()})
 
     assert result.returncode == 1, result.stderr
     assert "No AWS credentials" not in result.stderr
@@ -262,15 +267,7 @@ def test_make_scan_without_credentials_scans_the_demo_account() -> None:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "local.scan", "--format", "json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=environment,
-        timeout=120,
-    )
+    result = make_scan(environment)
 
     assert result.returncode == 1, result.stderr
     assert "No AWS credentials are configured" in result.stderr
