@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""CDK app: `cdk synth` / `cdk deploy` (see README). Configuration comes from cdk.json context."""
+"""CDK app: `cdk synth` / `cdk deploy` (see README). Configuration comes from cdk.json context.
+
+Stacks: the monitor in its home region; with `regions`, a forwarder stack per other region; with
+`organizationId`, the member templates (in the `MemberTemplates` stage, deployed by the monitor
+stack's StackSets, never by `cdk deploy --all`).
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,37 @@ from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import CONTEXT_KEYS, ConfigError, props_from_context
-from infra.stack import EncryptionDriftMonitorStack
+from infra.member import synthesize_member_templates
+from infra.stack import EncryptionDriftMonitorStack, RegionalForwarderStack
+
+STACK_NAME = "S3EncryptionDriftMonitor"
 
 
 def build_app(context: dict[str, object] | None = None, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context=context, outdir=outdir)
     props = props_from_context({key: app.node.try_get_context(key) for key in CONTEXT_KEYS})
+    member_templates = None
+    if props.organization is not None:
+        stage = cdk.Stage(app, "MemberTemplates")
+        member_templates = synthesize_member_templates(stage, props.organization.member_role_name)
+    # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
+    home = cdk.Environment(region=props.home_region) if props.home_region else None
     EncryptionDriftMonitorStack(
         app,
-        "S3EncryptionDriftMonitor",
+        STACK_NAME,
         props=props,
+        member_templates=member_templates,
+        env=home,
         description="S3 Encryption Drift Monitor: alerts when S3 default encryption drifts",
     )
+    for region in props.regions[1:]:
+        RegionalForwarderStack(
+            app,
+            f"{STACK_NAME}-{region}",
+            home_region=props.regions[0],
+            env=cdk.Environment(region=region),
+            description=f"S3 Encryption Drift Monitor: forwards {region}'s S3 events home",
+        )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
+import boto3
+
+from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -14,6 +18,12 @@ _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
 DEFAULT_SWEEP_SCHEDULE = "rate(1 day)"
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+_ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+_ROOT_OR_OU = re.compile(r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+DEFAULT_REPORT_RETENTION_DAYS = 90
+STACK_SET_CALLERS = ("SELF", "DELEGATED_ADMIN")
 
 
 class ConfigError(ValueError):
@@ -32,6 +42,32 @@ class MonitorProps:
     # An EventBridge schedule expression; None turns the sweep off.
     sweep_schedule: str | None = DEFAULT_SWEEP_SCHEDULE
     digest_when_compliant: bool = False
+    report_retention_days: int = DEFAULT_REPORT_RETENTION_DAYS
+    # Every region watched, the home region (where the monitor lives) first. Empty: only the
+    # region the stack is deployed to, as an environment-agnostic stack.
+    regions: tuple[str, ...] = ()
+    organization: OrganizationProps | None = None
+
+    @property
+    def home_region(self) -> str | None:
+        return self.regions[0] if self.regions else None
+
+    @property
+    def member_role_name(self) -> str | None:
+        return None if self.organization is None else self.organization.member_role_name
+
+
+@dataclass(frozen=True)
+class OrganizationProps:
+    """The organization topology: member accounts forward events and lend a reader role."""
+
+    organization_id: str
+    member_targets: tuple[str, ...]  # OU or root ids the StackSets deploy to
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    # Accounts to sweep instead of every account of the organization (ListAccounts).
+    accounts: tuple[str, ...] = ()
+    # SELF from the management account, DELEGATED_ADMIN from a StackSets delegated administrator.
+    stack_set_call_as: str = "SELF"
 
 
 CONTEXT_KEYS = (
@@ -41,7 +77,16 @@ CONTEXT_KEYS = (
     "powertoolsLayerArn",
     "sweepSchedule",
     "sweepDigestWhenCompliant",
+    "sweepReportRetentionDays",
+    "regions",
+    "homeRegion",
+    "organizationId",
+    "memberTargets",
+    "memberRoleName",
+    "accounts",
+    "stackSetCallAs",
 )
+_ORGANIZATION_KEYS = ("memberTargets", "memberRoleName", "accounts", "stackSetCallAs")
 
 
 def props_from_context(context: dict[str, Any]) -> MonitorProps:
@@ -54,6 +99,13 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
         digest_when_compliant=_flag(
             "sweepDigestWhenCompliant", context.get("sweepDigestWhenCompliant")
         ),
+        report_retention_days=_days(
+            "sweepReportRetentionDays",
+            context.get("sweepReportRetentionDays"),
+            DEFAULT_REPORT_RETENTION_DAYS,
+        ),
+        regions=_regions(context.get("regions"), context.get("homeRegion")),
+        organization=_organization(context),
     )
 
 
@@ -131,3 +183,126 @@ def _schedule(value: Any) -> str | None:
     if _CRON.match(value):
         return value
     raise ConfigError(f"context 'sweepSchedule' must be {hint}, got {value!r}")
+
+
+def _list(name: str, value: Any) -> list[str]:
+    """A list from cdk.json, or from ``-c key=a,b`` or ``-c key='["a","b"]'`` (always strings)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"context '{name}' is not valid JSON: {error}") from error
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"context '{name}' must be a list of strings or a comma-separated string")
+    return value
+
+
+@cache
+def _known_regions() -> dict[str, str]:
+    """Every region name botocore knows (offline, from its endpoint data), with its partition."""
+    session = boto3.Session()
+    return {
+        region: partition
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("events", partition_name=partition)
+    }
+
+
+def _regions(value: Any, home: Any) -> tuple[str, ...]:
+    if value is None or value in ("", []):
+        if home not in (None, ""):
+            raise ConfigError("context 'homeRegion' needs context 'regions' (the regions to watch)")
+        return ()
+    regions = _list("regions", value)
+    if not regions:
+        raise ConfigError("context 'regions' must name at least one region")
+    known = _known_regions()
+    for region in regions:
+        if region not in known:
+            raise ConfigError(
+                f"context 'regions': {region!r} is not an AWS region name (for example "
+                "eu-west-1, us-east-1)"
+            )
+    duplicates = sorted({region for region in regions if regions.count(region) > 1})
+    if duplicates:
+        raise ConfigError(f"context 'regions' lists {duplicates[0]} more than once")
+    partitions = {known[region] for region in regions}
+    if len(partitions) > 1:
+        raise ConfigError(
+            f"context 'regions' mixes partitions ({', '.join(sorted(partitions))}): events cannot "
+            "cross from one to another"
+        )
+    if home not in (None, ""):
+        if home not in regions:
+            raise ConfigError(
+                f"context 'homeRegion' {home!r} is not one of context 'regions' "
+                f"({', '.join(regions)}): the home region must be watched too"
+            )
+        regions.remove(home)
+        regions.insert(0, home)
+    return tuple(regions)
+
+
+def _organization(context: dict[str, Any]) -> OrganizationProps | None:
+    organization_id = context.get("organizationId")
+    if organization_id in (None, ""):
+        stray = [key for key in _ORGANIZATION_KEYS if context.get(key) not in (None, "", [])]
+        if stray:
+            raise ConfigError(f"context '{stray[0]}' needs context 'organizationId' (o-...)")
+        return None
+    if not isinstance(organization_id, str) or not _ORGANIZATION_ID.match(organization_id):
+        raise ConfigError(
+            f"context 'organizationId': {organization_id!r} is not an organization id "
+            "(o- and 10 to 32 lowercase letters or digits)"
+        )
+    if context.get("regions") in (None, "", []):
+        raise ConfigError(
+            "context 'regions' is required with 'organizationId': list the regions to watch in "
+            "every account, the home region (where the monitor lives) first"
+        )
+    targets = _list("memberTargets", context.get("memberTargets") or [])
+    if not targets:
+        raise ConfigError(
+            "context 'memberTargets' must list the organization's root id (r-...) or the OU ids "
+            "(ou-...) whose accounts the monitor watches"
+        )
+    for target in targets:
+        if not _ROOT_OR_OU.match(target):
+            raise ConfigError(
+                f"context 'memberTargets': {target!r} is not a root id (r-...) or an OU id "
+                "(ou-...-...)"
+            )
+    role_name = context.get("memberRoleName") or DEFAULT_MEMBER_ROLE_NAME
+    if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+        raise ConfigError(f"context 'memberRoleName': {role_name!r} is not an IAM role name")
+    accounts = _list("accounts", context.get("accounts") or [])
+    for account in accounts:
+        if not _ACCOUNT.match(account):
+            raise ConfigError(f"context 'accounts': {account!r} is not a 12-digit account id")
+    call_as = context.get("stackSetCallAs") or "SELF"
+    if call_as not in STACK_SET_CALLERS:
+        raise ConfigError(
+            f"context 'stackSetCallAs' must be SELF (deploying from the management account) or "
+            f"DELEGATED_ADMIN (from a StackSets delegated administrator), got {call_as!r}"
+        )
+    return OrganizationProps(
+        organization_id=organization_id,
+        member_targets=tuple(dict.fromkeys(targets)),
+        member_role_name=role_name,
+        accounts=tuple(dict.fromkeys(accounts)),
+        stack_set_call_as=call_as,
+    )
+
+
+def _days(name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+        raise ConfigError(f"context '{name}' must be a whole number of days from 1 to 3650")
+    return value

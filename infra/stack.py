@@ -1,28 +1,99 @@
-"""The deployable stack: the monitor construct and the reasons for each accepted cdk-nag finding."""
+"""The deployable stacks: the monitor in its home region, a forwarder in each other region, and
+the reasons for each accepted cdk-nag finding and skipped checkov check."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, CfnResource, Stack, Validations
 from constructs import Construct, IConstruct
 
 from .config import MonitorProps
+from .forwarding import EventForwarder, default_bus_arn
+from .member import MemberTemplates
 from .monitor import EncryptionDriftMonitor
+from .organization import OrganizationPlumbing
+from .sweep_engine import SweepAccounts, SweepEngine
+
+# checkov checks not met on purpose, with why; written into each resource's metadata.
+CHECKOV_SKIPS = {
+    "AWS::Lambda::Function": [
+        ("CKV_AWS_116", "Failures are kept by Lambda on-failure destinations (event function, "
+         "starter) or the work queue's dead-letter queue (worker), which checkov does not see."),
+        ("CKV_AWS_117", "The functions call only AWS APIs (S3, STS, SNS, SQS, DynamoDB) and "
+         "reach no private resource; a VPC would add NAT or endpoints and no protection."),
+        ("CKV_AWS_115", "No reserved concurrency: a new account's limit of 10 refuses any "
+         "reservation; the worker's concurrency is capped by its event source mapping."),
+        ("CKV_AWS_173", "The environment holds ARNs, a queue URL and the policy, no secret; "
+         "Lambda encrypts it at rest with a key it owns."),
+    ],
+    "AWS::SQS::Queue": [
+        ("CKV_AWS_27", "Encrypted with SSE-SQS (keys owned by SQS); a customer managed key "
+         "would need EventBridge and Lambda grants that CDK writes with wildcard KMS actions."),
+    ],
+}  # fmt: skip
+ACCESS_LOG_BUCKET_SKIPS = [
+    ("CKV_AWS_18", "This bucket receives the server access logs; logging it would loop."),
+    ("CKV_AWS_145", "S3 server access logging delivers only to SSE-S3 buckets."),
+]
 
 
 class EncryptionDriftMonitorStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, props: MonitorProps, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: MonitorProps,
+        member_templates: MemberTemplates | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.props = props
         self.monitor = EncryptionDriftMonitor(self, "Monitor", props=props)
-        CfnOutput(self, "AlertTopicArn", value=self.monitor.topic.topic_arn)
-        CfnOutput(self, "FailureQueueUrl", value=self.monitor.failure_queue.queue_url)
-        CfnOutput(self, "FunctionName", value=self.monitor.function.function_name)
-        if self.monitor.sweep_function is not None:
-            CfnOutput(self, "SweepFunctionName", value=self.monitor.sweep_function.function_name)
+        organization = props.organization
+        self.sweep: SweepEngine | None = None
+        if props.sweep_schedule is not None:
+            self.sweep = SweepEngine(
+                self,
+                "Sweep",
+                props=props,
+                schedule=props.sweep_schedule,
+                monitor=self.monitor,
+                accounts=SweepAccounts(
+                    explicit=organization.accounts if organization else (),
+                    organization=bool(organization and not organization.accounts),
+                ),
+            )
+        self.organization: OrganizationPlumbing | None = None
+        if organization is not None:
+            assert member_templates is not None, "the organization topology needs its templates"
+            readers = [self.monitor.event_function]
+            if self.sweep is not None:
+                readers.append(self.sweep.worker)
+            self.organization = OrganizationPlumbing(
+                self,
+                "Organization",
+                organization=organization,
+                regions=props.regions,
+                monitor=self.monitor,
+                readers=readers,
+                templates=member_templates,
+            )
+        self._outputs()
         self._acknowledge_findings()
+        skip_checkov_checks(self)
+
+    def _outputs(self) -> None:
+        monitor = self.monitor
+        CfnOutput(self, "AlertTopicArn", value=monitor.topic.topic_arn)
+        CfnOutput(self, "FailureQueueUrl", value=monitor.failure_queue.queue_url)
+        CfnOutput(self, "FunctionName", value=monitor.function.function_name)
+        if self.sweep is not None:
+            CfnOutput(self, "SweepFunctionName", value=self.sweep.starter.function.function_name)
+            CfnOutput(self, "ReportBucketName", value=self.sweep.reports.bucket_name)
+        if self.organization is not None:
+            CfnOutput(self, "CentralEventBusArn", value=self.organization.bus.event_bus_arn)
 
     def _acknowledge_findings(self) -> None:
         monitor = self.monitor
@@ -33,26 +104,53 @@ class EncryptionDriftMonitorStack(Stack):
             "bucket ARNs carry no account; the statement is narrowed to this account's buckets "
             "with the s3:ResourceAccount condition.",
         )
-        _acknowledge(
-            monitor.function.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
-            "permissions (added by Tracing.ACTIVE).",
-        )
-        if monitor.sweep_function is not None:
+        functions = [monitor.function]
+        if self.sweep is not None:
+            functions += [self.sweep.starter.function, self.sweep.worker.function]
             _acknowledge(
-                monitor.sweep_function.role,
+                self.sweep.worker.role,
                 "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
                 "The sweep reads the encryption, location and tags of every bucket in the "
                 "account, and bucket ARNs carry no account; the statement is narrowed to this "
                 "account's buckets with the s3:ResourceAccount condition.",
             )
+            reports = self.get_logical_id(self.sweep.reports.node.default_child)  # type: ignore[arg-type]
             _acknowledge(
-                monitor.sweep_function.role,
-                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                "s3:ListAllMyBuckets and X-Ray's PutTraceSegments and PutTelemetryRecords "
-                "support no resource-level permissions.",
+                self.sweep.worker.role,
+                f"AwsSolutions::AwsSolutions-IAM5[Resource::<{reports}.Arn>/runs/*]",
+                "The worker writes and reads the objects of each run's report, whose keys are "
+                "only known at run time; limited to the runs/ prefix of the report bucket.",
             )
+            _acknowledge(
+                self.sweep.report_access_logs,
+                "AwsSolutions::AwsSolutions-S1",
+                "This bucket receives the report bucket's server access logs; logging it in "
+                "turn would loop.",
+            )
+            _acknowledge(
+                self.sweep.work_dead_letters,
+                "AwsSolutions::AwsSolutions-SQS3",
+                "This queue is itself the dead-letter queue of the sweep's work queue.",
+            )
+        for function in functions:
+            _acknowledge(
+                function.role,
+                "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
+                "permissions (added by Tracing.ACTIVE); so do s3:ListAllMyBuckets, "
+                "tag:GetResources and organizations:ListAccounts (sweep).",
+            )
+        if self.props.organization is not None:
+            readers = [monitor.function, *([self.sweep.worker.function] if self.sweep else [])]
+            for function in readers:
+                _acknowledge(
+                    function.role,
+                    "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/"
+                    f"{self.props.organization.member_role_name}]",
+                    "The reader role has the same name in every member account, and accounts "
+                    "join the organization over time; the statement is narrowed to roles of "
+                    "this organization with the aws:ResourceOrgID condition.",
+                )
         for queue in (monitor.failure_queue, monitor.delivery_dead_letter_queue):
             _acknowledge(
                 queue,
@@ -61,6 +159,32 @@ class EncryptionDriftMonitorStack(Stack):
             )
 
 
+class RegionalForwarderStack(Stack):
+    """In each watched region but the home one: this account's S3 events, sent home."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, home_region: str, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.forwarder = EventForwarder(
+            self, "Forwarder", target_bus_arn=default_bus_arn(home_region)
+        )
+
+
 def _acknowledge(scope: IConstruct | None, finding_id: str, reason: str) -> None:
     assert scope is not None
     Validations.of(scope).acknowledge(Acknowledgment(id=finding_id, reason=reason))
+
+
+def skip_checkov_checks(scope: IConstruct) -> None:
+    """Writes ``Metadata.checkov.skip`` (check id and reason) on every resource it applies to."""
+    for construct in scope.node.find_all():
+        if not isinstance(construct, CfnResource):
+            continue
+        skips = list(CHECKOV_SKIPS.get(construct.cfn_resource_type, []))
+        if construct.cfn_resource_type == "AWS::S3::Bucket" and "AccessLogs" in construct.node.path:
+            skips += ACCESS_LOG_BUCKET_SKIPS
+        if skips:
+            construct.add_metadata(
+                "checkov", {"skip": [{"id": check, "comment": why} for check, why in skips]}
+            )

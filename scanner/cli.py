@@ -1,14 +1,16 @@
-"""``s3-encryption-monitor scan``: every bucket of an account against the policy, for people and CI.
+"""``s3-encryption-monitor scan``: every bucket of one account or many against the policy, for
+people and CI.
 
-The same reader, policy, evaluation and alert documents as the deployed functions; only the
-output differs (a table, or one JSON document).
+The same reader, credentials, policy, evaluation and alert documents as the deployed functions;
+only the output differs (a table, or one JSON document).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,26 +26,28 @@ from botocore.exceptions import (
 )
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from functions.drift_monitor.alerts import SCHEMA_VERSION, alert_document
-from functions.drift_monitor.digest import most_severe_first, summary
+from functions.drift_monitor.accounts import organization_accounts
+from functions.drift_monitor.credentials import (
+    RETRY_CONFIG,
+    AccountAccess,
+    RoleRefused,
+    sweep_config,
+)
 from functions.drift_monitor.models import Finding, Status, Trigger
+from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
-from functions.drift_monitor.s3_reader import RETRY_CONFIG, ListingDenied, S3Reader, sweep_config
+from functions.drift_monitor.s3_reader import ListedBucket, ListingDenied, S3Reader
 from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from functions.drift_monitor.sweep import SweepResult, sweep
+from functions.drift_monitor.sweep import sweep
+from functions.drift_monitor.tag_index import exempt_index
+
+from .formats import AccountScan, print_table, scan_document, totals
 
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
-_STATUS_ORDER = {Status.DRIFT: 0, Status.UNVERIFIABLE: 1, Status.EXEMPT: 2, Status.COMPLIANT: 3}
-_STATUS_STYLE = {
-    Status.DRIFT: "bold red",
-    Status.UNVERIFIABLE: "yellow",
-    Status.EXEMPT: "cyan",
-    Status.COMPLIANT: "green",
-}
+_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 class ScanError(click.ClickException):
@@ -61,8 +65,8 @@ def main() -> None:
 @main.command(
     epilog=(
         "Exit codes: 0 every bucket is compliant or exempt; 1 at least one bucket drifts from the "
-        "policy; 2 usage error, no credentials, the buckets cannot be listed, or some bucket "
-        "could not be verified (and none drifts)."
+        "policy; 2 usage error, no credentials, the buckets cannot be listed, an account could "
+        "not be entered, or some bucket could not be verified (and none drifts)."
     )
 )
 @click.option(
@@ -74,14 +78,41 @@ def main() -> None:
 @click.option(
     "--region",
     metavar="REGION",
-    help="Region to list buckets from. Each bucket is still read in its own region. "
-    "Default: the profile's region, AWS_REGION or AWS_DEFAULT_REGION, else us-east-1.",
+    help="Region to list buckets and assume roles from. Each bucket is still read in its own "
+    "region. Default: the profile's region, AWS_REGION or AWS_DEFAULT_REGION, else us-east-1.",
 )
 @click.option(
     "--profile",
     metavar="NAME",
     help="Named profile from your AWS config files. Default: AWS_PROFILE or the default "
     "credential chain.",
+)
+@click.option(
+    "--accounts",
+    "account_list",
+    metavar="ID[,ID...]",
+    help="Scan these accounts (12-digit ids, comma-separated) through --role-name in each. "
+    "Default: only the account of your credentials.",
+)
+@click.option(
+    "--organization",
+    is_flag=True,
+    help="Scan every active account of your organization (Organizations ListAccounts: run it "
+    "from the management account or a delegated administrator).",
+)
+@click.option(
+    "--role-name",
+    metavar="NAME",
+    default=DEFAULT_MEMBER_ROLE_NAME,
+    show_default=True,
+    help="Role assumed in each account other than your own: the monitor's member reader role, "
+    "or any role with the same read permissions.",
+)
+@click.option(
+    "--regions",
+    "region_list",
+    metavar="REGION[,REGION...]",
+    help="Only buckets in these regions. Default: every region.",
 )
 @click.option(
     "--policy",
@@ -98,7 +129,7 @@ def main() -> None:
     default="table",
     show_default=True,
     help="table: one row per bucket, for people. json: one document (schemaVersion 1) with a "
-    "summary and each bucket shaped like the alert document, for machines.",
+    "summary (per account too) and each bucket shaped like the alert document, for machines.",
 )
 @click.option(
     "--only-drift",
@@ -117,65 +148,146 @@ def scan(
     endpoint_url: str | None,
     region: str | None,
     profile: str | None,
+    account_list: str | None,
+    organization: bool,
+    role_name: str,
+    region_list: str | None,
     policy_file: Path | None,
     output_format: str,
     only_drift: bool,
     concurrency: int,
 ) -> None:
-    """Evaluate the default encryption of every bucket in the account.
+    """Evaluate the default encryption of every bucket in one account or many.
 
-    Lists the account's buckets, reads each one's default encryption (and, only when it would
-    be reported, its tags) in its own region, and judges it against the policy exactly as the
-    deployed monitor does. A progress bar is shown on a terminal (on stderr), never in a pipe.
+    Lists each account's buckets, reads each one's default encryption (and, only when it would
+    be reported, whether it is tagged exempt) in its own region, and judges it against the
+    policy exactly as the deployed monitor does. An account that cannot be entered is reported,
+    never skipped. A progress bar is shown on a terminal (on stderr), never in a pipe.
     """
+    accounts = _account_ids(account_list)
+    regions = _regions(region_list)
     policy = _load_policy(policy_file)
     session = _session(profile, region)
     home_region = region or session.region_name or "us-east-1"
-    account = _account(session, home_region, endpoint_url)
-    reader = S3Reader(
+    caller = _account(session, home_region, endpoint_url)
+    access = AccountAccess(
         session,
-        config=sweep_config(concurrency),
+        role_name=role_name,
+        home_account=caller,
         home_region=home_region,
         endpoint_url=endpoint_url,
     )
+    if organization:
+        with _scan_errors(endpoint_url, "--organization"):
+            accounts = sorted(
+                {*accounts, *organization_accounts(access.client("organizations", home_region))}
+            )
+    reader = S3Reader(access, config=sweep_config(concurrency))
 
     def keep(finding: Finding) -> bool:
         return finding.status is not Status.VANISHED and (finding.alerts or not only_drift)
 
-    with _progress() as advance, _scan_errors(endpoint_url):
-        result = sweep(
-            account,
-            policy,
-            reader,
-            Trigger(source="scan"),
-            keep=keep,
-            concurrency=concurrency,
-            on_finding=advance,
-        )
+    scans = []
+    with _progress() as advance:
+        for account in accounts or [caller]:
+            scans.append(
+                _scan_account(
+                    account,
+                    reader,
+                    policy=policy,
+                    keep=keep,
+                    regions=regions,
+                    concurrency=concurrency,
+                    advance=advance,
+                    endpoint_url=endpoint_url,
+                )
+            )
 
     if output_format == "json":
-        click.echo(json.dumps(scan_document(result, policy), indent=2))
+        click.echo(json.dumps(scan_document(caller, scans, policy), indent=2))
     else:
-        _print_table(result, policy_file)
-    sys.exit(exit_code(result))
+        print_table(scans, policy_file)
+    sys.exit(exit_code(scans))
 
 
-def exit_code(result: SweepResult) -> int:
-    if result.tally.statuses[Status.DRIFT]:
+def _scan_account(
+    account: str,
+    reader: S3Reader,
+    *,
+    policy: Policy,
+    keep: Callable[[Finding], bool],
+    regions: frozenset[str] | None,
+    concurrency: int,
+    advance: Callable[[Finding], None],
+    endpoint_url: str | None,
+) -> AccountScan:
+    """One account; one that cannot be entered or listed is reported, not fatal."""
+    with _scan_errors(endpoint_url):
+        try:
+            result = sweep(
+                account,
+                policy,
+                reader,
+                Trigger(source="scan"),
+                keep=keep,
+                buckets=_in_regions(reader.list_buckets(account), regions),
+                exempt_tags=exempt_index(reader.access, account, policy),
+                concurrency=concurrency,
+                on_finding=advance,
+            )
+        except RoleRefused as refused:
+            return AccountScan(
+                account, None, f"{refused}: is --role-name deployed there and does it trust you?"
+            )
+        except ListingDenied as denied:
+            if reader.access.reads_directly(account):
+                raise
+            return AccountScan(
+                account,
+                None,
+                f"{denied}; grant s3:ListAllMyBuckets to {reader.access.role_arn(account)}",
+            )
+    return AccountScan(account, result)
+
+
+def _in_regions(
+    listing: Iterable[ListedBucket], regions: frozenset[str] | None
+) -> Iterator[ListedBucket]:
+    # A bucket whose listing names no region is kept: its region is learned when it is read.
+    for listed in listing:
+        if regions is None or listed.region is None or listed.region in regions:
+            yield listed
+
+
+def exit_code(scans: list[AccountScan]) -> int:
+    counts = totals(scans)
+    if counts[Status.DRIFT]:
         return EXIT_DRIFT
-    if result.tally.statuses[Status.UNVERIFIABLE]:
+    if counts[Status.UNVERIFIABLE] or any(scanned.error for scanned in scans):
         return EXIT_ERROR
     return EXIT_COMPLIANT
 
 
-def scan_document(result: SweepResult, policy: Policy) -> dict[str, Any]:
-    findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "account": result.account,
-        "summary": summary(result.tally),
-        "buckets": [alert_document(finding, policy) for finding in findings],
-    }
+def _account_ids(value: str | None) -> list[str]:
+    if not value:
+        return []
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    for account in ids:
+        if not _ACCOUNT.match(account):
+            raise click.BadParameter(
+                f"{account!r} is not a 12-digit account id", param_hint="--accounts"
+            )
+    return sorted(set(ids))
+
+
+def _regions(value: str | None) -> frozenset[str] | None:
+    if not value:
+        return None
+    names = frozenset(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", name):
+            raise click.BadParameter(f"{name!r} is not a region name", param_hint="--regions")
+    return names
 
 
 def _load_policy(policy_file: Path | None) -> Policy:
@@ -205,7 +317,7 @@ def _account(session: boto3.Session, region: str, endpoint_url: str | None) -> s
 
 
 @contextmanager
-def _scan_errors(endpoint_url: str | None) -> Iterator[None]:
+def _scan_errors(endpoint_url: str | None, what: str = "") -> Iterator[None]:
     """Errors that stop the whole scan, as one line that says what to do."""
     try:
         yield
@@ -221,8 +333,10 @@ def _scan_errors(endpoint_url: str | None) -> Iterator[None]:
         raise ScanError(f"cannot reach {where}: {error}") from error
     except ClientError as error:
         details = error.response.get("Error", {})
+        prefix = f"{what}: " if what else ""
         raise ScanError(
-            f"{error.operation_name} failed: {details.get('Code')}: {details.get('Message')}"
+            f"{prefix}{error.operation_name} failed: {details.get('Code')}: "
+            f"{details.get('Message')}"
         ) from error
     except BotoCoreError as error:
         raise ScanError(str(error)) from error
@@ -242,33 +356,3 @@ def _progress() -> Iterator[Any]:
     ) as progress:
         task = progress.add_task("scan", total=None)
         yield lambda _finding: progress.advance(task)
-
-
-def _print_table(result: SweepResult, policy_file: Path | None) -> None:
-    console = Console()
-    table = Table(title=f"S3 default encryption, account {result.account}", title_justify="left")
-    for column in ("Bucket", "Region", "Status", "Severity", "Violations / reason"):
-        table.add_column(column, overflow="fold")
-    findings = sorted(
-        most_severe_first(result.tally.kept),
-        key=lambda finding: _STATUS_ORDER[finding.status],
-    )
-    for finding in findings:
-        reason = ", ".join(violation.code.value for violation in finding.violations)
-        table.add_row(
-            finding.bucket.name,
-            finding.bucket.region,
-            f"[{_STATUS_STYLE[finding.status]}]{finding.status.value}[/]",
-            finding.severity.value if finding.severity else "",
-            finding.detail if finding.status is Status.EXEMPT else reason,
-        )
-    console.print(table)
-    counts = summary(result.tally)
-    click.echo(
-        f"{counts['buckets']} buckets: {counts['compliant']} compliant, {counts['drift']} drift, "
-        f"{counts['unverifiable']} unverifiable, {counts['exempt']} exempt"
-        + (f", {counts['vanished']} deleted during the scan" if counts["vanished"] else "")
-        + f". Policy: {policy_file or 'built-in default'}."
-    )
-    if counts["drift"] or counts["unverifiable"]:
-        click.echo("For each violation's explanation and the command that fixes it: --format json.")

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from botocore.exceptions import ClientError
 
+from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate
 from .models import BucketRef, Code, Finding, ObservedEncryption, Status, Trigger, Violation
 from .policy import ExemptTag, Policy
@@ -21,7 +22,19 @@ class BucketReader(Protocol):
     def read_tags(self, bucket: BucketRef) -> dict[str, str]: ...
 
 
-def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: BucketReader) -> Finding:
+class ExemptTags(Protocol):
+    """Tag exemptions known in bulk (``ExemptIndex`` in a sweep); None: unknown for that bucket."""
+
+    def is_tagged_exempt(self, bucket: BucketRef) -> bool | None: ...
+
+
+def assess(
+    bucket: BucketRef,
+    trigger: Trigger,
+    policy: Policy,
+    reader: BucketReader,
+    exempt_tags: ExemptTags | None = None,
+) -> Finding:
     try:
         finding = evaluate(reader.read_encryption(bucket), policy, trigger)
     except BucketVanished as vanished:
@@ -30,9 +43,13 @@ def assess(bucket: BucketRef, trigger: Trigger, policy: Policy, reader: BucketRe
         finding = unverifiable(bucket, trigger, denied)
         if policy.is_exempt_name(bucket.name):
             return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
+    except RoleRefused as refused:
+        finding = role_refused(bucket, trigger, refused)
+        if policy.is_exempt_name(bucket.name):
+            return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
     if not finding.alerts or policy.exempt_tag is None:
         return finding
-    return _apply_exempt_tag(finding, policy.exempt_tag, reader)
+    return _apply_exempt_tag(finding, policy.exempt_tag, reader, exempt_tags)
 
 
 def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) -> Finding:
@@ -43,6 +60,17 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
         f"denies it, and that account {bucket.account} still owns the bucket."
     )
     return _unknown(bucket, trigger, Violation(Code.ACCESS_DENIED, message), str(denied))
+
+
+def role_refused(bucket: BucketRef, trigger: Trigger, refused: RoleRefused) -> Finding:
+    """The reader role of the bucket's account could not be assumed: unknown, not unencrypted."""
+    message = (
+        f"The monitor could not assume its reader role {refused.role_arn} in account "
+        f"{refused.account} ({refused.error_code}), so it could not read this bucket. Check that "
+        "the role exists there (the member StackSet deploys it), that its trust policy names the "
+        "monitor's function roles, and that no SCP denies sts:AssumeRole."
+    )
+    return _unknown(bucket, trigger, Violation(Code.ACCESS_DENIED, message), str(refused))
 
 
 def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding:
@@ -64,15 +92,22 @@ def _describe(error: Exception) -> str:
     return type(error).__name__
 
 
-def _apply_exempt_tag(finding: Finding, exempt_tag: ExemptTag, reader: BucketReader) -> Finding:
-    try:
-        tags = reader.read_tags(finding.bucket)
-    except BucketVanished as vanished:
-        return _without_state(finding.bucket, finding.trigger, Status.VANISHED, str(vanished))
-    except BucketUnreadable:
-        # Without the tags the exemption cannot be confirmed: alert rather than stay silent.
-        return finding
-    if exempt_tag.matches(tags):
+def _apply_exempt_tag(
+    finding: Finding,
+    exempt_tag: ExemptTag,
+    reader: BucketReader,
+    exempt_tags: ExemptTags | None,
+) -> Finding:
+    tagged = None if exempt_tags is None else exempt_tags.is_tagged_exempt(finding.bucket)
+    if tagged is None:
+        try:
+            tagged = exempt_tag.matches(reader.read_tags(finding.bucket))
+        except BucketVanished as vanished:
+            return _without_state(finding.bucket, finding.trigger, Status.VANISHED, str(vanished))
+        except (BucketUnreadable, RoleRefused):
+            # Without the tags the exemption cannot be confirmed: alert rather than stay silent.
+            return finding
+    if tagged:
         return replace(finding, status=Status.EXEMPT, detail=f"bucket tagged {exempt_tag}")
     return finding
 

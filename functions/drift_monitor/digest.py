@@ -1,13 +1,15 @@
 """The sweep's one message per run: a DIGEST document for machines, an email a person can scan.
 
 Each listed finding is the §6 alert document (without the policy, given once at the top), built by
-``alert_document``, so a digest entry and a single alert never disagree.
+``alert_document``, so a digest entry and a single alert never disagree. A run over many accounts
+adds each account's counts and the S3 URI of the full report.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .alerts import (
@@ -21,65 +23,120 @@ from .alerts import (
 )
 from .models import Finding, Severity, Status
 from .policy import Policy
-from .sweep import SweepResult, Tally
+from .sweep import SweepResult
 
 DIGEST = "DIGEST"
 # SNS takes at most 256 KiB per message; leave room for the subject and attributes.
 MESSAGE_LIMIT = 240 * 1024
+# Per-account counts may take at most this share of the message; past it only the accounts with
+# something to report are listed (the report's manifest has them all).
+ACCOUNTS_SHARE = 0.5
 # Most severe first; findings that do not alert have no severity and come last.
-_SEVERITY_ORDER: dict[Severity | None, int] = {
+_SEVERITY_ORDER: dict[str | None, int] = {
     Severity.HIGH: 0,
     Severity.MEDIUM: 1,
     Severity.LOW: 2,
     None: 3,
 }
+_COUNTED = (
+    ("buckets", None),
+    ("compliant", Status.COMPLIANT),
+    ("drift", Status.DRIFT),
+    ("unverifiable", Status.UNVERIFIABLE),
+    ("exempt", Status.EXEMPT),
+    ("vanished", Status.VANISHED),
+)
 
 
 @dataclass(frozen=True)
 class SweepRun:
-    result: SweepResult
+    """Everything a digest says about one run, however it was swept."""
+
+    account: str  # the monitor's own account
     trigger: dict[str, Any]
     started_at: str
     finished_at: str
+    counts: dict[str, int]  # ``summary()`` of the whole run
+    violation_counts: dict[str, int]
+    # The most severe findings as digest entries (any order), at least as many as one message holds.
+    entries: list[dict[str, Any]]
+    alerting: int  # drifted and unverifiable buckets in the whole run
+    failed_items: int = 0  # work items given up after every retry: the run is incomplete
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> counts and error
+    report: dict[str, str] | None = None  # where the full report is: {"uri", "manifest"}
+
+    @property
+    def complete(self) -> bool:
+        return self.failed_items == 0
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        return {
+            account: str(counts["error"])
+            for account, counts in self.accounts.items()
+            if counts.get("error")
+        }
 
 
-def summary(tally: Tally) -> dict[str, int]:
-    """The counts shared by the digest and the scanner's JSON output."""
-    return {
-        "buckets": tally.evaluated,
-        "compliant": tally.statuses[Status.COMPLIANT],
-        "drift": tally.statuses[Status.DRIFT],
-        "unverifiable": tally.statuses[Status.UNVERIFIABLE],
-        "exempt": tally.statuses[Status.EXEMPT],
-        "vanished": tally.statuses[Status.VANISHED],
-    }
+def summary(statuses: Mapping[Status, int] | Mapping[str, int]) -> dict[str, int]:
+    """The counts shared by the digest, the report and the scanner's JSON output."""
+    counts = {name: statuses.get(status, 0) for name, status in _COUNTED if status}
+    return {"buckets": sum(counts.values()), **counts}
+
+
+def digest_entry(finding: Finding, policy: Policy) -> dict[str, Any]:
+    document = alert_document(finding, policy)
+    del document["schemaVersion"], document["policy"]
+    return document
 
 
 def most_severe_first(findings: list[Finding]) -> list[Finding]:
-    return sorted(
-        findings,
-        key=lambda f: (_SEVERITY_ORDER[f.severity], f.bucket.name),
+    return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.bucket.name))
+
+
+def digest_candidates(findings: list[Finding], policy: Policy, limit: int) -> list[dict[str, Any]]:
+    """The entries of ``findings`` that could make a digest: its ``limit`` most severe."""
+    alerting = [finding for finding in findings if finding.alerts]
+    return [digest_entry(finding, policy) for finding in most_severe_first(alerting)[:limit]]
+
+
+def run_of_result(
+    result: SweepResult, policy: Policy, trigger: dict[str, Any], started_at: str, finished_at: str
+) -> SweepRun:
+    """A one-account run swept in one go (``sweep()``), as the digest sees it."""
+    kept = [finding for finding in result.tally.kept if finding.alerts]
+    counts = summary(result.tally.statuses)
+    return SweepRun(
+        account=result.account,
+        trigger=trigger,
+        started_at=started_at,
+        finished_at=finished_at,
+        counts=counts,
+        violation_counts={code.value: n for code, n in result.tally.violations.items()},
+        entries=[digest_entry(finding, policy) for finding in kept],
+        alerting=result.tally.alerting,
+        failed_items=0 if result.complete else 1,
+        accounts={result.account: {**counts, "error": None}},
     )
 
 
 def build_digest(run: SweepRun, policy: Policy) -> Alert:
     """The digest of a run, listing as many findings as one SNS message holds, most severe first.
 
-    Entries are built only while they may still fit, so a run with a million drifted buckets
-    does not render a million descriptions to send a few hundred.
+    Entries are measured before they are placed, so a run with a million drifted buckets costs
+    no more than the few hundred that fit.
     """
-    findings = most_severe_first([f for f in run.result.tally.kept if f.alerts])
-    entries: list[dict[str, Any]] = []
-    room = MESSAGE_LIMIT
-    for finding in findings:
-        entry = _entry(finding, policy)
+    entries = sorted(run.entries, key=_entry_order)
+    accounts = _accounts_that_fit(run)
+    room = MESSAGE_LIMIT - len(json.dumps(accounts)) * 2
+    listed = 0
+    for entry in entries:
         room -= _encoded_size(entry)
         if room < 0:
             break
-        entries.append(entry)
-    listed = len(entries)
+        listed += 1
     while True:
-        document = digest_document(run, policy, entries[:listed], total=len(findings))
+        document = digest_document(run, policy, entries[:listed], accounts)
         alert = _alert(document)
         size = len(message_body(alert).encode())
         if size <= MESSAGE_LIMIT or listed == 0:
@@ -87,46 +144,62 @@ def build_digest(run: SweepRun, policy: Policy) -> Alert:
         listed = min(listed - 1, int(listed * MESSAGE_LIMIT / size))
 
 
+def _entry_order(entry: Mapping[str, Any]) -> tuple[int, str, str]:
+    return (_SEVERITY_ORDER[entry["severity"]], entry["bucket"], entry["account"])
+
+
+def _accounts_that_fit(run: SweepRun) -> dict[str, dict[str, Any]]:
+    accounts = dict(sorted(run.accounts.items()))
+    if len(json.dumps(accounts)) * 2 <= MESSAGE_LIMIT * ACCOUNTS_SHARE:
+        return accounts
+    return {
+        account: counts
+        for account, counts in accounts.items()
+        if counts.get("error") or counts.get("drift") or counts.get("unverifiable")
+    }
+
+
 def _encoded_size(entry: dict[str, Any]) -> int:
     """What one entry adds to the SNS message: its JSON, encoded again as the ``default`` string,
     and its lines in the email."""
-    email = "\n".join(_describe_entry(entry))
+    email = "\n".join(_describe_entry(entry, with_account=True))
     return len(json.dumps(json.dumps(entry))) + len(json.dumps(email))
 
 
 def digest_document(
-    run: SweepRun, policy: Policy, entries: list[dict[str, Any]], total: int
+    run: SweepRun,
+    policy: Policy,
+    entries: list[dict[str, Any]],
+    accounts: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    result = run.result
     severities = [entry["severity"] for entry in entries]
     severity = next((s.value for s in Severity if s.value in severities), Severity.LOW.value)
     return {
         "schemaVersion": SCHEMA_VERSION,
         "status": DIGEST,
         "severity": severity,
-        "account": result.account,
+        "account": run.account,
         "trigger": run.trigger,
         "run": {
             "startedAt": run.started_at,
             "finishedAt": run.finished_at,
-            "complete": result.complete,
-            "stoppedAfter": result.stopped_after,
+            "complete": run.complete,
+            # Kept for schema version 1: runs resume where they stop, so nothing is left after
+            # a given bucket; ``failedItems`` counts the pages given up instead.
+            "stoppedAfter": None,
+            "failedItems": run.failed_items,
         },
-        "summary": summary(result.tally),
-        "violationCounts": {
-            code.value: count for code, count in sorted(result.tally.violations.items())
-        },
+        "summary": run.counts,
+        "violationCounts": dict(sorted(run.violation_counts.items())),
+        "accounts": accounts,
+        "accountsTruncated": len(accounts) < len(run.accounts),
+        "unreachableAccounts": len(run.unreachable),
+        "report": run.report,
         "findings": entries,
         "listed": len(entries),
-        "truncated": len(entries) < total,
+        "truncated": len(entries) < run.alerting,
         "policy": policy.to_dict(),
     }
-
-
-def _entry(finding: Finding, policy: Policy) -> dict[str, Any]:
-    document = alert_document(finding, policy)
-    del document["schemaVersion"], document["policy"]
-    return document
 
 
 def _alert(document: dict[str, Any]) -> Alert:
@@ -145,29 +218,38 @@ def _alert(document: dict[str, Any]) -> Alert:
 def digest_subject(document: dict[str, Any]) -> str:
     counts = document["summary"]
     state = "" if document["run"]["complete"] else " (incomplete)"
+    where = f"({document['account']})"
+    if len(document["accounts"]) > 1 or document["accountsTruncated"]:
+        where = f"in {_plural(len(document['accounts']), 'account')}"
+    unreachable = document["unreachableAccounts"]
+    unreached = f", {unreachable} unreachable" if unreachable else ""
     return printable(
         f"[DIGEST] {counts['drift']} drifted, {counts['unverifiable']} unverifiable of "
-        f"{counts['buckets']} buckets{state} ({document['account']})"
+        f"{counts['buckets']} buckets{state} {where}{unreached}"
     )[:SUBJECT_LIMIT]
 
 
 def render_digest_email(document: dict[str, Any]) -> str:
     counts = document["summary"]
     run = document["run"]
+    accounts = document["accounts"]
+    many = len(accounts) > 1 or document["accountsTruncated"]
+    scope = f"{_plural(len(accounts), 'account')}" if many else f"account {document['account']}"
     lines = [
-        f"Encryption sweep of account {document['account']}: {counts['drift']} of "
-        f"{counts['buckets']} buckets drift from your policy, {counts['unverifiable']} could not "
-        "be verified.",
+        f"Encryption sweep of {scope}: {counts['drift']} of {counts['buckets']} buckets drift "
+        f"from your policy, {counts['unverifiable']} could not be verified.",
         "",
         f"Swept:          {run['startedAt']} to {run['finishedAt']}",
     ]
+    if document["report"]:
+        lines.append(f"Full report:    {document['report']['uri']} (JSON Lines and CSV)")
     if not run["complete"]:
         lines += [
             "",
-            "INCOMPLETE: the sweep ran out of time after "
-            f"{counts['buckets']} buckets (the last one started was {run['stoppedAfter']}).",
-            "Buckets after it in name order were not evaluated; run `s3-encryption-monitor scan`",
-            "to cover them.",
+            f"INCOMPLETE: {_plural(run['failedItems'], 'work item')} (an account's listing page "
+            "each) failed after every retry;",
+            "the buckets they hold are missing from these counts. The sweep worker's log names",
+            "them; run `s3-encryption-monitor scan` to cover them.",
         ]
     lines += [
         "",
@@ -178,6 +260,12 @@ def render_digest_email(document: dict[str, Any]) -> str:
         f"  {'exempt':<19}{counts['exempt']:>8}   (evaluated, not listed)",
         f"  {'vanished':<19}{counts['vanished']:>8}   (deleted while the sweep ran)",
     ]
+    unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
+    if unreachable:
+        lines += ["", "Accounts that could not be swept (their buckets are not counted):"]
+        lines += [f"  {account}  {error}" for account, error in unreachable.items()]
+    if many:
+        lines += ["", *_account_table(accounts, truncated=document["accountsTruncated"])]
     if document["violationCounts"]:
         width = max(len(code) for code in document["violationCounts"]) + 2
         lines += ["", "Buckets per violation:"]
@@ -189,13 +277,18 @@ def render_digest_email(document: dict[str, Any]) -> str:
         if entries:
             lines += ["", f"{title} ({len(entries)} listed), most severe first:"]
             for entry in entries:
-                lines += _describe_entry(entry)
+                lines += _describe_entry(entry, with_account=many)
     if document["truncated"]:
+        where = (
+            f"the full report ({document['report']['uri']})"
+            if document["report"]
+            else "s3-encryption-monitor scan --only-drift"
+        )
         lines += [
             "",
             f"Only the {document['listed']} most severe buckets fit in one message. For all of "
-            "them, run:",
-            "  s3-encryption-monitor scan --only-drift",
+            "them, see:",
+            f"  {where}",
         ]
     lines += policy_and_footer(
         document["policy"], "the scheduled sweep of S3 Encryption Drift Monitor", "digest"
@@ -203,9 +296,31 @@ def render_digest_email(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _describe_entry(entry: dict[str, Any]) -> list[str]:
-    lines = ["", f"  {entry['severity']:<7} s3://{entry['bucket']}  ({entry['region']})"]
+def _account_table(accounts: dict[str, dict[str, Any]], *, truncated: bool) -> list[str]:
+    title = "Per account" + (
+        " (only those with drift, unverifiable or errors)" if truncated else ""
+    )
+    lines = [
+        f"{title}:",
+        f"  {'account':<14}{'buckets':>9}{'drift':>8}{'unverif.':>10}{'exempt':>8}",
+    ]
+    for account, counts in accounts.items():
+        lines.append(
+            f"  {account:<14}{counts['buckets']:>9}{counts['drift']:>8}"
+            f"{counts['unverifiable']:>10}{counts['exempt']:>8}"
+            + ("   could not be swept" if counts.get("error") else "")
+        )
+    return lines
+
+
+def _describe_entry(entry: dict[str, Any], *, with_account: bool) -> list[str]:
+    where = f"{entry['account']}, {entry['region']}" if with_account else entry["region"]
+    lines = ["", f"  {entry['severity']:<7} s3://{entry['bucket']}  ({where})"]
     lines += [f"          {v['code']}: {v['message']}" for v in entry["violations"]]
     if entry["remediation"]:
         lines.append(f"          fix: {entry['remediation']}")
     return lines
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -11,20 +11,13 @@ from .models import (
     Status,
     Trigger,
     Violation,
+    partition_of,
 )
 from .policy import KMS_ALGORITHMS, SSE_KMS, KmsArn, Policy
 
 AWS_MANAGED_ALIAS = "alias/aws/s3"
 SSE_C = "SSE-C"
 EXEMPT_BY_NAME = "bucket name matches exemptBuckets"
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def normalize_key(key_id: str | None, bucket: BucketRef) -> str:

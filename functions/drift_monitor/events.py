@@ -112,3 +112,8 @@ def schedule_trigger(raw: object) -> Trigger:
         event_time=_optional_str(envelope, "time"),
         event_id=_optional_str(envelope, "id"),
     )
+
+
+def account_of(context: Any) -> str:
+    """The function's own account, from the ARN Lambda invoked (no STS call)."""
+    return str(context.invoked_function_arn).split(":")[4]

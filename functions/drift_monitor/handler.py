@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .alerts import build_alert
 from .assessment import assess
-from .events import FailedCall, InvalidEvent, parse_event
+from .credentials import RETRY_CONFIG, AccountAccess
+from .events import FailedCall, InvalidEvent, account_of, parse_event
 from .publisher import AlertPublisher, FailureQueue
-from .s3_reader import RETRY_CONFIG, S3Reader
+from .s3_reader import S3Reader
 from .settings import load_settings
 from .telemetry import STATUS_METRIC, logger, metrics, tracer
 
@@ -26,7 +27,8 @@ SETTINGS = load_settings(os.environ)
 if SETTINGS.policy_from_defaults:
     logger.warning("ENCRYPTION_POLICY is not set: the default policy applies")
 _session = boto3.Session()
-READER = S3Reader(_session)
+# Buckets of other accounts (the organization topology) are read through MEMBER_ROLE_NAME there.
+READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
@@ -47,6 +49,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except InvalidEvent as invalid:
         return _keep_invalid(event, invalid.reason)
 
+    READER.access.home_account = account_of(context)
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)

@@ -33,6 +33,15 @@ class Code(StrEnum):
     READ_FAILED = "READ_FAILED"  # sweep and scan only: S3 kept failing after every retry
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 @dataclass(frozen=True)
 class BucketRef:
     name: str

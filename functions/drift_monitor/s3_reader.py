@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from .credentials import RETRY_CONFIG, AccountAccess
 from .models import BucketRef, EncryptionRule, ObservedEncryption
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-# Throttling, 5xx and timeouts are retried here with backoff; what still fails after that fails the
-# invocation, so Lambda retries the event and finally keeps it in the failure queue.
-RETRY_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=10,
-)
-
-
-def sweep_config(concurrency: int) -> Config:
-    """For reading many buckets at once: a connection per thread, and backoff that slows the whole
-    client down when S3 throttles (adaptive mode) instead of letting each thread retry alone."""
-    return RETRY_CONFIG.merge(
-        Config(
-            retries={"mode": "adaptive", "total_max_attempts": 8},
-            max_pool_connections=concurrency,
-        )
-    )
-
 
 _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
@@ -71,49 +50,37 @@ class ListedBucket:
     region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
 
 
+@dataclass(frozen=True)
+class ListingPage:
+    buckets: tuple[ListedBucket, ...]
+    next_token: str | None  # None on the last page
+
+
 class S3Reader:
-    """Reads bucket state with one S3 client per region, created on first use and then reused.
+    """Reads bucket state with one S3 client per account and region, created on first use and then
+    reused (``AccountAccess`` decides whose credentials sign the calls)."""
 
-    Safe to share between threads: boto3 clients are, and creating one is done under a lock
-    (a boto3 session is not thread-safe).
-    """
-
-    def __init__(
-        self,
-        session: boto3.Session | None = None,
-        config: Config = RETRY_CONFIG,
-        home_region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> None:
-        self._session = session or boto3.Session()
+    def __init__(self, access: AccountAccess, config: Config = RETRY_CONFIG) -> None:
+        self.access = access
         self._config = config
-        self._endpoint_url = endpoint_url
-        self._clients: dict[str, S3Client] = {}
-        self._lock = threading.Lock()
-        self.home_region = home_region or self._session.region_name or "us-east-1"
 
-    def client(self, region: str) -> S3Client:
-        client = self._clients.get(region)
-        if client is None:
-            with self._lock:
-                client = self._clients.get(region)
-                if client is None:
-                    client = self._session.client(
-                        "s3",
-                        region_name=region,
-                        config=self._config,
-                        endpoint_url=self._endpoint_url,
-                    )
-                    self._clients[region] = client
+    @property
+    def home_region(self) -> str:
+        return self.access.home_region
+
+    def client(self, region: str, account: str | None = None) -> S3Client:
+        client: S3Client = self.access.client("s3", region, account, self._config)
         return client
 
-    def list_buckets(self, page_size: int = LIST_PAGE_SIZE) -> Iterator[ListedBucket]:
-        """Every bucket of the account, one page in memory at a time."""
-        pages = self.client(self.home_region).get_paginator("list_buckets")
+    def list_page(
+        self, account: str | None = None, token: str | None = None, page_size: int = LIST_PAGE_SIZE
+    ) -> ListingPage:
+        """One page of the account's buckets, in name order, and the token of the next page."""
+        request: dict[str, Any] = {"MaxBuckets": page_size}
+        if token:
+            request["ContinuationToken"] = token
         try:
-            for page in pages.paginate(PaginationConfig={"PageSize": page_size}):
-                for bucket in page.get("Buckets", []):
-                    yield ListedBucket(bucket["Name"], bucket.get("BucketRegion") or None)
+            response = self.client(self.home_region, account).list_buckets(**request)
         except ClientError as error:
             if _is_denied(error):
                 raise ListingDenied(
@@ -121,11 +88,30 @@ class S3Reader:
                     "list this account's buckets"
                 ) from error
             raise
+        return ListingPage(
+            buckets=tuple(
+                ListedBucket(bucket["Name"], bucket.get("BucketRegion") or None)
+                for bucket in response.get("Buckets", [])
+            ),
+            next_token=response.get("ContinuationToken") or None,
+        )
+
+    def list_buckets(
+        self, account: str | None = None, page_size: int = LIST_PAGE_SIZE
+    ) -> Iterator[ListedBucket]:
+        """Every bucket of the account, one page in memory at a time."""
+        token: str | None = None
+        while True:
+            page = self.list_page(account, token, page_size)
+            yield from page.buckets
+            if page.next_token is None:
+                return
+            token = page.next_token
 
     def locate(self, bucket: BucketRef) -> str:
         """The bucket's region, for listings that do not carry it."""
         try:
-            response = self.client(self.home_region).get_bucket_location(
+            response = self.client(self.home_region, bucket.account).get_bucket_location(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
             )
         except ClientError as error:
@@ -135,7 +121,7 @@ class S3Reader:
 
     def read_encryption(self, bucket: BucketRef) -> ObservedEncryption:
         try:
-            response = self.client(bucket.region).get_bucket_encryption(
+            response = self.client(bucket.region, bucket.account).get_bucket_encryption(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
             )
         except ClientError as error:
@@ -148,7 +134,7 @@ class S3Reader:
 
     def read_tags(self, bucket: BucketRef) -> dict[str, str]:
         try:
-            response = self.client(bucket.region).get_bucket_tagging(
+            response = self.client(bucket.region, bucket.account).get_bucket_tagging(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
             )
         except ClientError as error:

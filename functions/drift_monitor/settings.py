@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,6 +15,11 @@ METRICS_NAMESPACE = "S3EncryptionDriftMonitor"
 # Lambda function's network and CPU are the limit long before that.
 DEFAULT_CONCURRENCY = 16
 MAX_CONCURRENCY = 64
+# Deliveries of one sweep work item before the worker records it as failed (and the queue would
+# move it to its dead-letter queue); the stack sets the queue's maxReceiveCount to the same value.
+DEFAULT_MAX_RECEIVES = 3
+_ACCOUNT = re.compile(r"^\d{12}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 
 class ConfigurationError(RuntimeError):
@@ -26,15 +32,29 @@ class Settings:
     failure_queue_url: str
     policy: Policy
     policy_from_defaults: bool
+    member_role_name: str | None  # None: only this account's buckets are read (no organization)
 
 
 @dataclass(frozen=True)
-class SweepSettings:
+class SweepStarterSettings:
+    work_queue_url: str
+    run_table: str
+    accounts: tuple[str, ...]  # explicit accounts to sweep besides this one
+    organization: bool  # sweep every active account of the organization (ListAccounts)
+
+
+@dataclass(frozen=True)
+class SweepWorkerSettings:
     topic_arn: str
     policy: Policy
     policy_from_defaults: bool
+    work_queue_url: str
+    run_table: str
+    report_bucket: str
+    member_role_name: str | None
     concurrency: int
     digest_when_compliant: bool
+    max_receives: int  # the work queue's maxReceiveCount: the last attempt records a failure
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -45,28 +65,65 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         failure_queue_url=environ["FAILURE_QUEUE_URL"],
         policy=policy,
         policy_from_defaults=from_defaults,
+        member_role_name=_role_name(environ),
     )
 
 
-def load_sweep_settings(environ: Mapping[str, str]) -> SweepSettings:
-    _require(environ, "ALERT_TOPIC_ARN")
+def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSettings:
+    _require(environ, "WORK_QUEUE_URL", "RUN_TABLE_NAME")
+    raw_accounts = environ.get("SWEEP_ACCOUNTS", "")
+    accounts = tuple(
+        dict.fromkeys(part.strip() for part in raw_accounts.split(",") if part.strip())
+    )
+    for account in accounts:
+        if not _ACCOUNT.match(account):
+            raise ConfigurationError(
+                f"SWEEP_ACCOUNTS must be comma-separated 12-digit account ids, not {account!r}"
+            )
+    return SweepStarterSettings(
+        work_queue_url=environ["WORK_QUEUE_URL"],
+        run_table=environ["RUN_TABLE_NAME"],
+        accounts=accounts,
+        organization=_flag(environ, "SWEEP_ORGANIZATION"),
+    )
+
+
+def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSettings:
+    _require(environ, "ALERT_TOPIC_ARN", "WORK_QUEUE_URL", "RUN_TABLE_NAME", "REPORT_BUCKET")
     policy, from_defaults = _policy(environ)
-    raw_concurrency = environ.get("SWEEP_CONCURRENCY", str(DEFAULT_CONCURRENCY))
-    if not raw_concurrency.isdigit() or not 1 <= int(raw_concurrency) <= MAX_CONCURRENCY:
-        raise ConfigurationError(
-            f"SWEEP_CONCURRENCY must be a whole number from 1 to {MAX_CONCURRENCY}, "
-            f"not {raw_concurrency!r}"
-        )
-    raw_flag = environ.get("DIGEST_WHEN_COMPLIANT", "false").lower()
-    if raw_flag not in ("true", "false"):
-        raise ConfigurationError(f"DIGEST_WHEN_COMPLIANT must be true or false, not {raw_flag!r}")
-    return SweepSettings(
+    return SweepWorkerSettings(
         topic_arn=environ["ALERT_TOPIC_ARN"],
         policy=policy,
         policy_from_defaults=from_defaults,
-        concurrency=int(raw_concurrency),
-        digest_when_compliant=raw_flag == "true",
+        work_queue_url=environ["WORK_QUEUE_URL"],
+        run_table=environ["RUN_TABLE_NAME"],
+        report_bucket=environ["REPORT_BUCKET"],
+        member_role_name=_role_name(environ),
+        concurrency=_whole(environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
+        digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),
+        max_receives=_whole(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
     )
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = environ.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ConfigurationError(f"{name} must be a whole number from 1 to {maximum}, not {raw!r}")
+    return int(raw)
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "false").lower()
+    if raw not in ("true", "false"):
+        raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+    return raw == "true"
+
+
+def _role_name(environ: Mapping[str, str]) -> str | None:
+    name = environ.get("MEMBER_ROLE_NAME", "")
+    if name and not _ROLE_NAME.match(name):
+        raise ConfigurationError(f"MEMBER_ROLE_NAME {name!r} is not an IAM role name")
+    return name or None
 
 
 def _require(environ: Mapping[str, str], *names: str) -> None:

@@ -14,7 +14,8 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .assessment import BucketReader, assess, unreadable, unverifiable
+from .assessment import BucketReader, ExemptTags, assess, role_refused, unreadable, unverifiable
+from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME
 from .models import BucketRef, Code, Finding, Status, Trigger
 from .policy import Policy
@@ -27,7 +28,7 @@ UNKNOWN_REGION = "unknown"
 class SweepReader(BucketReader, Protocol):
     """What a sweep needs of S3 beyond ``assess``: the listing, and a region when it lacks one."""
 
-    def list_buckets(self) -> Iterator[ListedBucket]: ...
+    def list_buckets(self, account: str | None = None) -> Iterator[ListedBucket]: ...
 
     def locate(self, bucket: BucketRef) -> str: ...
 
@@ -74,14 +75,17 @@ def sweep(
     trigger: Trigger,
     *,
     keep: Callable[[Finding], bool],
+    buckets: Iterable[ListedBucket] | None = None,
+    exempt_tags: ExemptTags | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_finding: Callable[[Finding], None] | None = None,
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> SweepResult:
-    """Evaluates every listed bucket; a failure on one bucket never stops the others.
+    """Evaluates every bucket of ``buckets`` (default: the account's whole listing); a failure on
+    one bucket never stops the others.
 
-    ``ListingDenied`` and errors of ``ListBuckets`` itself propagate: without the listing there is
-    nothing to report.
+    ``ListingDenied``, ``RoleRefused`` and errors of ``ListBuckets`` itself propagate: without the
+    listing there is nothing to report.
     """
     tally = Tally(keep)
     last_started: str | None = None
@@ -96,11 +100,16 @@ def sweep(
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
         in_flight: set[Future[Finding]] = set()
-        for listed in reader.list_buckets():
+        listing = reader.list_buckets(account) if buckets is None else buckets
+        for listed in listing:
             if out_of_time():
                 complete = False
                 break
-            in_flight.add(pool.submit(assess_listed, listed, account, policy, reader, trigger))
+            in_flight.add(
+                pool.submit(
+                    assess_listed, listed, account, policy, reader, trigger, exempt_tags=exempt_tags
+                )
+            )
             last_started = listed.name
             # A bounded window: a million-bucket listing never becomes a million futures.
             if len(in_flight) >= 2 * concurrency:
@@ -117,18 +126,26 @@ def sweep(
 
 
 def assess_listed(
-    listed: ListedBucket, account: str, policy: Policy, reader: SweepReader, trigger: Trigger
+    listed: ListedBucket,
+    account: str,
+    policy: Policy,
+    reader: SweepReader,
+    trigger: Trigger,
+    *,
+    exempt_tags: ExemptTags | None = None,
 ) -> Finding:
     """One bucket of the listing; every S3 error becomes a finding rather than an exception."""
     bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION)
     try:
         if listed.region is None:
             bucket = BucketRef(listed.name, account, reader.locate(bucket))
-        return assess(bucket, trigger, policy, reader)
+        return assess(bucket, trigger, policy, reader, exempt_tags)
     except BucketVanished as vanished:
         return Finding(bucket, Status.VANISHED, None, (), trigger, detail=str(vanished))
     except BucketUnreadable as denied:  # GetBucketLocation refused
         finding = unverifiable(bucket, trigger, denied)
+    except RoleRefused as refused:  # the role expired and could not be assumed again
+        finding = role_refused(bucket, trigger, refused)
     except (ClientError, BotoCoreError) as error:
         # Throttling, 5xx and timeouts that outlasted the client's retries.
         finding = unreadable(bucket, trigger, error)

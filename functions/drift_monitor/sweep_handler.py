@@ -1,11 +1,13 @@
-"""Lambda entry point of the scheduled sweep: every bucket, one digest per run.
+"""Lambda entry point of the scheduled sweep: starts a run with one work item per account.
 
-Thin on purpose: ``sweep`` evaluates, ``build_digest`` formats, this module counts and publishes.
+Thin on purpose: the accounts come from the settings or Organizations, the run's bookkeeping from
+``RunStore``, and the sweep worker (``sweep_worker``) does the reading, page by page.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,78 +15,48 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .digest import SweepRun, build_digest, summary
-from .events import schedule_trigger
-from .models import Finding, Status
-from .publisher import AlertPublisher
-from .s3_reader import RETRY_CONFIG, S3Reader, sweep_config
-from .settings import load_sweep_settings
-from .sweep import sweep
-from .telemetry import STATUS_METRIC, logger, metrics, tracer
+from .accounts import accounts_to_sweep, organization_accounts
+from .credentials import RETRY_CONFIG
+from .events import account_of, schedule_trigger
+from .models import Trigger
+from .publisher import WorkQueue
+from .run_store import RunStore
+from .settings import load_sweep_starter_settings
+from .telemetry import logger, metrics, tracer
+from .work import WorkItem
 
-# Kept back from the timeout to let the buckets in flight finish and the digest go out.
-FINISH_MARGIN_MS = 60_000
-
-SETTINGS = load_sweep_settings(os.environ)
-if SETTINGS.policy_from_defaults:
-    logger.warning("ENCRYPTION_POLICY is not set: the default policy applies")
+SETTINGS = load_sweep_starter_settings(os.environ)
 _session = boto3.Session()
-READER = S3Reader(_session, config=sweep_config(SETTINGS.concurrency))
-READER.client(READER.home_region)
-PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
+STORE = RunStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.run_table)
+QUEUE = WorkQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.work_queue_url)
+ORGANIZATIONS = (
+    _session.client("organizations", config=RETRY_CONFIG) if SETTINGS.organization else None
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    account = context.invoked_function_arn.split(":")[4]
     trigger = schedule_trigger(event)
-    started_at = _now()
-    result = sweep(
-        account,
-        SETTINGS.policy,
-        READER,
-        trigger,
-        keep=lambda finding: finding.alerts,
-        concurrency=SETTINGS.concurrency,
-        on_finding=_log_finding,
-        out_of_time=lambda: context.get_remaining_time_in_millis() < FINISH_MARGIN_MS,
-    )
-    counts = summary(result.tally)
-    metrics.add_metric(name="SweptBuckets", unit=MetricUnit.Count, value=counts["buckets"])
-    for status, metric in STATUS_METRIC.items():
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.tally.statuses[status])
-    if not result.complete:
-        metrics.add_metric(name="IncompleteSweeps", unit=MetricUnit.Count, value=1)
-        logger.error(
-            "Sweep ran out of time: buckets after the last one started were not evaluated",
-            evaluated=counts["buckets"],
-            stopped_after=result.stopped_after,
-            timeout_margin_ms=FINISH_MARGIN_MS,
-        )
-
-    message_id = None
-    if result.tally.alerting or not result.complete or SETTINGS.digest_when_compliant:
-        run = SweepRun(result, trigger.to_dict(), started_at, _now())
-        message_id = PUBLISHER.publish(build_digest(run, SETTINGS.policy))
-    logger.info(
-        "Sweep finished", complete=result.complete, digest_message_id=message_id, summary=counts
-    )
-    return {"complete": result.complete, "summary": counts, "digest": message_id}
+    started_at = trigger.event_time or _now()
+    members = organization_accounts(ORGANIZATIONS) if ORGANIZATIONS is not None else []
+    accounts = accounts_to_sweep(account_of(context), SETTINGS.accounts, members)
+    run_id = run_id_of(trigger, started_at)
+    # A retried invocation finds its run started: it queues the same items again, and the
+    # worker counts each item once however often it arrives.
+    new = STORE.start(run_id, started_at, trigger.to_dict(), len(accounts))
+    QUEUE.send_all(WorkItem(run_id, started_at, account) for account in accounts)
+    metrics.add_metric(name="SweepRunsStarted", unit=MetricUnit.Count, value=1 if new else 0)
+    metrics.add_metric(name="SweptAccounts", unit=MetricUnit.Count, value=len(accounts))
+    logger.info("Sweep started", run=run_id, accounts=len(accounts), retried=not new)
+    return {"run": run_id, "accounts": len(accounts), "retried": not new}
 
 
-def _log_finding(finding: Finding) -> None:
-    # Compliant buckets are only counted: a million log lines a day would say nothing new.
-    if finding.status is not Status.COMPLIANT:
-        logger.info(
-            "Bucket evaluated",
-            bucket=finding.bucket.name,
-            region=finding.bucket.region,
-            status=finding.status.value,
-            violations=[violation.code.value for violation in finding.violations],
-            detail=finding.detail,
-        )
+def run_id_of(trigger: Trigger, started_at: str) -> str:
+    """Sortable by start time, and the same for every retry of one schedule event."""
+    suffix = (trigger.event_id or uuid.uuid4().hex)[:8]
+    return f"{started_at.replace(':', '-')}-{suffix}"
 
 
 def _now() -> str:

@@ -1,0 +1,23 @@
+"""The AWS actions each part of the monitor calls, defined once.
+
+The CDK app builds every role from these lists (the functions' roles and the member accounts'
+reader role), so a role can never drift from what the code calls.
+"""
+
+from __future__ import annotations
+
+# What the event function reads of a bucket (the tags only on the drift path).
+EVENT_BUCKET_READS = ("s3:GetEncryptionConfiguration", "s3:GetBucketTagging")
+# What a sweep reads of each bucket: the location only where the listing lacks the region.
+SWEEP_BUCKET_READS = (*EVENT_BUCKET_READS, "s3:GetBucketLocation")
+LIST_BUCKETS = "s3:ListAllMyBuckets"
+# The Resource Groups Tagging API: a sweep finds the buckets tagged exempt a page at a time.
+FIND_TAGGED_BUCKETS = "tag:GetResources"
+ASSUME_ROLE = "sts:AssumeRole"
+LIST_ACCOUNTS = "organizations:ListAccounts"
+
+# The reader role in every member account: the event function's and the sweep's reads, no write.
+MEMBER_READER_ACTIONS = (*SWEEP_BUCKET_READS, LIST_BUCKETS, FIND_TAGGED_BUCKETS)
+DEFAULT_MEMBER_ROLE_NAME = "S3EncryptionMonitorReader"
+# Shows in the member account's CloudTrail as the session that read its buckets.
+ROLE_SESSION_NAME = "s3-encryption-drift-monitor"

@@ -1,0 +1,233 @@
+"""Lambda entry point of the sweep's worker: one work item (an account's listing page) at a time.
+
+For each item it lists the page, queues the next page at once, evaluates the page's buckets with
+the event path's own ``assess`` (in the bucket's account, through its reader role), writes them
+to the report, and records the counts. The worker that completes a run's last item sends the
+run's one digest.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
+from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
+from .events import account_of
+from .models import Finding, Status, Trigger
+from .publisher import AlertPublisher, WorkQueue
+from .report import ReportStore
+from .run_store import ItemOutcome, RunRecord, RunStore
+from .s3_reader import ListingDenied, S3Reader
+from .settings import load_sweep_worker_settings
+from .sweep import sweep
+from .tag_index import exempt_index
+from .telemetry import STATUS_METRIC, logger, metrics, tracer
+from .work import WorkItem
+
+# Kept back from the timeout to finish the buckets in flight, write the report and, for the last
+# item of a run, send the digest; the rest of the page is queued as a new item.
+FINISH_MARGIN_MS = 60_000
+# Each item keeps this many of its most severe findings for the digest, which holds fewer.
+CANDIDATES_PER_ITEM = 200
+
+SETTINGS = load_sweep_worker_settings(os.environ)
+if SETTINGS.policy_from_defaults:
+    logger.warning("ENCRYPTION_POLICY is not set: the default policy applies")
+_session = boto3.Session()
+ACCESS = AccountAccess(_session, role_name=SETTINGS.member_role_name)
+READER = S3Reader(ACCESS, config=sweep_config(SETTINGS.concurrency))
+READER.client(READER.home_region)
+STORE = RunStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.run_table)
+REPORTS = ReportStore(_session.client("s3", config=RETRY_CONFIG), SETTINGS.report_bucket)
+QUEUE = WorkQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.work_queue_url)
+PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """An SQS batch; the items that failed go back to the queue (``ReportBatchItemFailures``)."""
+    ACCESS.home_account = account_of(context)
+    failures = []
+    for record in event.get("Records", []):
+        try:
+            _process(record, context)
+        except Exception:
+            logger.exception("Work item failed; the queue delivers it again", record=_id(record))
+            failures.append({"itemIdentifier": record.get("messageId", "")})
+    return {"batchItemFailures": failures}
+
+
+def _process(record: dict[str, Any], context: LambdaContext) -> None:
+    item = WorkItem.from_json(record.get("body", ""))
+    receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+    logger.append_keys(run=item.run_id, item=item.item_id, sweep_account=item.account)
+    if STORE.is_done(item):
+        logger.info("Duplicate delivery of a completed work item")
+    else:
+        try:
+            outcome = _sweep_page(item, context)
+        except (RoleRefused, ListingDenied) as refused:
+            # The account cannot be entered or listed: reported in the digest, never retried.
+            logger.warning("Account could not be swept", reason=str(refused))
+            metrics.add_metric(name="UnreachableAccounts", unit=MetricUnit.Count, value=1)
+            outcome = ItemOutcome(error=_cannot_sweep(item.account, refused))
+        except Exception as error:
+            if receives < SETTINGS.max_receives:
+                raise
+            # The last delivery: record the failure, so the run still ends with a digest.
+            logger.exception("Work item given up after its last attempt", attempts=receives)
+            metrics.add_metric(name="FailedWorkItems", unit=MetricUnit.Count, value=1)
+            outcome = ItemOutcome(
+                error=f"page {item.page} failed after {receives} attempts: {error}", failed=True
+            )
+        STORE.complete(item, outcome)
+    _finish_if_last(item)
+
+
+def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
+    page = READER.list_page(item.account, item.token)
+    if page.next_token and item.part == 0:
+        _queue(item.next_page(page.next_token))
+    buckets = [b for b in page.buckets if item.after is None or b.name > item.after]
+    result = sweep(
+        item.account,
+        SETTINGS.policy,
+        READER,
+        Trigger(source="sweep", event_time=item.started_at, event_id=item.run_id),
+        keep=lambda _finding: True,
+        buckets=buckets,
+        exempt_tags=exempt_index(ACCESS, item.account, SETTINGS.policy),
+        concurrency=SETTINGS.concurrency,
+        on_finding=_log_finding,
+        out_of_time=lambda: context.get_remaining_time_in_millis() < FINISH_MARGIN_MS,
+    )
+    if not result.complete:
+        logger.warning("Out of time: the rest of the page is queued", after=result.stopped_after)
+        _queue(item.resumed_after(result.stopped_after))
+    findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
+    REPORTS.write_part(item, [digest_entry(finding, SETTINGS.policy) for finding in findings])
+    REPORTS.write_candidates(
+        item, digest_candidates(findings, SETTINGS.policy, CANDIDATES_PER_ITEM)
+    )
+    metrics.add_metric(name="SweptBuckets", unit=MetricUnit.Count, value=result.tally.evaluated)
+    for status, metric in STATUS_METRIC.items():
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.tally.statuses[status])
+    return ItemOutcome(
+        statuses={status.value: n for status, n in result.tally.statuses.items()},
+        violations={code.value: n for code, n in result.tally.violations.items()},
+    )
+
+
+def _queue(item: WorkItem) -> None:
+    # Counted as pending before it is sent, so the run cannot look finished in between.
+    STORE.add(item)
+    QUEUE.send(item)
+
+
+def _finish_if_last(item: WorkItem) -> None:
+    run = STORE.run(item.run_id)
+    if run.pending > 0 or run.finished_at or not STORE.claim_digest(run.run_id, item.item_id):
+        return
+    finished_at = _now()
+    accounts = {
+        record.account: {**summary(record.statuses), "error": record.error}
+        for record in STORE.accounts(run.run_id)
+    }
+    counts = summary(run.statuses)
+    manifest = {
+        "schemaVersion": "1",
+        "run": run.run_id,
+        "startedAt": run.started_at,
+        "finishedAt": finished_at,
+        "trigger": run.trigger,
+        "summary": counts,
+        "violationCounts": run.violations,
+        "failedItems": run.failed_items,
+        "accounts": accounts,
+        "files": [REPORTS.uri(key) for key in REPORTS.parts(run.run_id)],
+        "policy": SETTINGS.policy.to_dict(),
+    }
+    sweep_run = SweepRun(
+        account=str(ACCESS.home_account),
+        trigger=run.trigger,
+        started_at=run.started_at,
+        finished_at=finished_at,
+        counts=counts,
+        violation_counts=run.violations,
+        entries=REPORTS.candidates(run.run_id),
+        alerting=counts["drift"] + counts["unverifiable"],
+        failed_items=run.failed_items,
+        accounts=accounts,
+        report={
+            "uri": REPORTS.uri(REPORTS.prefix(run.run_id)),
+            "manifest": REPORTS.write_manifest(run.run_id, manifest),
+        },
+    )
+    message_id = None
+    if (
+        sweep_run.alerting
+        or not sweep_run.complete
+        or sweep_run.unreachable
+        or SETTINGS.digest_when_compliant
+    ):
+        message_id = PUBLISHER.publish(build_digest(sweep_run, SETTINGS.policy))
+    STORE.finish(run.run_id, finished_at, message_id)
+    metrics.add_metric(name="SweepRunsFinished", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SweepDurationSeconds", unit=MetricUnit.Seconds, value=_seconds(run))
+    if not sweep_run.complete:
+        metrics.add_metric(name="IncompleteSweeps", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "Sweep finished",
+        complete=sweep_run.complete,
+        accounts=len(accounts),
+        unreachable=len(sweep_run.unreachable),
+        digest_message_id=message_id,
+        report=sweep_run.report,
+        summary=counts,
+    )
+
+
+def _cannot_sweep(account: str, refused: Exception) -> str:
+    if isinstance(refused, RoleRefused):
+        return (
+            f"could not assume {refused.role_arn} ({refused.error_code}): check that the member "
+            "StackSet reached this account and that no SCP denies sts:AssumeRole"
+        )
+    return f"{refused}; the reader role in account {account} needs s3:ListAllMyBuckets"
+
+
+def _log_finding(finding: Finding) -> None:
+    # Compliant buckets are only counted: a million log lines a day would say nothing new.
+    if finding.status is not Status.COMPLIANT:
+        logger.info(
+            "Bucket evaluated",
+            bucket=finding.bucket.name,
+            region=finding.bucket.region,
+            status=finding.status.value,
+            violations=[violation.code.value for violation in finding.violations],
+            detail=finding.detail,
+        )
+
+
+def _seconds(run: RunRecord) -> float:
+    try:
+        started = datetime.fromisoformat(run.started_at.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max((datetime.now(UTC) - started).total_seconds(), 0.0)
+
+
+def _id(record: dict[str, Any]) -> str:
+    return str(record.get("messageId", ""))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

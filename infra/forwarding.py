@@ -1,0 +1,73 @@
+"""The S3 events the monitor watches, and the rule that forwards them from where they happen.
+
+S3 delivers a bucket's CloudTrail events to EventBridge in the bucket's own account and region.
+A forwarder in every other watched region (and, in the organization topology, in every member
+account) sends the matching events, and only those, to the monitor's bus.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+MONITORED_EVENTS = ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
+
+
+def s3_change_pattern() -> events.EventPattern:
+    """SPEC §3: bucket creations and default-encryption changes, successful calls only."""
+    return events.EventPattern(
+        source=["aws.s3"],
+        detail_type=["AWS API Call via CloudTrail"],
+        detail={
+            "eventSource": ["s3.amazonaws.com"],
+            "eventName": list(MONITORED_EVENTS),
+            "errorCode": [{"exists": False}],
+        },
+    )
+
+
+def default_bus_arn(region: str) -> str:
+    """This account's default event bus in ``region``."""
+    return f"arn:{Aws.PARTITION}:events:{region}:{Aws.ACCOUNT_ID}:event-bus/default"
+
+
+class EventForwarder(Construct):
+    """A rule on this region's default bus sending the monitor's events to ``target_bus_arn``,
+    through a role that may do nothing but put events on that one bus."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, target_bus_arn: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            description="Lets the S3 encryption monitor's forwarding rule put events on its bus",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PutEventsOnTheMonitorBusOnly",
+                actions=["events:PutEvents"],
+                resources=[target_bus_arn],
+            )
+        )
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            description="Forwards S3 bucket creations and default-encryption changes (successful "
+            "calls only) to the S3 encryption drift monitor",
+            event_pattern=s3_change_pattern(),
+        )
+        # EventBridge retries a bus target for 24 hours with backoff by itself; what still fails
+        # is caught by the next sweep, which reads every bucket's state.
+        self.rule.add_target(
+            targets.EventBus(
+                events.EventBus.from_event_bus_arn(self, "MonitorBus", target_bus_arn),
+                role=self.role,
+            )
+        )

@@ -1,0 +1,153 @@
+"""How every function of the monitor is built: one asset and runtime, its own role and logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
+
+# Must equal the aws-lambda-powertools pin in pyproject.toml: the tests run against that version.
+POWERTOOLS_VERSION = "3.37.0"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+FUNCTION_CODE = Path(__file__).resolve().parent.parent / "functions"
+LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+
+
+def powertools_layer_parameter() -> str:
+    """The public SSM parameter that Powertools publishes for exactly this release."""
+    runtime = RUNTIME.name  # e.g. python3.14
+    return f"/aws/service/powertools/python/arm64/{runtime}/{POWERTOOLS_VERSION}"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs from one of the monitor's functions to another."""
+
+    handler: str
+    description: str
+    role_description: str
+    memory_size: int
+    timeout: Duration
+    environment: dict[str, str]
+
+
+class MonitoredFunction:
+    """A function of the monitor, its role and its log group, created in ``scope`` under
+    ``function_id`` (``<id>``, ``<id>Role``, ``<id>Logs``: the ids the first release used)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        function_id: str,
+        spec: FunctionSpec,
+        *,
+        layer: lambda_.ILayerVersion,
+        data_key: kms.IKey,
+    ) -> None:
+        self.log_group = logs.LogGroup(
+            scope,
+            f"{function_id}Logs",
+            retention=LOG_RETENTION,
+            encryption_key=data_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            scope,
+            f"{function_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=spec.role_description,
+        )
+        self.allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [self.log_group.log_group_arn],
+        )
+        self.function = lambda_.Function(
+            scope,
+            function_id,
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=spec.handler,
+            code=lambda_.Code.from_asset(
+                str(FUNCTION_CODE), exclude=["**/__pycache__", "**/*.pyc", "**/.*"]
+            ),
+            layers=[layer],
+            role=self.role,
+            memory_size=spec.memory_size,
+            timeout=spec.timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=self.log_group,
+            environment={
+                **spec.environment,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+        )
+
+    def allow(
+        self,
+        sid: str,
+        actions: list[str] | tuple[str, ...],
+        resources: list[str],
+        conditions: dict[str, Any] | None = None,
+    ) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid=sid, actions=list(actions), resources=resources, conditions=conditions
+            )
+        )
+
+    def read_buckets(self, sid: str, actions: tuple[str, ...]) -> None:
+        """Bucket ARNs carry no account: the account condition keeps reads to this account."""
+        self.allow(
+            sid,
+            actions,
+            ["arn:aws:s3:::*"],
+            {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
+        )
+
+    def use_key(self, sid: str, key: kms.IKey) -> None:
+        """Encrypt and decrypt with ``key`` (SQS, SNS, DynamoDB and S3 use it on our behalf).
+        Not ``key.grant_encrypt_decrypt``: it grants wildcard actions."""
+        self.allow(sid, ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
+
+
+def data_key(scope: Construct, construct_id: str, description: str) -> kms.Key:
+    """A rotated customer managed key that CloudWatch Logs of this account and region may use."""
+    key = kms.Key(scope, construct_id, description=description, enable_key_rotation=True)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchLogsOfThisAccount",
+            principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+            actions=[
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:DescribeKey",
+            ],
+            resources=["*"],
+            conditions={
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                    )
+                }
+            },
+        )
+    )
+    return key

@@ -1,0 +1,171 @@
+"""What the organization topology deploys in every member account, through StackSets.
+
+Two small templates, synthesized as stacks of their own (``cdk.out/assembly-MemberTemplates``)
+and embedded in the central stack's StackSets:
+- the reader role, once per account: the S3 reads the monitor's functions make, nothing else,
+  assumable only by those functions' roles from within the organization;
+- the forwarder, per account and region: the monitor's rule, sending matching events to the
+  central bus.
+The values known only once the central stack exists (its account, roles and bus) are parameters
+that the StackSets fill in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    BootstraplessSynthesizer,
+    CfnParameter,
+    Stack,
+    Stage,
+    Validations,
+)
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from functions.drift_monitor.permissions import (
+    FIND_TAGGED_BUCKETS,
+    LIST_BUCKETS,
+    SWEEP_BUCKET_READS,
+)
+
+from .forwarding import EventForwarder
+
+# Parameter names, shared with the StackSets that fill them in.
+MONITOR_ACCOUNT = "MonitorAccountId"
+MONITOR_ROLE_ARNS = "MonitorRoleArns"
+ORGANIZATION_ID = "OrganizationId"
+CENTRAL_BUS_ARN = "CentralBusArn"
+
+
+class _MemberStack(Stack):
+    """Deployed by StackSets into accounts that were never bootstrapped for the CDK."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=description,
+            synthesizer=BootstraplessSynthesizer(),
+            analytics_reporting=False,
+        )
+
+
+class MemberReaderStack(_MemberStack):
+    def __init__(self, scope: Construct, construct_id: str, *, role_name: str) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="S3 Encryption Drift Monitor: the role the monitor reads this account's "
+            "bucket encryption with (read only)",
+        )
+        monitor_account = CfnParameter(
+            self,
+            MONITOR_ACCOUNT,
+            type="String",
+            allowed_pattern=r"^\d{12}$",
+            description="The account the monitor runs in",
+        )
+        monitor_roles = CfnParameter(
+            self,
+            MONITOR_ROLE_ARNS,
+            type="CommaDelimitedList",
+            description="ARNs of the monitor's function roles, the only principals that may "
+            "assume the reader role",
+        )
+        organization_id = CfnParameter(
+            self,
+            ORGANIZATION_ID,
+            type="String",
+            allowed_pattern=r"^o-[a-z0-9]{10,32}$",
+            description="The organization both accounts belong to",
+        )
+        # Trusted: the monitor's account, narrowed to its function roles and the organization.
+        self.role = iam.Role(
+            self,
+            "Reader",
+            role_name=role_name,
+            assumed_by=iam.AccountPrincipal(monitor_account.value_as_string).with_conditions(
+                {
+                    "ArnEquals": {"aws:PrincipalArn": monitor_roles.value_as_list},
+                    "StringEquals": {"aws:PrincipalOrgID": organization_id.value_as_string},
+                }
+            ),
+            description="Lets the S3 Encryption Drift Monitor read this account's bucket "
+            "encryption, tags and locations; no write",
+            inline_policies={"ReadBucketEncryption": reader_policy()},
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
+                reason="The monitor reads the encryption, tags and location of every bucket of "
+                "the account, and bucket ARNs carry no account; the statement is narrowed to this "
+                "account's buckets with the s3:ResourceAccount condition.",
+            )
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="s3:ListAllMyBuckets and tag:GetResources support no resource-level "
+                "permissions; both only list.",
+            )
+        )
+
+
+def reader_policy() -> iam.PolicyDocument:
+    """Exactly what the event function and the sweep call in a member account."""
+    return iam.PolicyDocument(
+        statements=[
+            iam.PolicyStatement(
+                sid="ReadBucketsOfThisAccount",
+                actions=list(SWEEP_BUCKET_READS),
+                resources=["arn:aws:s3:::*"],
+                conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
+            ),
+            iam.PolicyStatement(
+                sid="ListBucketsAndFindExemptOnes",
+                actions=[LIST_BUCKETS, FIND_TAGGED_BUCKETS],
+                resources=["*"],
+            ),
+        ]
+    )
+
+
+class MemberForwarderStack(_MemberStack):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="S3 Encryption Drift Monitor: forwards this region's S3 bucket creations "
+            "and encryption changes to the monitor",
+        )
+        central_bus = CfnParameter(
+            self,
+            CENTRAL_BUS_ARN,
+            type="String",
+            allowed_pattern=r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/.+$",
+            description="The monitor's event bus, in its account and home region",
+        )
+        EventForwarder(self, "Forwarder", target_bus_arn=central_bus.value_as_string)
+
+
+@dataclass(frozen=True)
+class MemberTemplates:
+    reader: dict[str, Any]
+    forwarder: dict[str, Any]
+
+
+def synthesize_member_templates(stage: Stage, role_name: str) -> MemberTemplates:
+    """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
+    synthesized now because the central stack's StackSets carry their templates."""
+    reader = MemberReaderStack(stage, "Reader", role_name=role_name)
+    forwarder = MemberForwarderStack(stage, "Forwarder")
+    assembly = stage.synth()
+    return MemberTemplates(
+        reader=assembly.get_stack_by_name(reader.stack_name).template,
+        forwarder=assembly.get_stack_by_name(forwarder.stack_name).template,
+    )
