@@ -96,9 +96,10 @@ class RecordedS3:
     def create_bucket(
         self, bucket: str, tags: dict[str, str] | None = None, *, record: bool = True
     ) -> None:
-        self._s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
-        )
+        location: dict[str, Any] = {}
+        if self.region != "us-east-1":  # S3 refuses us-east-1 as a location constraint
+            location = {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+        self._s3.create_bucket(Bucket=bucket, **location)
         if tags:
             self._s3.put_bucket_tagging(
                 Bucket=bucket,

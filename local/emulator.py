@@ -27,6 +27,7 @@ REGION = "eu-west-1"
 class Emulator:
     endpoint: str
     account: str = ACCOUNT
+    organization_id: str | None = None  # fixed by moto_server(organization_id=...)
     region: str = REGION
     # Any key works while moto enforces no IAM; with IAM enforced, an IAM user's key.
     access_key: str = "testing"
@@ -74,11 +75,15 @@ def moto_server(
     log_path: Path | None = None,
     timeout: float = 30.0,
     settings: dict[str, str] | None = None,
+    organization_id: str | None = None,
 ) -> Iterator[Emulator]:
     """Starts ``moto_server`` in its own process on a free loopback port; stops it on exit.
 
-    ``settings`` are moto's own environment variables, e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``.
+    ``settings`` are moto's own environment variables, e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``;
+    ``organization_id`` is the id the organization created on it gets.
     """
+    if organization_id:
+        settings = {**(settings or {}), "LOCAL_ORGANIZATION_ID": organization_id}
     port = _free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
@@ -91,7 +96,7 @@ def moto_server(
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(endpoint, process, timeout)
-        yield Emulator(endpoint=endpoint)
+        yield Emulator(endpoint=endpoint, organization_id=organization_id)
     finally:
         process.terminate()
         try:

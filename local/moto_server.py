@@ -1,4 +1,4 @@
-"""``moto_server`` with two gaps to real S3 closed: ListBuckets paging and default-encryption IAM.
+"""``moto_server`` with the gaps to real AWS closed that the monitor's tests would fall into.
 
 - moto 5.2.5 truncates ListBuckets at MaxBuckets without a ContinuationToken (a paginating client
   would silently miss buckets) and omits BucketRegion (a client would make one GetBucketLocation
@@ -6,6 +6,10 @@
 - When moto enforces IAM (``INITIAL_NO_AUTH_ACTION_COUNT``), it authorizes Get/Put/
   DeleteBucketEncryption as s3:ListBucket / s3:CreateBucket / s3:DeleteBucket. Here they need
   s3:GetEncryptionConfiguration and s3:PutEncryptionConfiguration, as on AWS.
+- moto lets anyone assume any role, even one that does not exist. Here STS checks that the role
+  exists in its account and that its trust policy allows the caller (``local/sts_trust.py``).
+- moto draws a random organization id; ``LOCAL_ORGANIZATION_ID`` fixes it, so a template
+  synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
 
 Everything else is moto as released.
 
@@ -14,13 +18,21 @@ Usage: python -m local.moto_server -H 127.0.0.1 -p PORT
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+import moto.organizations.utils
 from moto.core.common_types import TYPE_RESPONSE
+from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
+from moto.iam.models import iam_backends
+from moto.organizations.models import organizations_backends
 from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
+from moto.sts.responses import TokenResponse
+
+from local.sts_trust import Caller, principal_arn, trust_allows
 
 _OWNER = {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"}
 
@@ -66,7 +78,49 @@ def authorize_encryption_like_s3() -> None:
     bucket_actions["DELETE"]["encryption"] = "PutEncryptionConfiguration"
 
 
+_assume_role = TokenResponse.assume_role
+
+
+def assume_role_like_sts(self: Any) -> ActionResult:
+    role_arn = str(self._get_param("RoleArn"))
+    _, caller_arn, caller_account = self.backend.get_caller_identity(
+        self.get_access_key(), self.region
+    )
+    caller = Caller(
+        arn=principal_arn(caller_arn, caller_account),
+        account=caller_account,
+        organization_id=_organization_of(caller_account),
+    )
+    parts = role_arn.split(":")
+    partition, account, name = parts[1], parts[4], role_arn.rsplit("/", 1)[-1]
+    role = next(
+        (
+            candidate
+            for candidate in iam_backends[account][partition].roles.values()
+            if candidate.name == name
+        ),
+        None,
+    )
+    if role is None or not trust_allows(role.assume_role_policy_document, caller):
+        raise AccessDeniedError(caller_arn, f"sts:AssumeRole on resource: {role_arn}")
+    return _assume_role(self)
+
+
+def _organization_of(account: str) -> str | None:
+    management, partition = organizations_backends.master_accounts.get(account, (account, "aws"))
+    organization = organizations_backends[management][partition].org
+    return None if organization is None else str(organization.id)
+
+
+def organization_id_from_environment() -> None:
+    chosen = os.environ.get("LOCAL_ORGANIZATION_ID")
+    if chosen:
+        moto.organizations.utils.make_random_org_id = lambda: chosen
+
+
 if __name__ == "__main__":
     S3Response.all_buckets = list_buckets_like_s3  # type: ignore[method-assign]
     authorize_encryption_like_s3()
+    TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
+    organization_id_from_environment()
     moto_main(sys.argv[1:])

@@ -1,8 +1,12 @@
-"""The synthesized monitor, stood up on the emulator: real EventBridge routing, SNS and SQS.
+"""The synthesized monitor, stood up on the emulator: real EventBridge routing, SNS, SQS,
+DynamoDB and S3, in as many accounts and regions as the templates name.
 
-moto cannot invoke Lambda without Docker, so the rule's target is a queue and this module plays the
-Lambda service: it invokes the asset's handler for each delivered event, retries a failed
-invocation as the template's async config says, then sends it to the on-failure destination.
+moto cannot invoke Lambda without Docker, so each rule that targets a function targets a queue
+instead and this module plays the Lambda service: it invokes the asset's handler for each
+delivered event (retrying and keeping failures as the template's async config says), feeds the
+sweep worker from its work queue as an event source mapping would, and runs every function with
+credentials of its own role. It also plays StackSets: ``deploy_member`` puts the member templates
+into another account, with the parameters the central template gives its StackSets.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
+
 from .cloudtrail import RecordedS3
 from .emulator import Emulator
 from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction
-from .template import SynthesizedMonitor, TemplateError
+from .template import SynthesizedMonitor, Template, TemplateError, resolve
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
 
 FUNCTION_INBOX = "local-function-invocations"
 ALERT_SUBSCRIBER = "local-alert-subscriber"
+# Created in every member account by Organizations' CreateAccount (moto does it too).
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
 
 
 @dataclass(frozen=True)
@@ -40,24 +48,37 @@ class ReceivedAlert:
 class LocalPipeline:
     """One deployment of the monitor on the emulator.
 
-    Its resources carry a unique prefix and it has its own event bus (standing in for the account's
-    default bus), so several deployments can share one emulator without seeing each other.
+    Its resources carry a unique prefix and each account and region it uses gets an event bus of
+    its own standing in for the default bus, so several deployments can share one emulator
+    without seeing each other.
     """
 
     def __init__(self, monitor: SynthesizedMonitor, emulator: Emulator) -> None:
         self.monitor = monitor
         self.emulator = emulator
+        self.account = emulator.account
+        self.region = emulator.region
         self.prefix = f"m{uuid.uuid4().hex[:8]}"
-        session = emulator.session()
-        self.s3 = session.client("s3", endpoint_url=emulator.endpoint)
-        self.kms = session.client("kms", endpoint_url=emulator.endpoint)
-        self._events: EventBridgeClient = session.client("events", endpoint_url=emulator.endpoint)
-        self._sns: SNSClient = session.client("sns", endpoint_url=emulator.endpoint)
-        self._sqs: SQSClient = session.client("sqs", endpoint_url=emulator.endpoint)
-        self._attributes: dict[str, dict[str, str]] = {}
+        self.bus_name = f"{self.prefix}-bus"
+        self._session = emulator.session()
+        self.s3 = self._client("s3")
+        self.kms = self._client("kms")
+        self._events: EventBridgeClient = self._client("events")
+        self._sns: SNSClient = self._client("sns")
+        self._sqs: SQSClient = self._client("sqs")
+        self._refs: dict[str, Any] = {
+            "AWS::AccountId": self.account,
+            "AWS::Partition": "aws",
+            "AWS::Region": self.region,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.members: list[str] = []
         self._deploy()
-        self.recorded_s3 = RecordedS3(
-            self.s3, self.put_cloudtrail_event, emulator.account, emulator.region
+        self.recorded_s3 = RecordedS3(self.s3, self.put_cloudtrail_event, self.account, self.region)
+
+    def _client(self, service: str, region: str | None = None) -> Any:
+        return self._session.client(  # type: ignore[call-overload]
+            service, region_name=region or self.region, endpoint_url=self.emulator.endpoint
         )
 
     # -- "cdk deploy" ---------------------------------------------------------------------------
@@ -66,53 +87,266 @@ class LocalPipeline:
         for logical_id in self.monitor.logical_ids("AWS::SNS::Topic"):
             name = f"{self.prefix}-{logical_id}"
             arn = self._sns.create_topic(Name=name)["TopicArn"]
-            self._attributes[logical_id] = {"Ref": arn, "TopicArn": arn, "TopicName": name}
-        for logical_id in self.monitor.logical_ids("AWS::SQS::Queue"):
-            self._attributes[logical_id] = self._create_queue(f"{self.prefix}-{logical_id}")
+            self._remember(logical_id, arn, TopicArn=arn, TopicName=name)
+        queues = self.monitor.logical_ids("AWS::SQS::Queue")
+        for logical_id in queues:
+            self._remember_queue(logical_id, self._create_queue(f"{self.prefix}-{logical_id}"))
+        for logical_id in queues:  # now that every dead-letter queue exists
+            self._configure_queue(logical_id)
+        for logical_id in self.monitor.logical_ids("AWS::DynamoDB::Table"):
+            self._create_table(logical_id)
+        for logical_id in self.monitor.logical_ids("AWS::S3::Bucket"):
+            name = f"{self.prefix}-{logical_id}".lower()[:63]
+            self.s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
+            )
+            self._remember(logical_id, name, Arn=f"arn:aws:s3:::{name}")
+        self._roles: dict[str, dict[str, str]] = {}
+        for function_id in self.monitor.logical_ids("AWS::Lambda::Function"):
+            self._create_function_role(function_id)
+
         self._inbox = self._create_queue(f"{self.prefix}-{FUNCTION_INBOX}")
         self._subscriber = self._create_queue(f"{self.prefix}-{ALERT_SUBSCRIBER}")
-
-        self.bus_name = f"{self.prefix}-bus"
-        self._events.create_event_bus(Name=self.bus_name)
-        rule_name = f"{self.prefix}-{self.monitor.rule_id}"
-        self._events.put_rule(
-            Name=rule_name,
-            EventBusName=self.bus_name,
-            EventPattern=json.dumps(self.monitor.event_pattern),
-            State="ENABLED",
-        )
-        self._events.put_targets(
-            Rule=rule_name,
-            EventBusName=self.bus_name,
-            Targets=[{"Id": "function", "Arn": self._inbox["Arn"]}],
-        )
         self._sns.subscribe(
             TopicArn=self.resolve(self.monitor.environment["ALERT_TOPIC_ARN"]),
             Protocol="sqs",
             Endpoint=self._subscriber["Arn"],
         )
+        self._stand_in_bus(self._events)
+        self._put_rule(
+            self._events,
+            self.bus_name,
+            f"{self.prefix}-{self.monitor.rule_id}",
+            self.monitor.event_pattern,
+            {"Id": "function", "Arn": self._inbox["Arn"]},
+        )
+        for logical_id in self.monitor.logical_ids("AWS::Events::EventBus"):
+            name = f"{self.prefix}-{logical_id}"
+            arn = self._events.create_event_bus(Name=name)["EventBusArn"]
+            self._remember(logical_id, name, Arn=arn, Name=name)
+        if self.monitor.member_rule_id is not None:
+            bus = self.resolve(self.resources_property(self.monitor.member_rule_id, "EventBusName"))
+            self._put_rule(
+                self._events,
+                bus,
+                f"{self.prefix}-{self.monitor.member_rule_id}",
+                self.monitor.pattern_of(self.monitor.member_rule_id),
+                {"Id": "function", "Arn": self._inbox["Arn"]},
+            )
+        for region, template in self.monitor.forwarders.items():
+            self._deploy_forwarder(self._session, self.account, region, template, {})
+
+    def resources_property(self, logical_id: str, name: str) -> Any:
+        return self.monitor.resources[logical_id]["Properties"][name]
+
+    def _remember(self, logical_id: str, ref: str, **attributes: str) -> None:
+        self._refs[logical_id] = ref
+        for attribute, value in attributes.items():
+            self._refs[f"{logical_id}.{attribute}"] = value
+
+    def _remember_queue(self, logical_id: str, queue: dict[str, str]) -> None:
+        self._remember(logical_id, queue["QueueUrl"], QueueUrl=queue["QueueUrl"], Arn=queue["Arn"],
+                       QueueName=queue["QueueUrl"].rsplit("/", 1)[-1])  # fmt: skip
 
     def _create_queue(self, name: str) -> dict[str, str]:
         url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return {"Ref": url, "QueueUrl": url, "Arn": arn["Attributes"]["QueueArn"]}
 
-    def resolve(self, value: Any) -> str:
-        """A template value (literal, Ref or Fn::GetAtt) as deployed on the emulator."""
-        if isinstance(value, str):
-            return value
-        if isinstance(value, Mapping) and "Ref" in value:
-            return self._attribute(value["Ref"], "Ref")
-        if isinstance(value, Mapping) and "Fn::GetAtt" in value:
-            logical_id, attribute = value["Fn::GetAtt"]
-            return self._attribute(logical_id, attribute)
-        raise TemplateError(f"cannot resolve {value!r} locally")
+    def _configure_queue(self, logical_id: str) -> None:
+        properties = self.monitor.resources[logical_id].get("Properties", {})
+        attributes: dict[Any, str] = {}
+        if "VisibilityTimeout" in properties:
+            attributes["VisibilityTimeout"] = str(properties["VisibilityTimeout"])
+        if "RedrivePolicy" in properties:
+            attributes["RedrivePolicy"] = json.dumps(resolve(properties["RedrivePolicy"], self._refs))
+        if attributes:
+            self._sqs.set_queue_attributes(QueueUrl=self._refs[logical_id], Attributes=attributes)
 
-    def _attribute(self, logical_id: str, attribute: str) -> str:
-        try:
-            return self._attributes[logical_id][attribute]
-        except KeyError:
-            raise TemplateError(f"{logical_id}.{attribute} is not deployed locally") from None
+    def _create_table(self, logical_id: str) -> None:
+        properties = self.monitor.resources[logical_id]["Properties"]
+        name = f"{self.prefix}-{logical_id}"
+        dynamodb = self._client("dynamodb")
+        response = dynamodb.create_table(
+            TableName=name,
+            KeySchema=properties["KeySchema"],
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+        )
+        self._remember(logical_id, name, Arn=response["TableDescription"]["TableArn"])
+
+    def _create_function_role(self, function_id: str) -> None:
+        """The function's role, trusted as in the template and by the local Lambda service (this
+        pipeline, in the role's account), which hands the function that role's credentials."""
+        if "Role" not in self.monitor.resources[function_id].get("Properties", {}):
+            return
+        role_id = self.monitor.role_of(function_id)
+        document = self.monitor.resources[role_id]["Properties"]["AssumeRolePolicyDocument"]
+        trust = resolve(document, self._refs)
+        trust["Statement"].append(
+            {
+                "Sid": "LocalLambdaService",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{self.account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        )
+        if role_id not in self._refs:
+            name = f"{self.prefix}-{role_id}"[:64]
+            role = self._client("iam").create_role(
+                RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
+            )["Role"]
+            self._remember(role_id, name, Arn=role["Arn"])
+
+    def _stand_in_bus(self, events: Any) -> str:
+        """The account and region's stand-in for its default bus."""
+        return str(events.create_event_bus(Name=self.bus_name)["EventBusArn"])
+
+    def _put_rule(
+        self, events: Any, bus: str, name: str, pattern: dict[str, Any], target: dict[str, str]
+    ) -> None:
+        events.put_rule(
+            Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED"
+        )
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+
+    def _deploy_forwarder(
+        self,
+        session: boto3.Session,
+        account: str,
+        region: str,
+        template: Template,
+        parameters: Mapping[str, Any],
+    ) -> None:
+        """A forwarder template in ``account`` and ``region``: its rule on the stand-in default
+        bus there, targeting the bus its template names, through a role made from its own."""
+        refs = {
+            **parameters,
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::Region": region,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        (role_id,) = template.logical_ids("AWS::IAM::Role")
+        iam = session.client("iam", endpoint_url=self.emulator.endpoint)
+        role_name = f"{self.prefix}-forwarder-{region}"
+        role = iam.create_role(
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(
+                resolve(template.properties(role_id)["AssumeRolePolicyDocument"], refs)
+            ),
+        )["Role"]
+        for policy_id in template.logical_ids("AWS::IAM::Policy"):
+            iam.put_role_policy(
+                RoleName=role_name,
+                PolicyName=policy_id,
+                PolicyDocument=json.dumps(
+                    resolve(template.properties(policy_id)["PolicyDocument"], refs)
+                ),
+            )
+        (rule_id,) = template.s3_rules()
+        (target,) = template.properties(rule_id)["Targets"]
+        events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
+        self._stand_in_bus(events)
+        self._put_rule(
+            events,
+            self.bus_name,
+            f"{self.prefix}-{rule_id}",
+            template.properties(rule_id)["EventPattern"],
+            {"Id": "monitor", "Arn": self._local_bus(resolve(target["Arn"], refs)),
+             "RoleArn": role["Arn"]},
+        )  # fmt: skip
+
+    def _local_bus(self, arn: str) -> str:
+        """A default bus ARN means that account's stand-in; any other bus is the one deployed."""
+        if arn.endswith(":event-bus/default"):
+            return arn.replace(":event-bus/default", f":event-bus/{self.bus_name}")
+        return arn
+
+    def resolve(self, value: Any) -> str:
+        """A template value (literal, Ref, Fn::GetAtt or Fn::Join) as deployed on the emulator."""
+        resolved = resolve(value, self._refs)
+        if not isinstance(resolved, str):
+            raise TemplateError(f"{value!r} does not resolve to a string")
+        return resolved
+
+    # -- StackSets ------------------------------------------------------------------------------
+
+    def deploy_member(self, account: str) -> None:
+        """What the StackSets deploy in a member account: the reader role once, a forwarder in
+        each of their regions, with the parameters the central template gives them."""
+        reader, forwarder = self.monitor.member_reader, self.monitor.member_forwarder
+        if reader is None or forwarder is None:
+            raise TemplateError("the template has no member templates (no organizationId)")
+        session = self.member_session(account)
+        parameters, _ = self.monitor.stack_set_parameters(reader)
+        refs = {
+            **self._member_parameters(reader, parameters),
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::Region": self.region,
+        }
+        iam = session.client("iam", endpoint_url=self.emulator.endpoint)
+        for role_id in reader.logical_ids("AWS::IAM::Role"):
+            properties = reader.properties(role_id)
+            iam.create_role(
+                RoleName=properties["RoleName"],
+                AssumeRolePolicyDocument=json.dumps(
+                    resolve(properties["AssumeRolePolicyDocument"], refs)
+                ),
+            )
+            for policy in properties.get("Policies", []):
+                iam.put_role_policy(
+                    RoleName=properties["RoleName"],
+                    PolicyName=policy["PolicyName"],
+                    PolicyDocument=json.dumps(resolve(policy["PolicyDocument"], refs)),
+                )
+        parameters, regions = self.monitor.stack_set_parameters(forwarder)
+        for region in regions:
+            self._deploy_forwarder(
+                session, account, region, forwarder, self._member_parameters(forwarder, parameters)
+            )
+        self.members.append(account)
+
+    def _member_parameters(self, template: Template, values: Mapping[str, Any]) -> dict[str, Any]:
+        """StackSet parameter values, resolved here, typed as the member template declares."""
+        declared = json.loads(template.path.read_text()).get("Parameters", {})
+        parameters: dict[str, Any] = {}
+        for name, value in values.items():
+            resolved = self.resolve(value)
+            if declared.get(name, {}).get("Type") == "CommaDelimitedList":
+                parameters[name] = resolved.split(",")
+            else:
+                parameters[name] = resolved
+        return parameters
+
+    def member_session(self, account: str) -> boto3.Session:
+        """An administrator of ``account``, through the role Organizations creates there."""
+        sts = self._client("sts")
+        credentials = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{ORGANIZATION_ACCESS_ROLE}",
+            RoleSessionName="local-stacksets",
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.region,
+        )
+
+    def member_s3(self, account: str, region: str) -> RecordedS3:
+        """S3 calls in a member account, each followed by the CloudTrail event it would log
+        there, on that account and region's default bus."""
+        session = self.member_session(account)
+        events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
+        s3 = session.client("s3", region_name=region, endpoint_url=self.emulator.endpoint)
+
+        def publish(detail: Mapping[str, Any]) -> None:
+            _put_cloudtrail_event(events, self.bus_name, detail)
+
+        return RecordedS3(s3, publish, account, region)
+
+    # -- the Lambda service ---------------------------------------------------------------------
 
     def function_environment(
         self, overrides: Mapping[str, str] | None = None, function_id: str | None = None
@@ -133,22 +367,45 @@ class LocalPipeline:
         return self._container(self.monitor.function_id, overrides)
 
     def start_sweep_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
-        """A fresh container of the synthesized sweep function."""
+        """A fresh container of the synthesized sweep starter."""
         if self.monitor.sweep_function_id is None:
             raise TemplateError("the template has no sweep (synthesized with sweepSchedule=off)")
         return self._container(self.monitor.sweep_function_id, overrides)
+
+    def start_sweep_worker(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+        """A fresh container of the synthesized sweep worker."""
+        if self.monitor.worker_function_id is None:
+            raise TemplateError("the template has no sweep (synthesized with sweepSchedule=off)")
+        return self._container(self.monitor.worker_function_id, overrides)
 
     def _container(self, function_id: str, overrides: Mapping[str, str] | None) -> LocalFunction:
         return LocalFunction(
             self.monitor.asset_dir,
             self.monitor.handler_of(function_id),
-            self.function_environment(overrides, function_id),
+            {
+                **self.function_environment(None, function_id),
+                **self._role_credentials(function_id),
+                **(overrides or {}),
+            },
             function_arn=(
-                f"arn:aws:lambda:{self.emulator.region}:{self.emulator.account}:function:"
-                f"{self.prefix}-{function_id}"
+                f"arn:aws:lambda:{self.region}:{self.account}:function:{self.prefix}-{function_id}"
             ),
             timeout_seconds=self.monitor.timeout_of(function_id),
         )
+
+    def _role_credentials(self, function_id: str) -> dict[str, str]:
+        role_arn = self._refs[f"{self.monitor.role_of(function_id)}.Arn"]
+        credentials = self._client("sts").assume_role(
+            RoleArn=role_arn, RoleSessionName=f"{self.prefix}-{function_id}"[:64]
+        )["Credentials"]
+        return {
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+        }
+
+    def role_arn(self, function_id: str) -> str:
+        return str(self._refs[f"{self.monitor.role_of(function_id)}.Arn"])
 
     def scheduled_event(self) -> dict[str, Any]:
         """The event an EventBridge schedule sends its target (moto does not run schedules)."""
@@ -157,42 +414,26 @@ class LocalPipeline:
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
             "source": "aws.events",
-            "account": self.emulator.account,
+            "account": self.account,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": self.emulator.region,
-            "resources": [
-                f"arn:aws:events:{self.emulator.region}:{self.emulator.account}:rule/"
-                f"{self.prefix}-sweep"
-            ],
+            "region": self.region,
+            "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{self.prefix}-sweep"],
             "detail": {},
         }
 
     # -- CloudTrail and the Lambda service --------------------------------------------------------
 
     def put_cloudtrail_event(self, detail: Mapping[str, Any]) -> None:
-        """Puts the event on the bus as CloudTrail would; the rule decides where it goes."""
-        response = self._events.put_events(
-            Entries=[
-                {
-                    "EventBusName": self.bus_name,
-                    "Source": "aws.s3",
-                    "DetailType": "AWS API Call via CloudTrail",
-                    "Detail": json.dumps(detail),
-                    "Resources": [],
-                    "Time": datetime.now(UTC),
-                }
-            ]
-        )
-        if response.get("FailedEntryCount"):
-            raise RuntimeError(f"EventBridge refused the event: {response['Entries']}")
+        """Puts the event on the monitor account's bus as CloudTrail would; rules route it."""
+        _put_cloudtrail_event(self._events, self.bus_name, detail)
 
     def delivered_events(self) -> list[dict[str, Any]]:
-        """Takes the events the rule routed to the function so far."""
+        """Takes the events the rules routed to the function so far."""
         events = []
         for message in self._drain(self._inbox["QueueUrl"]):
             event = json.loads(message["Body"])
             # moto's envelope lacks the "account" field that EventBridge always sets.
-            event.setdefault("account", self.emulator.account)
+            event.setdefault("account", self.account)
             events.append(event)
         return events
 
@@ -217,7 +458,7 @@ class LocalPipeline:
         self, destination: Any, event: Any, invocation: Invocation, attempts: int
     ) -> None:
         # The destination is the queue's Fn::GetAtt Arn; sending needs the same queue's URL.
-        queue_url = self._attribute(destination["Fn::GetAtt"][0], "QueueUrl")
+        queue_url = self._refs[f"{destination['Fn::GetAtt'][0]}.QueueUrl"]
         error_type, _, message = (invocation.error or "").partition(": ")
         record = {
             "version": "1.0",
@@ -231,6 +472,46 @@ class LocalPipeline:
             "responsePayload": {"errorType": error_type, "errorMessage": message},
         }
         self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
+
+    def run_sweep(self, overrides: Mapping[str, str] | None = None) -> list[Invocation]:
+        """A scheduled sweep from start to digest: the starter once, then a worker container fed
+        from the work queue until it is empty. Returns every invocation, the starter's first."""
+        started = self.start_sweep_function(overrides).invoke(self.scheduled_event())
+        if not started.ok:
+            return [started]
+        return [started, *self.deliver_work(self.start_sweep_worker(overrides))]
+
+    def deliver_work(self, worker: LocalFunction, limit: int = 10_000) -> list[Invocation]:
+        """The worker's SQS event source mapping: one message per invocation; a message the
+        worker reports failed becomes visible again at once (its visibility timeout, shortened),
+        and the queue's redrive policy moves it to the dead-letter queue after its last try."""
+        assert self.monitor.worker_function_id is not None
+        queue_url = self.resolve(self.monitor.environment_of(self.monitor.worker_function_id)
+                                 ["WORK_QUEUE_URL"])  # fmt: skip
+        queue_arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        invocations: list[Invocation] = []
+        while len(invocations) < limit:
+            messages = self._sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=0,
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                return invocations
+            (message,) = messages
+            invocation = worker.invoke(_sqs_event(message, queue_arn, self.region))
+            invocations.append(invocation)
+            failed = not invocation.ok or invocation.response.get("batchItemFailures")
+            if failed:
+                self._sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        raise RuntimeError(f"the work queue did not empty after {limit} invocations")
 
     # -- what subscribers and operators see -------------------------------------------------------
 
@@ -262,6 +543,23 @@ class LocalPipeline:
             kept.append({"body": json.loads(message["Body"]), "attributes": attributes})
         return kept
 
+    def queue_messages(self, logical_id: str) -> list[dict[str, Any]]:
+        """Takes what waits in one of the template's queues (a dead-letter queue, say)."""
+        return self._drain(str(self._refs[logical_id]))
+
+    def report_objects(self) -> dict[str, bytes]:
+        """Every object in the sweep's report bucket, by key."""
+        assert self.monitor.worker_function_id is not None
+        bucket = self.resolve(
+            self.monitor.environment_of(self.monitor.worker_function_id)["REPORT_BUCKET"]
+        )
+        objects = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for entry in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+                objects[entry["Key"]] = body
+        return objects
+
     def _drain(self, queue_url: str) -> list[Any]:
         messages: list[Any] = []
         while True:
@@ -280,3 +578,39 @@ class LocalPipeline:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
                 ],
             )
+
+
+def _put_cloudtrail_event(events: Any, bus: str, detail: Mapping[str, Any]) -> None:
+    response = events.put_events(
+        Entries=[
+            {
+                "EventBusName": bus,
+                "Source": "aws.s3",
+                "DetailType": "AWS API Call via CloudTrail",
+                "Detail": json.dumps(detail),
+                "Resources": [],
+                "Time": datetime.now(UTC),
+            }
+        ]
+    )
+    if response.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge refused the event: {response['Entries']}")
+
+
+def _sqs_event(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping passes for one message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        ]
+    }

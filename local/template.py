@@ -1,67 +1,158 @@
-"""Reads what ``cdk synth`` produced: the rule's pattern, the function's asset and environment."""
+"""Reads what ``cdk synth`` produced: the monitor's stack, the regional forwarder stacks and the
+member templates its StackSets deploy (rules, functions, assets, environments, roles)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 STACK_NAME = "S3EncryptionDriftMonitor"
+MEMBER_ASSEMBLY = "assembly-MemberTemplates"
+PSEUDO_PARAMETERS = ("AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::URLSuffix")
 
 
 class TemplateError(RuntimeError):
     """The synthesized template is not shaped like the monitor's."""
 
 
+def resolve(value: Any, refs: Mapping[str, Any]) -> Any:
+    """A template value with ``Ref``, ``Fn::GetAtt`` and ``Fn::Join`` replaced: ``refs`` maps a
+    logical id or parameter (``Ref``) and ``<id>.<attribute>`` (``Fn::GetAtt``) to its value."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list):
+        return [resolve(item, refs) for item in value]
+    if isinstance(value, Mapping):
+        if "Ref" in value:
+            return _lookup(refs, str(value["Ref"]), "Ref")
+        if "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return _lookup(refs, f"{logical_id}.{attribute}", "Fn::GetAtt")
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(str(resolve(part, refs)) for part in parts)
+        if any(str(key).startswith("Fn::") for key in value):
+            raise TemplateError(f"cannot resolve {dict(value)!r} locally")
+        return {key: resolve(item, refs) for key, item in value.items()}
+    raise TemplateError(f"cannot resolve {value!r} locally")
+
+
+def _lookup(refs: Mapping[str, Any], name: str, how: str) -> Any:
+    if name not in refs:
+        shown = name if how == "Fn::GetAtt" else f"{name}.Ref"
+        raise TemplateError(f"{shown} is not deployed locally")
+    return refs[name]
+
+
+@dataclass(frozen=True)
+class Template:
+    path: Path
+    resources: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> Template:
+        return cls(path, json.loads(path.read_text())["Resources"])
+
+    def logical_ids(self, resource_type: str) -> list[str]:
+        return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
+        return properties
+
+    def s3_rules(self) -> list[str]:
+        return [
+            logical_id
+            for logical_id in self.logical_ids("AWS::Events::Rule")
+            if "aws.s3" in self.properties(logical_id).get("EventPattern", {}).get("source", [])
+        ]
+
+
 @dataclass(frozen=True)
 class SynthesizedMonitor:
     outdir: Path
     resources: dict[str, Any]
-    rule_id: str
+    rule_id: str  # the S3 rule on the default bus
     function_id: str
-    sweep_function_id: str | None = None  # None when synthesized with sweepSchedule=off
+    sweep_function_id: str | None = (
+        None  # the starter; None when synthesized with sweepSchedule=off
+    )
+    worker_function_id: str | None = None
+    member_rule_id: str | None = None  # the S3 rule on the central bus (organization topology)
+    forwarders: dict[str, Template] = field(default_factory=dict)  # by region
+    member_reader: Template | None = None
+    member_forwarder: Template | None = None
 
     @classmethod
     def load(cls, outdir: Path, stack_name: str = STACK_NAME) -> SynthesizedMonitor:
         path = outdir / f"{stack_name}.template.json"
         if not path.exists():
             raise TemplateError(f"{path} not found: run `make synth` first")
-        resources: dict[str, Any] = json.loads(path.read_text())["Resources"]
-        rules = [
-            logical_id
-            for logical_id, resource in resources.items()
-            if resource["Type"] == "AWS::Events::Rule"
-            and "aws.s3" in resource["Properties"].get("EventPattern", {}).get("source", [])
+        main = Template.load(path)
+        resources = main.resources
+        default_bus_rules = [
+            lid for lid in main.s3_rules() if "EventBusName" not in main.properties(lid)
         ]
-        if len(rules) != 1:
-            raise TemplateError(f"expected one S3 event rule in {path}, found {len(rules)}")
-        targets = resources[rules[0]]["Properties"]["Targets"]
-        function_id = targets[0]["Arn"]["Fn::GetAtt"][0]
+        if len(default_bus_rules) != 1:
+            raise TemplateError(
+                f"expected one S3 event rule on the default bus in {path}, "
+                f"found {len(default_bus_rules)}"
+            )
+        rule_id = default_bus_rules[0]
+        member_rules = [lid for lid in main.s3_rules() if lid != rule_id]
+        function_id = main.properties(rule_id)["Targets"][0]["Arn"]["Fn::GetAtt"][0]
         schedules = [
-            resource
-            for resource in resources.values()
-            if resource["Type"] == "AWS::Events::Rule"
-            and "ScheduleExpression" in resource["Properties"]
+            lid
+            for lid in main.logical_ids("AWS::Events::Rule")
+            if "ScheduleExpression" in main.properties(lid)
         ]
         sweep_function_id = (
-            schedules[0]["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0] if schedules else None
+            main.properties(schedules[0])["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+            if schedules
+            else None
         )
+        workers = [
+            main.properties(lid)["FunctionName"]["Ref"]
+            for lid in main.logical_ids("AWS::Lambda::EventSourceMapping")
+        ]
+        forwarders = {}
+        for candidate in sorted(outdir.glob(f"{stack_name}-*.template.json")):
+            region = candidate.name.removeprefix(f"{stack_name}-").removesuffix(".template.json")
+            forwarders[region] = Template.load(candidate)
+        reader = forwarder = None
+        for candidate in sorted((outdir / MEMBER_ASSEMBLY).glob("*.template.json")):
+            template = Template.load(candidate)
+            if template.s3_rules():
+                forwarder = template
+            elif template.logical_ids("AWS::IAM::Role"):
+                reader = template
         return cls(
             outdir=outdir,
             resources=resources,
-            rule_id=rules[0],
+            rule_id=rule_id,
             function_id=function_id,
             sweep_function_id=sweep_function_id,
+            worker_function_id=workers[0] if workers else None,
+            member_rule_id=member_rules[0] if member_rules else None,
+            forwarders=forwarders,
+            member_reader=reader,
+            member_forwarder=forwarder,
         )
 
     def _properties(self, logical_id: str) -> dict[str, Any]:
-        properties: dict[str, Any] = self.resources[logical_id]["Properties"]
+        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
         return properties
 
     @property
     def event_pattern(self) -> dict[str, Any]:
         pattern: dict[str, Any] = self._properties(self.rule_id)["EventPattern"]
+        return pattern
+
+    def pattern_of(self, rule_id: str) -> dict[str, Any]:
+        pattern: dict[str, Any] = self._properties(rule_id)["EventPattern"]
         return pattern
 
     @property
@@ -73,6 +164,10 @@ class SynthesizedMonitor:
 
     def timeout_of(self, function_id: str) -> int:
         return int(self._properties(function_id).get("Timeout", 3))
+
+    def role_of(self, function_id: str) -> str:
+        """The logical id of the function's role."""
+        return str(self._properties(function_id)["Role"]["Fn::GetAtt"][0])
 
     @property
     def asset_dir(self) -> Path:
@@ -88,23 +183,44 @@ class SynthesizedMonitor:
         return self.environment_of(self.function_id)
 
     def environment_of(self, function_id: str) -> dict[str, Any]:
-        variables: dict[str, Any] = self._properties(function_id)["Environment"]["Variables"]
+        variables: dict[str, Any] = (
+            self._properties(function_id).get("Environment", {}).get("Variables", {})
+        )
         return variables
+
+    def async_config_of(self, function_id: str) -> dict[str, Any]:
+        for resource in self.resources.values():
+            properties = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and properties.get(
+                "FunctionName"
+            ) == {"Ref": function_id}:
+                config: dict[str, Any] = properties
+                return config
+        raise TemplateError("the function has no asynchronous invocation config")
 
     @property
     def async_config(self) -> dict[str, Any]:
-        for resource in self.resources.values():
-            if resource["Type"] == "AWS::Lambda::EventInvokeConfig":
-                properties: dict[str, Any] = resource["Properties"]
-                return properties
-        raise TemplateError("the function has no asynchronous invocation config")
+        return self.async_config_of(self.function_id)
 
     def logical_ids(self, resource_type: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
 
+    def stack_set_parameters(self, member: Template) -> tuple[dict[str, Any], list[str]]:
+        """The parameters and regions the central stack's StackSet gives ``member``'s template
+        (the StackSet whose template body is that template)."""
+        for logical_id in self.logical_ids("AWS::CloudFormation::StackSet"):
+            properties = self._properties(logical_id)
+            if json.loads(properties["TemplateBody"])["Resources"] == member.resources:
+                parameters = {
+                    p["ParameterKey"]: p["ParameterValue"] for p in properties["Parameters"]
+                }
+                regions = properties["StackInstancesGroup"][0]["Regions"]
+                return parameters, list(regions)
+        raise TemplateError(f"no StackSet deploys {member.path.name}")
+
     def role_actions(self, function_id: str) -> list[str]:
         """Every IAM action the function's role is allowed, from the policies attached to it."""
-        role = self._properties(function_id)["Role"]["Fn::GetAtt"][0]
+        role = self.role_of(function_id)
         actions: set[str] = set()
         for logical_id in self.logical_ids("AWS::IAM::Policy"):
             properties = self._properties(logical_id)
