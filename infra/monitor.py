@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Tags
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -46,6 +46,7 @@ class EncryptionDriftMonitor(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: MonitorProps) -> None:
         super().__init__(scope, construct_id)
+        self.policy = props.policy
 
         self.key = kms.Key(
             self,
@@ -202,11 +203,13 @@ class EncryptionDriftMonitor(Construct):
             "monitor's functions.",
         )
 
-    @staticmethod
-    def private_bucket(scope: Construct, construct_id: str, **extra: Any) -> s3.Bucket:
-        """Blocked from public access, SSL-only, owner-enforced, kept on stack deletion."""
+    def private_bucket(self, scope: Construct, construct_id: str, **extra: Any) -> s3.Bucket:
+        """Blocked from public access, SSL-only, owner-enforced, kept on stack deletion, and
+        tagged with the policy's exempt tag: the stack sets these buckets' encryption (server
+        access logs, for one, can only go to SSE-S3), and a policy listing only your own keys
+        should not report the monitor's buckets."""
         settings: dict[str, Any] = {"encryption": s3.BucketEncryption.S3_MANAGED, **extra}
-        return s3.Bucket(
+        bucket = s3.Bucket(
             scope,
             construct_id,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -215,21 +218,28 @@ class EncryptionDriftMonitor(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             **settings,
         )
+        tag = self.policy.exempt_tag
+        if tag is not None:
+            Tags.of(bucket).add(tag.key, tag.value or "true")
+        return bucket
 
     def _trail(self) -> cloudtrail.Trail:
         access_logs = self.private_bucket(self, "TrailAccessLogs", versioned=True)
-        trail_bucket = self.private_bucket(
-            self,
-            "TrailBucket",
-            versioned=True,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="trail-bucket/",
-        )
         trail_key = kms.Key(
             self,
             "TrailKey",
             description="Encrypts the S3 encryption drift monitor's CloudTrail log files",
             enable_key_rotation=True,
+        )
+        trail_bucket = self.private_bucket(
+            self,
+            "TrailBucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=trail_key,
+            bucket_key_enabled=True,
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="trail-bucket/",
         )
         # The Trail construct does not grant CloudTrail the use of a key it is given.
         cloudtrail_principal = iam.ServicePrincipal("cloudtrail.amazonaws.com")

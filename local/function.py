@@ -105,12 +105,13 @@ class LocalFunction:
         finally:
             sys.path.remove(str(self.asset_dir))
 
-    def invoke(self, event: Any) -> Invocation:
+    def invoke(self, event: Any, context: Any = None) -> Invocation:
+        """One invocation; ``context`` replaces the LambdaContext Lambda would pass."""
         if self._handler is None:
             return Invocation(event=event, error=f"Init failed: {self.init_error}")
         try:
             with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
-                context = LambdaContext(self.function_arn, self.timeout_seconds)
+                context = context or LambdaContext(self.function_arn, self.timeout_seconds)
                 response = self._handler(event, context)
         except Exception as error:
             return Invocation(event=event, error=f"{type(error).__name__}: {error}")
@@ -132,3 +133,53 @@ class LocalFunction:
                     name = metric["Name"]
                     totals[name] = totals.get(name, 0) + sum(record[name])
         return totals
+
+
+def feed_from_queue(
+    function: LocalFunction, sqs: Any, queue_url: str, region: str, limit: int = 10_000
+) -> list[Invocation]:
+    """Lambda's SQS event source mapping, batch size 1, until the queue is empty: a message the
+    function reports failed becomes visible again at once (its visibility timeout, shortened), and
+    the queue's redrive policy moves it to the dead-letter queue after its last receive."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    invocations: list[Invocation] = []
+    while len(invocations) < limit:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=1,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return invocations
+        (message,) = messages
+        invocation = function.invoke(sqs_event(message, queue_arn, region))
+        invocations.append(invocation)
+        if not invocation.ok or invocation.response.get("batchItemFailures"):
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    raise RuntimeError(f"the queue did not empty after {limit} invocations")
+
+
+def sqs_event(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping passes for one message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+        ]
+    }

@@ -22,7 +22,7 @@ import boto3
 
 from .cloudtrail import RecordedS3
 from .emulator import Emulator
-from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction
+from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction, feed_from_queue
 from .template import SynthesizedMonitor, Template, TemplateError, resolve
 
 if TYPE_CHECKING:
@@ -95,12 +95,11 @@ class LocalPipeline:
             self._configure_queue(logical_id)
         for logical_id in self.monitor.logical_ids("AWS::DynamoDB::Table"):
             self._create_table(logical_id)
+        for logical_id in self.monitor.logical_ids("AWS::KMS::Key"):
+            arn = self.kms.create_key(Description=f"{self.prefix}-{logical_id}")["KeyMetadata"]
+            self._remember(logical_id, arn["KeyId"], Arn=arn["Arn"])
         for logical_id in self.monitor.logical_ids("AWS::S3::Bucket"):
-            name = f"{self.prefix}-{logical_id}".lower()[:63]
-            self.s3.create_bucket(
-                Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
-            )
-            self._remember(logical_id, name, Arn=f"arn:aws:s3:::{name}")
+            self._create_bucket(logical_id)
         self._roles: dict[str, dict[str, str]] = {}
         for function_id in self.monitor.logical_ids("AWS::Lambda::Function"):
             self._create_function_role(function_id)
@@ -159,7 +158,9 @@ class LocalPipeline:
         if "VisibilityTimeout" in properties:
             attributes["VisibilityTimeout"] = str(properties["VisibilityTimeout"])
         if "RedrivePolicy" in properties:
-            attributes["RedrivePolicy"] = json.dumps(resolve(properties["RedrivePolicy"], self._refs))
+            attributes["RedrivePolicy"] = json.dumps(
+                resolve(properties["RedrivePolicy"], self._refs)
+            )
         if attributes:
             self._sqs.set_queue_attributes(QueueUrl=self._refs[logical_id], Attributes=attributes)
 
@@ -174,6 +175,29 @@ class LocalPipeline:
             BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
         )
         self._remember(logical_id, name, Arn=response["TableDescription"]["TableArn"])
+
+    def _create_bucket(self, logical_id: str) -> None:
+        """The bucket with the default encryption and tags its template gives it."""
+        properties = self.monitor.resources[logical_id].get("Properties", {})
+        name = f"{self.prefix}-{logical_id}".lower()[:63]
+        self.s3.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
+        )
+        self._remember(logical_id, name, Arn=f"arn:aws:s3:::{name}")
+        encryption = resolve(properties.get("BucketEncryption"), self._refs)
+        if encryption:
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    "BucketKeyEnabled": rule.get("BucketKeyEnabled", False),
+                }
+                for rule in encryption["ServerSideEncryptionConfiguration"]
+            ]
+            self.s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
+            )
+        if properties.get("Tags"):
+            self.s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": properties["Tags"]})
 
     def _create_function_role(self, function_id: str) -> None:
         """The function's role, trusted as in the template and by the local Lambda service (this
@@ -481,37 +505,12 @@ class LocalPipeline:
             return [started]
         return [started, *self.deliver_work(self.start_sweep_worker(overrides))]
 
-    def deliver_work(self, worker: LocalFunction, limit: int = 10_000) -> list[Invocation]:
-        """The worker's SQS event source mapping: one message per invocation; a message the
-        worker reports failed becomes visible again at once (its visibility timeout, shortened),
-        and the queue's redrive policy moves it to the dead-letter queue after its last try."""
+    def deliver_work(self, worker: LocalFunction) -> list[Invocation]:
+        """The worker's event source mapping: every message of the work queue, one at a time."""
         assert self.monitor.worker_function_id is not None
-        queue_url = self.resolve(self.monitor.environment_of(self.monitor.worker_function_id)
-                                 ["WORK_QUEUE_URL"])  # fmt: skip
-        queue_arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        invocations: list[Invocation] = []
-        while len(invocations) < limit:
-            messages = self._sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=1,
-                WaitTimeSeconds=0,
-                MessageSystemAttributeNames=["All"],
-            ).get("Messages", [])
-            if not messages:
-                return invocations
-            (message,) = messages
-            invocation = worker.invoke(_sqs_event(message, queue_arn, self.region))
-            invocations.append(invocation)
-            failed = not invocation.ok or invocation.response.get("batchItemFailures")
-            if failed:
-                self._sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        raise RuntimeError(f"the work queue did not empty after {limit} invocations")
+        variables = self.monitor.environment_of(self.monitor.worker_function_id)
+        return feed_from_queue(worker, self._sqs, self.resolve(variables["WORK_QUEUE_URL"]),
+                               self.region)  # fmt: skip
 
     # -- what subscribers and operators see -------------------------------------------------------
 
@@ -595,22 +594,3 @@ def _put_cloudtrail_event(events: Any, bus: str, detail: Mapping[str, Any]) -> N
     )
     if response.get("FailedEntryCount"):
         raise RuntimeError(f"EventBridge refused the event: {response['Entries']}")
-
-
-def _sqs_event(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """The event Lambda's SQS event source mapping passes for one message."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": dict(message.get("Attributes", {})),
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-        ]
-    }

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess
 from .models import BucketRef, EncryptionRule, ObservedEncryption
+from .settings import LIST_PAGE_SIZE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -19,8 +20,6 @@ _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
 _DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
-# The largest page S3 serves; accounts over the default quota of 10,000 buckets must paginate.
-LIST_PAGE_SIZE = 10_000
 # GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
 _LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
 

@@ -18,6 +18,8 @@ MAX_CONCURRENCY = 64
 # Deliveries of one sweep work item before the worker records it as failed (and the queue would
 # move it to its dead-letter queue); the stack sets the queue's maxReceiveCount to the same value.
 DEFAULT_MAX_RECEIVES = 3
+# The largest page ListBuckets serves, and so the most buckets one sweep work item holds.
+LIST_PAGE_SIZE = 10_000
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
@@ -55,6 +57,7 @@ class SweepWorkerSettings:
     concurrency: int
     digest_when_compliant: bool
     max_receives: int  # the work queue's maxReceiveCount: the last attempt records a failure
+    page_size: int  # buckets per work item (one ListBuckets page)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -102,6 +105,7 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         concurrency=_whole(environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
         digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),
         max_receives=_whole(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
+        page_size=_whole(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
     )
 
 

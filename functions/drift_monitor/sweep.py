@@ -102,7 +102,8 @@ def sweep(
         in_flight: set[Future[Finding]] = set()
         listing = reader.list_buckets(account) if buckets is None else buckets
         for listed in listing:
-            if out_of_time():
+            # At least one bucket per call, so a run that resumes always gets further.
+            if last_started is not None and out_of_time():
                 complete = False
                 break
             in_flight.add(

@@ -28,7 +28,7 @@ from .settings import load_sweep_worker_settings
 from .sweep import sweep
 from .tag_index import exempt_index
 from .telemetry import STATUS_METRIC, logger, metrics, tracer
-from .work import WorkItem
+from .work import InvalidWorkItem, WorkItem
 
 # Kept back from the timeout to finish the buckets in flight, write the report and, for the last
 # item of a run, send the digest; the rest of the page is queued as a new item.
@@ -59,9 +59,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for record in event.get("Records", []):
         try:
             _process(record, context)
+        except InvalidWorkItem as invalid:
+            # Never processable: after the queue's last delivery it waits in the dead-letter queue.
+            logger.error("Not a work item", record=_id(record), reason=str(invalid))
+            metrics.add_metric(name="InvalidWorkItems", unit=MetricUnit.Count, value=1)
+            failures.append({"itemIdentifier": _id(record)})
         except Exception:
             logger.exception("Work item failed; the queue delivers it again", record=_id(record))
-            failures.append({"itemIdentifier": record.get("messageId", "")})
+            metrics.add_metric(name="WorkItemRetries", unit=MetricUnit.Count, value=1)
+            failures.append({"itemIdentifier": _id(record)})
     return {"batchItemFailures": failures}
 
 
@@ -71,6 +77,7 @@ def _process(record: dict[str, Any], context: LambdaContext) -> None:
     logger.append_keys(run=item.run_id, item=item.item_id, sweep_account=item.account)
     if STORE.is_done(item):
         logger.info("Duplicate delivery of a completed work item")
+        metrics.add_metric(name="DuplicateWorkItems", unit=MetricUnit.Count, value=1)
     else:
         try:
             outcome = _sweep_page(item, context)
@@ -93,7 +100,7 @@ def _process(record: dict[str, Any], context: LambdaContext) -> None:
 
 
 def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
-    page = READER.list_page(item.account, item.token)
+    page = READER.list_page(item.account, item.token, SETTINGS.page_size)
     if page.next_token and item.part == 0:
         _queue(item.next_page(page.next_token))
     buckets = [b for b in page.buckets if item.after is None or b.name > item.after]

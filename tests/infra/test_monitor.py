@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.monitor import MONITORED_EVENTS, POWERTOOLS_VERSION, powertools_layer_parameter
+from infra.forwarding import MONITORED_EVENTS
+from infra.functions import POWERTOOLS_VERSION, powertools_layer_parameter
 from tests.infra.conftest import BuildTemplate
 
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 import app as cdk_app
 from app import build_app
 from infra.config import CONTEXT_KEYS, ConfigError, MonitorProps, props_from_context
-from infra.monitor import FUNCTION_CODE
+from infra.functions import FUNCTION_CODE
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
 

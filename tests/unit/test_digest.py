@@ -6,7 +6,14 @@ import json
 from collections import Counter
 
 from functions.drift_monitor.alerts import message_body
-from functions.drift_monitor.digest import MESSAGE_LIMIT, SweepRun, build_digest
+from functions.drift_monitor.digest import (
+    MESSAGE_LIMIT,
+    SweepRun,
+    build_digest,
+    digest_candidates,
+    run_of_result,
+    summary,
+)
 from functions.drift_monitor.models import (
     BucketRef,
     Code,
@@ -39,7 +46,9 @@ def run_of(*findings: Finding, complete: bool = True, stopped_after: str | None 
     for item in findings:
         tally.add(item)
     result = SweepResult(ACCOUNT, tally, complete, stopped_after)
-    return SweepRun(result, TRIGGER.to_dict(), "2026-11-26T06:00:01Z", "2026-11-26T06:00:09Z")
+    return run_of_result(
+        result, Policy(), TRIGGER.to_dict(), "2026-11-26T06:00:01Z", "2026-11-26T06:00:09Z"
+    )
 
 
 MIXED = (
@@ -85,7 +94,10 @@ def test_the_document_counts_every_status_and_lists_only_what_alerts() -> None:
         "finishedAt": "2026-11-26T06:00:09Z",
         "complete": True,
         "stoppedAfter": None,
+        "failedItems": 0,
     }
+    assert document["accounts"] == {ACCOUNT: {**document["summary"], "error": None}}
+    assert (document["unreachableAccounts"], document["report"]) == (0, None)
     assert document["trigger"]["source"] == "sweep"
     assert document["policy"] == Policy().to_dict()
 
@@ -135,14 +147,13 @@ def test_the_email_gives_counts_by_violation_then_the_buckets() -> None:
     assert "INCOMPLETE" not in email
 
 
-def test_an_incomplete_run_says_how_far_it_got() -> None:
+def test_an_incomplete_run_says_what_is_missing() -> None:
     alert = build_digest(run_of(*MIXED[:2], complete=False, stopped_after="raw-data"), Policy())
 
     assert alert.document["run"]["complete"] is False
-    assert alert.document["run"]["stoppedAfter"] == "raw-data"
+    assert alert.document["run"]["failedItems"] == 1
     assert "(incomplete)" in alert.subject
-    assert "INCOMPLETE: the sweep ran out of time after 2 buckets" in alert.email
-    assert "raw-data" in alert.email
+    assert "INCOMPLETE: 1 work item (an account's listing page each) failed" in alert.email
 
 
 def test_a_compliant_run_digest_lists_nothing() -> None:
@@ -175,11 +186,90 @@ def test_a_huge_account_is_cut_to_one_message_most_severe_kept() -> None:
 
 
 def test_subject_stays_within_sns_limits_for_any_account_size() -> None:
-    tally = Tally(keep=lambda f: f.alerts)
-    tally.statuses = Counter({Status.DRIFT: 10**9, Status.UNVERIFIABLE: 10**9})
-    run = SweepRun(SweepResult(ACCOUNT, tally, False, "x"), TRIGGER.to_dict(), "a", "b")
+    counts = summary(Counter({Status.DRIFT: 10**9, Status.UNVERIFIABLE: 10**9}))
+    run = SweepRun(
+        account=ACCOUNT,
+        trigger=TRIGGER.to_dict(),
+        started_at="a",
+        finished_at="b",
+        counts=counts,
+        violation_counts={},
+        entries=[],
+        alerting=2 * 10**9,
+        failed_items=3,
+        accounts={f"{n:012d}": {**counts, "error": "refused"} for n in range(3)},
+    )
 
     subject = build_digest(run, Policy()).subject
 
     assert len(subject) <= 100
     assert all(" " <= char <= "~" for char in subject)
+
+
+def organization_run(*findings: Finding, errors: dict[str, str] | None = None) -> SweepRun:
+    """A run over several accounts, as the worker that finishes it assembles it."""
+    accounts: dict[str, dict[str, object]] = {}
+    for account in sorted({f.bucket.account for f in findings} | set(errors or {})):
+        mine = Counter(f.status for f in findings if f.bucket.account == account)
+        accounts[account] = {**summary(mine), "error": (errors or {}).get(account)}
+    everything = Counter(f.status for f in findings)
+    return SweepRun(
+        account=ACCOUNT,
+        trigger=TRIGGER.to_dict(),
+        started_at="2026-11-26T06:00:01Z",
+        finished_at="2026-11-26T06:02:09Z",
+        counts=summary(everything),
+        violation_counts={},
+        entries=digest_candidates(list(findings), Policy(), 200),
+        alerting=everything[Status.DRIFT] + everything[Status.UNVERIFIABLE],
+        accounts=accounts,
+        report={"uri": "s3://reports/runs/r1/", "manifest": "s3://reports/runs/r1/manifest.json"},
+    )
+
+
+def in_account(account: str, name: str, status: Status, *codes: Code) -> Finding:
+    base = finding(name, status, *codes)
+    return Finding(BucketRef(name, account, "us-east-1"), status, None, base.violations, TRIGGER)
+
+
+def test_an_organization_digest_counts_each_account_and_names_the_report() -> None:
+    # Given a run over three accounts, one of which could not be entered
+    run = organization_run(
+        in_account("111111111111", "a-raw", Status.DRIFT, Code.NO_DEFAULT_ENCRYPTION),
+        in_account("111111111111", "a-ok", Status.COMPLIANT),
+        in_account("222222222222", "b-assets", Status.DRIFT, Code.ALGORITHM_NOT_ALLOWED),
+        errors={"333333333333": "could not assume arn:aws:iam::333333333333:role/Reader"},
+    )
+
+    # When its digest is built
+    alert = build_digest(run, Policy())
+
+    # Then each account has its counts, the unreachable one its reason, and the report its URI
+    document = alert.document
+    assert document["accounts"]["111111111111"]["drift"] == 1
+    assert document["accounts"]["111111111111"]["compliant"] == 1
+    assert document["accounts"]["222222222222"]["drift"] == 1
+    assert document["accounts"]["333333333333"]["error"].startswith("could not assume")
+    assert document["unreachableAccounts"] == 1
+    assert document["report"]["uri"] == "s3://reports/runs/r1/"
+    assert alert.subject == (
+        "[DIGEST] 2 drifted, 0 unverifiable of 3 buckets in 3 accounts, 1 unreachable"
+    )
+    lines = alert.email.splitlines()
+    assert lines[0].startswith("Encryption sweep of 3 accounts: 2 of 3 buckets drift")
+    assert "Full report:    s3://reports/runs/r1/ (JSON Lines and CSV)" in lines
+    assert "  333333333333  could not assume arn:aws:iam::333333333333:role/Reader" in lines
+    assert "  HIGH    s3://a-raw  (111111111111, us-east-1)" in lines
+
+
+def test_a_huge_organization_lists_only_the_accounts_worth_reading() -> None:
+    # Given 5,000 accounts, all compliant but one
+    findings = [in_account(f"{n:012d}", f"b-{n}", Status.COMPLIANT) for n in range(1, 5000)]
+    findings.append(in_account("999999999999", "bad", Status.DRIFT, Code.ALGORITHM_NOT_ALLOWED))
+
+    alert = build_digest(organization_run(*findings), Policy())
+
+    assert len(message_body(alert).encode()) <= MESSAGE_LIMIT
+    assert list(alert.document["accounts"]) == ["999999999999"]
+    assert alert.document["accountsTruncated"] is True
+    assert alert.document["summary"]["buckets"] == 5000

@@ -11,7 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.monitor import FUNCTION_CODE, HANDLER
+from infra.functions import FUNCTION_CODE
+from infra.monitor import HANDLER
 from local.emulator import ACCOUNT, Emulator
 from local.function import LocalFunction
 

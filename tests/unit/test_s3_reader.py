@@ -13,15 +13,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from functions.drift_monitor.credentials import RETRY_CONFIG, AccountAccess, sweep_config
 from functions.drift_monitor.models import BucketRef, EncryptionRule
 from functions.drift_monitor.s3_reader import (
-    RETRY_CONFIG,
     BucketUnreadable,
     BucketVanished,
     ListedBucket,
     ListingDenied,
     S3Reader,
-    sweep_config,
 )
 from local.emulator import Emulator
 
@@ -31,7 +30,7 @@ EXPECTED = {"Bucket": "payments-ledger", "ExpectedBucketOwner": "123456789012"}
 
 @pytest.fixture
 def reader() -> S3Reader:
-    return S3Reader(boto3.Session(region_name="eu-west-1"))
+    return S3Reader(AccountAccess(boto3.Session(region_name="eu-west-1")))
 
 
 def _stub(reader: S3Reader) -> Stubber:
@@ -237,7 +236,7 @@ def test_listing_pages_through_a_real_endpoint(emulator: Emulator) -> None:
     names = [f"paged-listing-{i}" for i in range(8)]
     for name in names:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    reader = S3Reader(session, endpoint_url=emulator.endpoint)
+    reader = S3Reader(AccountAccess(session, endpoint_url=emulator.endpoint))
     pages: list[int] = []
     reader.client("eu-west-1").meta.events.register(
         "after-call.s3.ListBuckets", lambda parsed, **_: pages.append(len(parsed["Buckets"]))
@@ -351,7 +350,7 @@ def _reader_for(endpoint: str, monkeypatch: pytest.MonkeyPatch, attempts: int) -
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     # Fewer attempts than in production (RETRY_CONFIG) to keep the backoff short.
     config = Config(retries={"mode": "standard", "total_max_attempts": attempts})
-    return S3Reader(boto3.Session(region_name="eu-west-1"), config)
+    return S3Reader(AccountAccess(boto3.Session(region_name="eu-west-1")), config)
 
 
 def test_production_retry_policy() -> None:

@@ -8,14 +8,15 @@ from botocore.exceptions import PartialCredentialsError, ReadTimeoutError
 from functions.drift_monitor.models import BucketRef, Finding, Status, Trigger
 from functions.drift_monitor.sweep import SweepResult, Tally
 from scanner.cli import EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR, ScanError, _scan_errors, exit_code
+from scanner.formats import AccountScan
 
 
-def result_of(*statuses: Status) -> SweepResult:
+def result_of(*statuses: Status) -> list[AccountScan]:
     tally = Tally(keep=lambda finding: True)
     for index, status in enumerate(statuses):
         bucket = BucketRef(f"bucket-{index}", "123456789012", "eu-west-1")
         tally.add(Finding(bucket, status, None, (), Trigger(source="scan")))
-    return SweepResult("123456789012", tally, complete=True)
+    return [AccountScan("123456789012", SweepResult("123456789012", tally, complete=True))]
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,13 @@ def result_of(*statuses: Status) -> SweepResult:
 def test_exit_code(statuses: tuple[Status, ...], code: int) -> None:
     assert exit_code(result_of(*statuses)) == code
     assert (EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR) == (0, 1, 2)
+
+
+def test_an_account_that_could_not_be_entered_exits_2_unless_another_drifts() -> None:
+    unreachable = AccountScan("222222222222", None, "AccessDenied on sts:AssumeRole")
+
+    assert exit_code([*result_of(Status.COMPLIANT), unreachable]) == EXIT_ERROR
+    assert exit_code([*result_of(Status.DRIFT), unreachable]) == EXIT_DRIFT
 
 
 @pytest.mark.parametrize(

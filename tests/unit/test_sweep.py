@@ -54,7 +54,7 @@ class FakeAccount:
         self.max_outstanding = 0
         self._lock = threading.Lock()
 
-    def list_buckets(self) -> Iterator[ListedBucket]:
+    def list_buckets(self, account: str | None = None) -> Iterator[ListedBucket]:
         for name in sorted(self.buckets):
             with self._lock:
                 self.pulled += 1
@@ -235,16 +235,30 @@ def test_out_of_time_stops_handing_out_buckets_and_says_where() -> None:
     account = FakeAccount({f"bucket-{i:03d}": KMS for i in range(50)})
     checks = iter(range(1000))
 
+    # The clock is first asked before the second bucket: the first always goes out.
     result = run(account, concurrency=2, out_of_time=lambda: next(checks) >= 20)
 
     assert result.complete is False
-    assert result.tally.evaluated == 20
-    assert result.stopped_after == "bucket-019"
+    assert result.tally.evaluated == 21
+    assert result.stopped_after == "bucket-020"
+
+
+def test_a_sweep_out_of_time_from_the_start_still_evaluates_one_bucket() -> None:
+    # So a page resumed again and again still gets further each time.
+    account = FakeAccount({f"bucket-{i:03d}": KMS for i in range(5)})
+
+    result = run(account, concurrency=2, out_of_time=lambda: True)
+
+    assert (result.complete, result.tally.evaluated, result.stopped_after) == (
+        False,
+        1,
+        "bucket-000",
+    )
 
 
 def test_listing_denied_stops_the_sweep() -> None:
     class Denied(FakeAccount):
-        def list_buckets(self) -> Iterator[ListedBucket]:
+        def list_buckets(self, account: str | None = None) -> Iterator[ListedBucket]:
             raise ListingDenied("AccessDenied on s3:ListAllMyBuckets")
 
     with pytest.raises(ListingDenied, match="ListAllMyBuckets"):
