@@ -9,6 +9,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT := .demo/cdk.out
+# checkov pins libraries (boto3 among them) that clash with ours: it gets a venv of its own.
+CHECKOV := .tools/checkov/bin/checkov
 
 # Node 22 from package.json first on PATH: jsii no longer supports the machine's Node 20.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
@@ -18,6 +20,11 @@ export AWS_EC2_METADATA_DISABLED := true
 CDK := cdk --no-notices
 # W3005: CDK adds a DependsOn that a GetAtt already implies; redundant, not wrong.
 CFN_LINT_ARGS := --non-zero-exit-code error --ignore-checks W3005
+# --skip-download: no call to the vendor's platform; only what is written in the templates.
+CHECKOV_ARGS := --skip-download --framework cloudformation --compact --quiet
+# The demo deploys the organization topology: a central account and member accounts, 3 regions.
+DEMO_CONTEXT := -c organizationId=o-exampleorg -c memberTargets=r-exmp \
+	-c regions=eu-west-1,us-east-1,us-west-2
 # The stack is environment-agnostic: synth needs no account, and without credentials the CLI does
 # not ask STS for a default one (a network call).
 OFFLINE := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
@@ -40,10 +47,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed ## Create .venv and node_modules from the lock files
+$(CHECKOV): local/checkov.lock
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r local/checkov.lock
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed $(CHECKOV) ## Create .venv, node_modules and the checkov venv from the lock files
 
 demo: setup ## Run the whole pipeline on a local AWS emulator and print the alerts
-	$(OFFLINE) $(CDK) synth -q --output $(DEMO_OUT) -c policy="$$(tr -d '\n' < local/demo-policy.json)"
+	$(OFFLINE) $(CDK) synth -q --output $(DEMO_OUT) $(DEMO_CONTEXT) -c policy="$$(tr -d '\n' < local/demo-policy.json)" > /dev/null
 	$(BIN)/python -m local.demo $(DEMO_OUT)
 
 test: lint typecheck unit ## Lint, type-check and run every test with coverage
@@ -58,12 +70,13 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest --cov --cov-report=term
 
-synth: setup ## Synthesize the CloudFormation template (cdk-nag gate) and lint it with cfn-lint
-	$(OFFLINE) $(CDK) synth -q
-	$(BIN)/cfn-lint cdk.out/S3EncryptionDriftMonitor.template.json $(CFN_LINT_ARGS)
+synth: setup ## Synthesize every template (cdk-nag gate), lint them with cfn-lint, scan them with checkov
+	$(OFFLINE) $(CDK) synth -q > /dev/null
+	$(BIN)/cfn-lint cdk.out/*.template.json $$(ls cdk.out/assembly-*/*.template.json 2>/dev/null) $(CFN_LINT_ARGS)
+	$(CHECKOV) $(CHECKOV_ARGS) -d cdk.out
 
-deploy: synth ## Deploy to the AWS account in your environment (cdk deploy)
-	$(CDK) deploy
+deploy: synth ## Deploy to the AWS account in your environment (every stack: cdk deploy --all)
+	$(CDK) deploy --all
 
 scan: setup ## Scan every bucket (a demo account when no AWS credentials); ARGS="..." to the scanner
 	@$(BIN)/python -m local.scan $(ARGS)

@@ -6,7 +6,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-DEMO_ACTOR = "arn:aws:sts::123456789012:assumed-role/PlatformAdmin/alice"
+def actor_in(account: str) -> str:
+    """The person the demo's changes are made by, signed in to ``account``."""
+    return f"arn:aws:sts::{account}:assumed-role/PlatformAdmin/alice"
+
+
+DEMO_ACTOR = actor_in("123456789012")
 DEMO_SOURCE_IP = "203.0.113.24"
 
 
@@ -90,7 +95,14 @@ class RecordedS3:
 
     def _record(self, event_name: str, bucket: str, **extra: Any) -> None:
         self._publish(
-            s3_call_detail(event_name, bucket, account=self.account, region=self.region, **extra)
+            s3_call_detail(
+                event_name,
+                bucket,
+                account=self.account,
+                region=self.region,
+                actor_arn=actor_in(self.account),
+                **extra,
+            )
         )
 
     def create_bucket(

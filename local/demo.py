@@ -1,6 +1,11 @@
 """``make demo``: a walk through the monitor on the local emulator, printing the emails it sends.
 
-Usage: python -m local.demo CDK_OUT_DIR   (a directory written by ``cdk synth``)
+The emulator holds an organization: the monitor's (management) account and two member accounts,
+watched in three regions. Member accounts get the member templates as the StackSets would deploy
+them; their changes reach the monitor through the forwarding rules and the central bus.
+
+Usage: python -m local.demo CDK_OUT_DIR   (a directory written by ``cdk synth`` with the
+organization context, as ``make demo`` does)
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from functions.drift_monitor.alerts import render_email
 from functions.drift_monitor.digest import DIGEST, render_digest_email
 
-from .emulator import moto_server
+from .emulator import Emulator, moto_server
 from .function import Invocation, LocalFunction
 from .pipeline import LocalPipeline, ReceivedAlert
 from .template import SynthesizedMonitor, TemplateError
@@ -34,6 +39,10 @@ EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
 }
 FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d"
 RULE = "-" * 78
+# The organization the demo's templates are synthesized for (Makefile DEMO_CONTEXT).
+ORGANIZATION_ID = "o-exampleorg"
+MEMBER_ACCOUNTS = ("retail", "analytics")
+READER_ROLE = "S3EncryptionMonitorReader"
 
 
 def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
@@ -114,6 +123,46 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
         "malformed event: an S3 CloudTrail event with no bucket name",
         "kept in the failure queue with its reason, not retried, no alert",
     )
+    yield from _organization_scenario(pipeline)
+
+
+def _organization_scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
+    """Changes in other regions and in member accounts, forwarded to the monitor."""
+    oregon = pipeline.s3_in("us-west-2")
+    oregon.create_bucket("web-assets-oregon", record=False)
+    oregon.put_encryption("web-assets-oregon", "AES256")
+    yield (
+        f"web-assets-oregon: SSE-S3, in us-west-2 of the monitor's account {pipeline.account}",
+        "forwarded from us-west-2 to the home region: MEDIUM, region us-west-2",
+    )
+
+    retail, analytics = pipeline.members[0], pipeline.members[1]
+    virginia = pipeline.s3_in("us-east-1", retail)
+    virginia.create_bucket("retail-orders", record=False)
+    virginia.put_encryption("retail-orders", "AES256")
+    yield (
+        f"retail-orders: SSE-S3, in member account {retail} (us-east-1)",
+        f"forwarded to the central bus, read through the reader role: MEDIUM, account {retail}",
+    )
+
+    virginia.create_bucket("retail-ledger", record=False)
+    virginia.put_encryption("retail-ledger", "aws:kms:dsse", IN_ACCOUNT_KEY)
+    yield (
+        f"retail-ledger: SSE-KMS with its account's demo-data key, in member account {retail}",
+        "MEDIUM: KMS_KEY_NOT_ALLOWED (the policy lists only the monitor account's key)",
+    )
+
+    # Someone removes the reader role that the StackSet put in the analytics account.
+    iam = pipeline.member_session(analytics).client("iam", endpoint_url=pipeline.emulator.endpoint)
+    iam.delete_role_policy(RoleName=READER_ROLE, PolicyName="ReadBucketEncryption")
+    iam.delete_role(RoleName=READER_ROLE)
+    oregon_analytics = pipeline.s3_in("us-west-2", analytics)
+    oregon_analytics.create_bucket("analytics-events", record=False)
+    oregon_analytics.put_encryption("analytics-events", "AES256")
+    yield (
+        f"analytics-events: changed in member account {analytics}, whose reader role was deleted",
+        "LOW: UNVERIFIABLE, naming the role to check (never 'unencrypted')",
+    )
 
 
 def _print_email(alert: ReceivedAlert) -> None:
@@ -141,35 +190,68 @@ def _outcome(invocations: list[Invocation]) -> str:
 
 
 def _sweep(pipeline: LocalPipeline, number: int) -> tuple[str, str, str]:
-    """The scheduled sweep, once: it sees every bucket, including those no event reported."""
+    """The scheduled sweep, once: every account of the organization, every bucket, including
+    those no event reported; one digest with each account's counts."""
     print(f"{number:>2}. the daily sweep runs (its schedule, invoked here by hand)")
-    print("    expected: one digest of every drifted bucket; exempt ones counted, not listed")
-    function = pipeline.start_sweep_function()
-    invocation = function.invoke(pipeline.scheduled_event())
-    outcome = f"FAILED: {invocation.error}" if not invocation.ok else "DIGEST sent"
-    if invocation.ok and invocation.response["digest"] is None:
-        outcome = "every bucket compliant: no digest"
-    print(f"    function: {outcome}")
+    print(
+        "    expected: one work item per account; one digest with per-account counts, the "
+        "analytics account reported unreachable, the full report in the report bucket"
+    )
+    invocations = pipeline.run_sweep()
+    failed = [i.error for i in invocations if not i.ok]
+    outcome = f"FAILED: {failed[0]}" if failed else f"{len(invocations) - 1} work items"
     alerts = pipeline.received_alerts()
+    outcome += ", DIGEST sent" if alerts else ", every bucket compliant: no digest"
+    print(f"    functions: starter, then the worker: {outcome}")
     for alert in alerts:
         _print_email(alert)
+    reports = sorted(key for key in pipeline.report_objects() if "/buckets/" in key)
+    print(f"    report bucket: {len(reports)} files, for example {reports[0] if reports else '-'}")
     print()
     return "sweep", outcome, ", ".join(a.document["severity"] for a in alerts) or "-"
+
+
+def _organization(emulator: Emulator) -> list[str]:
+    """The organization on the emulator: this account manages it, two members join."""
+    organizations = emulator.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    return [
+        organizations.create_account(AccountName=name, Email=f"{name}@example.com")[
+            "CreateAccountStatus"
+        ]["AccountId"]
+        for name in MEMBER_ACCOUNTS
+    ]
 
 
 def run(outdir: Path) -> int:
     monitor = SynthesizedMonitor.load(outdir)
     started = time.monotonic()
     summary: list[tuple[str, str, str]] = []
-    with tempfile.TemporaryDirectory() as scratch, moto_server(Path(scratch) / "moto.log") as emu:
+    if monitor.member_reader is None:
+        raise TemplateError(
+            f"{outdir} was synthesized without the organization context: run `make demo`"
+        )
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        moto_server(Path(scratch) / "moto.log", organization_id=ORGANIZATION_ID) as emu,
+    ):
+        members = _organization(emu)
         pipeline = LocalPipeline(monitor, emu)
+        for member in members:
+            pipeline.deploy_member(member)
         function: LocalFunction = pipeline.start_function()
         if function.init_error:
             print(f"The function failed to start: {function.init_error}", file=sys.stderr)
             return 1
         policy = json.loads(pipeline.function_environment()["ENCRYPTION_POLICY"])
         print("S3 Encryption Drift Monitor: local demo")
-        print(f"  emulator: moto server at {emu.endpoint} (account {emu.account}, {emu.region})")
+        print(f"  emulator: moto server at {emu.endpoint}")
+        print(
+            f"  accounts: {emu.account} (the monitor's, managing organization "
+            f"{ORGANIZATION_ID}), members {', '.join(members)} (reader role and forwarders "
+            "deployed from the member templates)"
+        )
+        print(f"  regions:  {emu.region} (home), {', '.join(monitor.forwarders)} (forwarded)")
         print(f"  template: {outdir / 'S3EncryptionDriftMonitor.template.json'}")
         print(f"  function: {monitor.handler} from {monitor.asset_dir.name}")
         print(f"  policy:   {json.dumps(policy)}")

@@ -358,10 +358,11 @@ class LocalPipeline:
             region_name=self.region,
         )
 
-    def member_s3(self, account: str, region: str) -> RecordedS3:
-        """S3 calls in a member account, each followed by the CloudTrail event it would log
-        there, on that account and region's default bus."""
-        session = self.member_session(account)
+    def s3_in(self, region: str, account: str | None = None) -> RecordedS3:
+        """S3 calls in ``region`` of ``account`` (default: the monitor's), each followed by the
+        CloudTrail event it would log there, on that account and region's default bus."""
+        account = account or self.account
+        session = self._session if account == self.account else self.member_session(account)
         events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
         s3 = session.client("s3", region_name=region, endpoint_url=self.emulator.endpoint)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .evaluation import SSE_C, rule_violations
 from .models import EncryptionRule, Finding, Status
-from .policy import DSSE_KMS, SSE_KMS, SSE_S3, Policy
+from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 SCHEMA_VERSION = "1"
 SUBJECT_LIMIT = 100
@@ -205,13 +205,19 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
     keys: list[str | None] = []
     if current and current.kms_key_id:
         keys.append(current.kms_key_id)
-    keys.extend(policy.allowed_kms_keys)
+    # S3 takes only a key of the bucket's own region.
+    keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)
     keys.append(None)  # the AWS managed key, where the policy accepts it
     for key in keys:
         candidate = EncryptionRule(algorithm, key, algorithm == SSE_KMS, blocked)
         if not rule_violations(candidate, policy, finding.bucket):
             return candidate
     return EncryptionRule(algorithm, KEY_PLACEHOLDER, algorithm == SSE_KMS, blocked)
+
+
+def _region_of(key_arn: str) -> str | None:
+    parsed = KmsArn.parse(key_arn)
+    return None if parsed is None else parsed.region
 
 
 def _preferred_algorithm(current: EncryptionRule | None, policy: Policy) -> str:
