@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+
 def actor_in(account: str) -> str:
     """The person the demo's changes are made by, signed in to ``account``."""
     return f"arn:aws:sts::{account}:assumed-role/PlatformAdmin/alice"
