@@ -49,13 +49,6 @@ class EventForwarder(Construct):
             ),
             description="Lets the S3 encryption monitor's forwarding rule put events on its bus",
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PutEventsOnTheMonitorBusOnly",
-                actions=["events:PutEvents"],
-                resources=[target_bus_arn],
-            )
-        )
         self.rule = events.Rule(
             self,
             "Rule",
@@ -63,8 +56,9 @@ class EventForwarder(Construct):
             "calls only) to the S3 encryption drift monitor",
             event_pattern=s3_change_pattern(),
         )
-        # EventBridge retries a bus target for 24 hours with backoff by itself; what still fails
-        # is caught by the next sweep, which reads every bucket's state.
+        # The target grants the role events:PutEvents on that bus, and nothing else. EventBridge
+        # retries a bus target for 24 hours by itself; what still fails is caught by the next
+        # sweep, which reads every bucket's state.
         self.rule.add_target(
             targets.EventBus(
                 events.EventBus.from_event_bus_arn(self, "MonitorBus", target_bus_arn),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import app as cdk_app
 from app import build_app
 from infra.config import CONTEXT_KEYS, ConfigError, MonitorProps, props_from_context
 from infra.functions import FUNCTION_CODE
+from tests.conftest import REPO
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
 
@@ -47,8 +49,35 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"sweepSchedule": "rate(30 minutes)"}, "is more often than hourly"),
         ({"sweepSchedule": "cron(0 6 * *)"}, "context 'sweepSchedule' must be"),
         ({"sweepDigestWhenCompliant": "sometimes"}, "'sweepDigestWhenCompliant' must be true"),
+        ({"sweepReportRetentionDays": 0}, "'sweepReportRetentionDays' must be a whole number"),
+        ({"sweepReportRetentionDays": "forever"}, "'sweepReportRetentionDays' must be"),
+        ({"regions": "eu-west-1,mars-north-1"}, "'mars-north-1' is not an AWS region name"),
+        ({"regions": "eu-west-1,eu-west-1"}, "context 'regions' lists eu-west-1 more than once"),
+        ({"regions": "eu-west-1,cn-north-1"}, "context 'regions' mixes partitions"),
+        ({"regions": '["eu-west-1"'}, "context 'regions' is not valid JSON"),
+        ({"regions": 42}, "context 'regions' must be a list of strings"),
+        ({"regions": "eu-west-1", "homeRegion": "us-east-1"},
+         "context 'homeRegion' 'us-east-1' is not one of context 'regions'"),
+        ({"homeRegion": "us-east-1"}, "context 'homeRegion' needs context 'regions'"),
+        ({"organizationId": "o-1", "memberTargets": "r-ab12", "regions": "eu-west-1"},
+         "context 'organizationId': 'o-1' is not an organization id"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "r-ab12"},
+         "context 'regions' is required with 'organizationId'"),
+        ({"organizationId": "o-a1b2c3d4e5", "regions": "eu-west-1"},
+         "context 'memberTargets' must list the organization's root id"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": [], "regions": "eu-west-1"},
+         "context 'memberTargets' must list"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "ou-1", "regions": "eu-west-1"},
+         "context 'memberTargets': 'ou-1' is not a root id"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "r-ab12", "regions": "eu-west-1",
+          "memberRoleName": "reader role"}, "context 'memberRoleName': 'reader role'"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "r-ab12", "regions": "eu-west-1",
+          "accounts": "1234"}, "context 'accounts': '1234' is not a 12-digit account id"),
+        ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "r-ab12", "regions": "eu-west-1",
+          "stackSetCallAs": "ADMIN"}, "context 'stackSetCallAs' must be SELF"),
+        ({"memberTargets": "r-ab12"}, "context 'memberTargets' needs context 'organizationId'"),
     ],
-)
+)  # fmt: skip
 def test_invalid_context_is_refused_at_synth_naming_the_key(
     context: dict[str, Any], message: str
 ) -> None:
@@ -81,9 +110,23 @@ def test_a_policy_given_as_a_json_string_on_the_command_line_is_accepted() -> No
     assert app.node.find_child("S3EncryptionDriftMonitor")
 
 
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
+TOPOLOGIES = {
+    "account": {},
+    "organization": {
+        "organizationId": "o-a1b2c3d4e5",
+        "memberTargets": "r-ab12",
+        "regions": "eu-west-1,us-east-1,us-west-2",
+    },
+}
+
+
+def every_template(outdir: Path) -> list[Path]:
+    return sorted([*outdir.glob("*.template.json"), *outdir.glob("assembly-*/*.template.json")])
+
+
+@pytest.fixture(scope="module", params=list(TOPOLOGIES))
+def synthesized(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    outdir = tmp_path_factory.mktemp(f"cdk.out-{request.param}")
     # A stray bytecode file must not reach the asset (nor change its hash).
     pycache = FUNCTION_CODE / "drift_monitor" / "__pycache__"
     pycache.mkdir(exist_ok=True)
@@ -93,6 +136,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Path:
         build_app(
             context={
                 **CDK_JSON_CONTEXT,
+                **TOPOLOGIES[request.param],
                 "createTrail": True,
                 "alertEmails": ["secops@example.com"],
                 # What the CDK CLI sets: records where each asset was staged.
@@ -127,11 +171,13 @@ def test_cdk_nag_fails_synthesis_on_an_unacknowledged_finding(tmp_path: Path) ->
         app.synth()
 
 
-def test_cfn_lint_reports_no_error(synthesized: Path) -> None:
+def test_cfn_lint_reports_no_error_in_any_template(synthesized: Path) -> None:
+    templates = every_template(synthesized)
+    assert len(templates) == (1 if "organization" not in synthesized.name else 5)
     result = subprocess.run(
         [
             str(Path(sys.executable).with_name("cfn-lint")),
-            str(synthesized / "S3EncryptionDriftMonitor.template.json"),
+            *map(str, templates),
             "--non-zero-exit-code",
             "error",
             "--ignore-checks",
@@ -159,3 +205,31 @@ def test_the_asset_is_the_function_code_without_bytecode(synthesized: Path) -> N
         if "__pycache__" not in p.parts
     )
     assert shipped == source
+
+
+CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
+
+
+def test_checkov_fails_no_check_and_every_skip_says_why(synthesized: Path) -> None:
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} is not installed: run `make setup`")
+    result = subprocess.run(
+        [str(CHECKOV), "--skip-download", "--framework", "cloudformation", "--output", "json",
+         "--directory", str(synthesized)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )  # fmt: skip
+
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    (report,) = [r for r in reports if r.get("check_type") == "cloudformation"]
+    scanned = {check["file_path"] for check in report["results"]["passed_checks"]}
+    assert len(scanned) == len(every_template(synthesized))
+    assert report["results"]["failed_checks"] == [], result.stdout[:4000]
+    skipped = report["results"]["skipped_checks"]
+    assert skipped, "the Lambda functions' VPC and DLQ checks are expected to be skipped"
+    for check in skipped:
+        assert len(check["check_result"]["suppress_comment"]) > 30, check["check_id"]
+    assert result.returncode == 0, result.stderr
