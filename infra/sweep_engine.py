@@ -210,7 +210,6 @@ class SweepEngine(Construct):
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:Query",
-                "dynamodb:ConditionCheckItem",
             ],
             [self.runs.table_arn],
         )

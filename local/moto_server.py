@@ -8,6 +8,12 @@
   s3:GetEncryptionConfiguration and s3:PutEncryptionConfiguration, as on AWS.
 - moto lets anyone assume any role, even one that does not exist. Here STS checks that the role
   exists in its account and that its trust policy allows the caller (``local/sts_trust.py``).
+  With IAM enforced, moto also checks trust itself, for roles of the caller's own account, in a
+  way that fails any role with more than one trust statement (a statement that does not name the
+  caller denies, one naming only a service crashes with HTTP 500); that check is the same one here.
+- With IAM enforced, moto asks for sqs:SendMessageBatch (and the other batch actions) and for
+  dynamodb:TransactWriteItems, which IAM does not have: on AWS a batch needs the single action's
+  permission, and a transaction each of its parts' (PutItem, UpdateItem...). Here too.
 - moto draws a random organization id; ``LOCAL_ORGANIZATION_ID`` fixes it, so a template
   synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
 
@@ -18,6 +24,7 @@ Usage: python -m local.moto_server -H 127.0.0.1 -p PORT
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -26,6 +33,7 @@ import moto.organizations.utils
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
+from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import iam_backends
 from moto.organizations.models import organizations_backends
 from moto.s3.responses import ACTION_MAP, S3Response
@@ -112,6 +120,49 @@ def _organization_of(account: str) -> str | None:
     return None if organization is None else str(organization.id)
 
 
+# SQS's batch calls are authorized by the permission of the single call (no such IAM actions).
+_SINGLE_ACTION = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+_check_action_permitted = IAMRequestBase.check_action_permitted
+
+
+# A transaction's parts, and the permission each needs.
+_TRANSACTION_PARTS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+
+def check_action_like_iam(self: Any, resource: str) -> None:
+    if self._action == "dynamodb:TransactWriteItems":
+        for part in json.loads(self._body or b"{}").get("TransactItems", []):
+            ((kind, operation),) = part.items()
+            self._action = _TRANSACTION_PARTS[kind]
+            table = (
+                f"arn:aws:dynamodb:{self._region}:{self.account_id}:table/{operation['TableName']}"
+            )
+            _check_action_permitted(self, table)
+        return
+    self._action = _SINGLE_ACTION.get(self._action, self._action)
+    _check_action_permitted(self, resource)
+
+
+def check_trust_like_sts(self: Any, role_arn: str) -> bool:
+    """moto's own trust check under IAM enforcement, made the same as ``assume_role_like_sts``."""
+    role = self.backend.get_role_by_arn(role_arn)
+    caller = Caller(
+        arn=principal_arn(self._access_key.arn, self.account_id),
+        account=self.account_id,
+        organization_id=_organization_of(self.account_id),
+    )
+    return trust_allows(role.assume_role_policy_document, caller)
+
+
 def organization_id_from_environment() -> None:
     chosen = os.environ.get("LOCAL_ORGANIZATION_ID")
     if chosen:
@@ -122,5 +173,7 @@ if __name__ == "__main__":
     S3Response.all_buckets = list_buckets_like_s3  # type: ignore[method-assign]
     authorize_encryption_like_s3()
     TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
+    IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]
+    IAMRequestBase.check_action_permitted = check_action_like_iam  # type: ignore[method-assign]
     organization_id_from_environment()
     moto_main(sys.argv[1:])

@@ -23,6 +23,7 @@ import boto3
 from .cloudtrail import RecordedS3
 from .emulator import Emulator
 from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction, feed_from_queue
+from .sts_trust import principal_arn
 from .template import SynthesizedMonitor, Template, TemplateError, resolve
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class LocalPipeline:
             self._remember(logical_id, arn["KeyId"], Arn=arn["Arn"])
         for logical_id in self.monitor.logical_ids("AWS::S3::Bucket"):
             self._create_bucket(logical_id)
-        self._roles: dict[str, dict[str, str]] = {}
+        identity = self._client("sts").get_caller_identity()
+        self._caller = principal_arn(identity["Arn"], identity["Account"])
         for function_id in self.monitor.logical_ids("AWS::Lambda::Function"):
             self._create_function_role(function_id)
 
@@ -211,7 +213,7 @@ class LocalPipeline:
             {
                 "Sid": "LocalLambdaService",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{self.account}:root"},
+                "Principal": {"AWS": self._caller},
                 "Action": "sts:AssumeRole",
             }
         )
@@ -498,13 +500,18 @@ class LocalPipeline:
         }
         self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(record))
 
-    def run_sweep(self, overrides: Mapping[str, str] | None = None) -> list[Invocation]:
+    def run_sweep(
+        self,
+        starter: Mapping[str, str] | None = None,
+        worker: Mapping[str, str] | None = None,
+    ) -> list[Invocation]:
         """A scheduled sweep from start to digest: the starter once, then a worker container fed
-        from the work queue until it is empty. Returns every invocation, the starter's first."""
-        started = self.start_sweep_function(overrides).invoke(self.scheduled_event())
+        from the work queue until it is empty. ``starter`` and ``worker`` override each one's
+        environment. Returns every invocation, the starter's first."""
+        started = self.start_sweep_function(starter).invoke(self.scheduled_event())
         if not started.ok:
             return [started]
-        return [started, *self.deliver_work(self.start_sweep_worker(overrides))]
+        return [started, *self.deliver_work(self.start_sweep_worker(worker))]
 
     def deliver_work(self, worker: LocalFunction) -> list[Invocation]:
         """The worker's event source mapping: every message of the work queue, one at a time."""

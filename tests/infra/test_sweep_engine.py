@@ -110,7 +110,6 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
     statements = _statements(template, "SweepWorkerFunctionRole")
 
     assert _actions(statements) == [
-        "dynamodb:ConditionCheckItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
