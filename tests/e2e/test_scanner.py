@@ -72,13 +72,17 @@ def test_json_is_one_document_of_alert_shaped_entries(demo_account: Emulator) ->
 
     assert code == 1
     assert document["schemaVersion"] == "1"
-    assert document["summary"] == {
+    counts = {
         "buckets": 10,
         "compliant": 2,
         "drift": 6,
         "unverifiable": 0,
         "exempt": 2,
         "vanished": 0,
+    }
+    assert document["summary"] == {
+        **counts,
+        "accounts": {"123456789012": {**counts, "error": None}},
     }
     assert len(document["buckets"]) == 10
     for entry in document["buckets"]:

@@ -1,7 +1,9 @@
-"""End to end: the synthesized sweep function, on its own moto server (a whole account each)."""
+"""End to end: the synthesized sweep (starter, work queue, worker), on its own moto server (a
+whole account each)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,38 +47,46 @@ def account() -> Iterator[Emulator]:
 
 def sweep_once(
     monitor: SynthesizedMonitor, account: Emulator, **overrides: str
-) -> tuple[Any, list[Any], LocalPipeline]:
+) -> tuple[list[Any], list[Any], LocalPipeline]:
     pipeline = LocalPipeline(monitor, account)
-    function = pipeline.start_sweep_function(overrides)
-    assert function.init_error is None, function.init_error
-    invocation = function.invoke(pipeline.scheduled_event())
-    assert invocation.ok, invocation.error
-    return invocation.response, pipeline.received_alerts(), pipeline
+    invocations = pipeline.run_sweep(overrides, overrides)
+    assert all(invocation.ok for invocation in invocations), invocations
+    return invocations, pipeline.received_alerts(), pipeline
 
 
-def test_a_mixed_account_gets_exactly_one_digest(
+# The stack's own report bucket and its access-log bucket are buckets of the account too; they
+# carry the policy's exempt tag.
+MONITOR_BUCKETS = 2
+
+
+def test_a_mixed_account_gets_exactly_one_digest_and_a_full_report(
     monitor: SynthesizedMonitor, account: Emulator
 ) -> None:
     # Given the demo account: compliant, drifted and exempt buckets in three regions
     populate(account)
 
     # When the scheduled sweep runs once
-    response, alerts, _ = sweep_once(monitor, account)
+    invocations, alerts, pipeline = sweep_once(monitor, account)
 
-    # Then one digest arrives, counting everything and listing the drift
+    # Then one work item swept the account and one digest arrives, counting everything
+    assert len(invocations) == 2
     (digest,) = alerts
     document = digest.document
     assert document["status"] == "DIGEST"
     assert digest.attributes["status"] == "DIGEST"
-    assert digest.subject == "[DIGEST] 6 drifted, 0 unverifiable of 10 buckets (123456789012)"
+    buckets = len(DEMO_BUCKETS) + MONITOR_BUCKETS
+    assert digest.subject == (
+        f"[DIGEST] 6 drifted, 0 unverifiable of {buckets} buckets (123456789012)"
+    )
     assert document["summary"] == {
-        "buckets": len(DEMO_BUCKETS),
+        "buckets": buckets,
         "compliant": 2,
         "drift": 6,
         "unverifiable": 0,
-        "exempt": 2,
+        "exempt": 2 + MONITOR_BUCKETS,
         "vanished": 0,
     }
+    assert document["accounts"] == {"123456789012": {**document["summary"], "error": None}}
     listed = {entry["bucket"]: entry for entry in document["findings"]}
     assert set(listed) == {
         "analytics-raw",
@@ -95,19 +105,27 @@ def test_a_mixed_account_gets_exactly_one_digest(
     ]
     assert document["trigger"]["source"] == "sweep"
     assert document["trigger"]["eventTime"]
-    assert response["complete"] is True
-    assert response["summary"] == document["summary"]
-    assert isinstance(response["digest"], str)
+    assert document["run"]["complete"] is True
+    # and the full report, every bucket once, is where the digest says
+    report = pipeline.report_objects()
+    prefix = document["report"]["uri"].split("/", 3)[3]
+    lines = [
+        json.loads(line)
+        for key, body in report.items()
+        if key.startswith(prefix) and key.endswith(".jsonl")
+        for line in body.decode().splitlines()
+    ]
+    assert len(lines) == buckets
+    assert {line["bucket"] for line in lines} >= {bucket.name for bucket in DEMO_BUCKETS}
 
 
 def test_a_compliant_account_gets_no_digest(monitor: SynthesizedMonitor, account: Emulator) -> None:
     populate(account, COMPLIANT)
 
-    response, alerts, _ = sweep_once(monitor, account)
+    _, alerts, pipeline = sweep_once(monitor, account)
 
     assert alerts == []
-    assert response["digest"] is None
-    assert response["summary"]["compliant"] == 2
+    assert any(key.endswith("manifest.json") for key in pipeline.report_objects())
 
 
 def test_a_compliant_account_gets_a_digest_when_configured(
@@ -120,7 +138,7 @@ def test_a_compliant_account_gets_a_digest_when_configured(
     (digest,) = alerts
     assert digest.document["findings"] == []
     assert digest.document["summary"]["compliant"] == 2
-    assert digest.subject.startswith("[DIGEST] 0 drifted, 0 unverifiable of 2 buckets")
+    assert digest.subject.startswith("[DIGEST] 0 drifted, 0 unverifiable of 4 buckets")
 
 
 def test_invalid_sweep_settings_fail_at_cold_start_naming_the_variable(
@@ -128,7 +146,8 @@ def test_invalid_sweep_settings_fail_at_cold_start_naming_the_variable(
 ) -> None:
     pipeline = LocalPipeline(monitor, account)
 
-    function = pipeline.start_sweep_function({"SWEEP_CONCURRENCY": "0"})
+    worker = pipeline.start_sweep_worker({"SWEEP_CONCURRENCY": "0"})
+    starter = pipeline.start_sweep_function({"SWEEP_ACCOUNTS": "me"})
 
-    assert function.init_error is not None
-    assert "SWEEP_CONCURRENCY must be a whole number from 1 to 64" in function.init_error
+    assert "SWEEP_CONCURRENCY must be a whole number from 1 to 64" in str(worker.init_error)
+    assert "SWEEP_ACCOUNTS must be comma-separated 12-digit account ids" in str(starter.init_error)
