@@ -27,6 +27,10 @@ class Alert:
     email: str
     attributes: dict[str, str]
 
+    def message(self) -> str:
+        """The ``Message`` of an SNS publish with ``MessageStructure=json``."""
+        return message_body(self)
+
 
 def build_alert(finding: Finding, policy: Policy) -> Alert:
     document = alert_document(finding, policy)

@@ -12,7 +12,6 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .alerts import build_alert
 from .assessment import assess
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
@@ -57,6 +56,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     message_id = None
     if finding.alerts:
+        # Imported on the first alert, not at every cold start: most events are compliant.
+        from .alerts import build_alert  # noqa: PLC0415
+
         message_id = PUBLISHER.publish(build_alert(finding, SETTINGS.policy))
     logger.info(
         "Bucket evaluated",

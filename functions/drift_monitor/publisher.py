@@ -1,18 +1,15 @@
-"""Adapters that send: alerts to SNS, unprocessable events to the failure queue, sweep work to
-the work queue."""
+"""Adapters that send: alerts to SNS, unprocessable events to the failure queue."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from .alerts import Alert, message_body
-from .work import WorkItem
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+
+    from .alerts import Alert
 
 
 class AlertPublisher:
@@ -26,7 +23,7 @@ class AlertPublisher:
             TopicArn=self._topic_arn,
             Subject=alert.subject,
             MessageStructure="json",
-            Message=message_body(alert),
+            Message=alert.message(),
             MessageAttributes={
                 name: {"DataType": "String", "StringValue": value}
                 for name, value in alert.attributes.items()
@@ -52,33 +49,3 @@ class FailureQueue:
             },
         )
         return response["MessageId"]
-
-
-class WorkQueue:
-    """The sweep's work items, one queue message each."""
-
-    def __init__(self, sqs: SQSClient, queue_url: str) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
-
-    def send(self, item: WorkItem) -> None:
-        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=item.to_json())
-
-    def send_all(self, items: Iterable[WorkItem]) -> int:
-        """Sends in batches of ten (SQS's limit); raises if SQS refused any of them."""
-        pending = list(items)
-        sent = 0
-        for start in range(0, len(pending), 10):
-            batch = pending[start : start + 10]
-            response = self._sqs.send_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": str(index), "MessageBody": item.to_json()}
-                    for index, item in enumerate(batch)
-                ],
-            )
-            failed = response.get("Failed", [])
-            if failed:
-                raise RuntimeError(f"SQS refused {len(failed)} work items: {failed[0]}")
-            sent += len(batch)
-        return sent

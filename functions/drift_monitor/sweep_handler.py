@@ -19,11 +19,11 @@ from .accounts import accounts_to_sweep, organization_accounts
 from .credentials import RETRY_CONFIG
 from .events import account_of, schedule_trigger
 from .models import Trigger
-from .publisher import WorkQueue
 from .run_store import RunStore
-from .settings import load_sweep_starter_settings
+from .sweep_settings import load_sweep_starter_settings
 from .telemetry import logger, metrics, tracer
 from .work import WorkItem
+from .work_queue import WorkQueue
 
 SETTINGS = load_sweep_starter_settings(os.environ)
 _session = boto3.Session()

@@ -20,15 +20,16 @@ from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
 from .models import Finding, Status, Trigger
-from .publisher import AlertPublisher, WorkQueue
+from .publisher import AlertPublisher
 from .report import ReportStore
 from .run_store import ItemOutcome, RunRecord, RunStore
 from .s3_reader import ListingDenied, S3Reader
-from .settings import load_sweep_worker_settings
 from .sweep import sweep
+from .sweep_settings import load_sweep_worker_settings
 from .tag_index import exempt_index
 from .telemetry import STATUS_METRIC, logger, metrics, tracer
 from .work import InvalidWorkItem, WorkItem
+from .work_queue import WorkQueue
 
 # Kept back from the timeout to finish the buckets in flight, write the report and, for the last
 # item of a run, send the digest; the rest of the page is queued as a new item.

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.settings import (
-    ConfigurationError,
+from functions.drift_monitor.settings import ConfigurationError
+from functions.drift_monitor.sweep_settings import (
     load_sweep_starter_settings,
     load_sweep_worker_settings,
 )
