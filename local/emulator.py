@@ -32,6 +32,7 @@ class Emulator:
     # Any key works while moto enforces no IAM; with IAM enforced, an IAM user's key.
     access_key: str = "testing"
     secret_key: str = "testing"
+    session_token: str = ""  # botocore sends no token when it is empty
 
     def environment(self) -> dict[str, str]:
         """What boto3 needs to talk to the emulator and to nothing else."""
@@ -39,7 +40,7 @@ class Emulator:
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_SESSION_TOKEN": "",  # botocore sends no token when it is empty
+            "AWS_SESSION_TOKEN": self.session_token,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -49,6 +50,7 @@ class Emulator:
         return boto3.Session(
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token or None,
             region_name=region or self.region,
         )
 

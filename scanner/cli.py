@@ -179,9 +179,13 @@ def scan(
     )
     if organization:
         with _scan_errors(endpoint_url, "--organization"):
-            accounts = sorted(
-                {*accounts, *organization_accounts(access.client("organizations", home_region))}
+            members = organization_accounts(access.client("organizations", home_region))
+        if not members:
+            raise ScanError(
+                "--organization: Organizations listed no active account; run it from the "
+                "management account or a delegated administrator, or name them with --accounts"
             )
+        accounts = sorted({*accounts, *members})
     reader = S3Reader(access, config=sweep_config(concurrency))
 
     def keep(finding: Finding) -> bool:

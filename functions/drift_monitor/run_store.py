@@ -139,8 +139,10 @@ class RunStore:
             run_adds["failedItems"] = 1
         account_adds = {"items": 1, **_counts(outcome, violations=False)}
         account_update = _add_expression(account_adds)
+        account_update["UpdateExpression"] += " SET expiresAt = if_not_exists(expiresAt, :exp)"
+        account_update["ExpressionAttributeValues"][":exp"] = self._expires_at()
         if outcome.error:
-            account_update["UpdateExpression"] += " SET #error = :error"
+            account_update["UpdateExpression"] += ", #error = :error"
             account_update["ExpressionAttributeNames"]["#error"] = "error"
             account_update["ExpressionAttributeValues"][":error"] = {"S": outcome.error[:2000]}
         return self._transact(

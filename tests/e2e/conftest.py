@@ -28,7 +28,9 @@ def offline_environment() -> dict[str, str]:
     }
 
 
-def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
+def cdk_synth(
+    outdir: Path, policy: dict[str, Any], context: dict[str, str] | None = None
+) -> SynthesizedMonitor:
     if not CDK.exists():
         pytest.fail("the CDK CLI is not installed: run `make setup` (or `make test`)")
     result = subprocess.run(
@@ -41,6 +43,7 @@ def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
             str(outdir),
             "-c",
             f"policy={json.dumps(policy)}",
+            *[arg for key, value in (context or {}).items() for arg in ("-c", f"{key}={value}")],
         ],
         cwd=REPO,
         capture_output=True,
@@ -53,12 +56,12 @@ def cdk_synth(outdir: Path, policy: dict[str, Any]) -> SynthesizedMonitor:
     return SynthesizedMonitor.load(outdir)
 
 
-SynthFactory = Callable[[dict[str, Any]], SynthesizedMonitor]
+SynthFactory = Callable[..., SynthesizedMonitor]
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthFactory:
-    def build(policy: dict[str, Any]) -> SynthesizedMonitor:
-        return cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy)
+    def build(policy: dict[str, Any], **context: str) -> SynthesizedMonitor:
+        return cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy, context)
 
     return build

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,8 @@ def test_progress_bar_on_a_terminal(demo_account: Emulator) -> None:
         (["--concurrency", "0"], "Invalid value for '--concurrency'"),
         (["--policy", "/nonexistent/policy.json"], "does not exist"),
         (["--bogus"], "No such option '--bogus'"),
+        (["--accounts", "1234"], "Invalid value for --accounts: '1234' is not a 12-digit"),
+        (["--regions", "moon"], "Invalid value for --regions: 'moon' is not a region name"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
@@ -276,3 +279,132 @@ def test_make_scan_without_credentials_scans_the_demo_account() -> None:
     assert result.returncode == 1, result.stderr
     assert "No AWS credentials are configured" in result.stderr
     assert json.loads(result.stdout)["summary"]["drift"] == 6
+
+
+# -- many accounts ------------------------------------------------------------------------------
+
+READER = "S3EncryptionMonitorReader"
+
+
+@dataclass(frozen=True)
+class Estate:
+    emulator: Emulator
+    readable: list[str]  # member accounts with the reader role
+    closed: str  # a member account without it
+
+
+def _member(emulator: Emulator, account: str) -> Emulator:
+    """An administrator of a member account, through the role Organizations creates."""
+    credentials = emulator.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+        RoleSessionName="setup",
+    )["Credentials"]
+    return Emulator(
+        endpoint=emulator.endpoint,
+        account=account,
+        access_key=credentials["AccessKeyId"],
+        secret_key=credentials["SecretAccessKey"],
+        session_token=credentials["SessionToken"],
+    )
+
+
+@pytest.fixture(scope="module")
+def estate() -> Iterator[Estate]:
+    with moto_server() as emulator:
+        organizations = emulator.client("organizations")
+        organizations.create_organization(FeatureSet="ALL")
+        members = [
+            organizations.create_account(AccountName=f"m{n}", Email=f"m{n}@example.com")[
+                "CreateAccountStatus"
+            ]["AccountId"]
+            for n in range(3)
+        ]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{emulator.account}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        for account in members[:2]:
+            _member(emulator, account).client("iam").create_role(
+                RoleName=READER, AssumeRolePolicyDocument=json.dumps(trust)
+            )
+        populate(emulator, (DemoBucket("central-ledger", algorithm="aws:kms"),))
+        populate(
+            _member(emulator, members[0]),
+            (
+                DemoBucket("retail-orders", region="us-east-1", algorithm="AES256"),
+                DemoBucket("retail-ledger", algorithm="aws:kms"),
+            ),
+        )
+        populate(
+            _member(emulator, members[1]),
+            (DemoBucket("analytics-data", region="us-west-2", algorithm="aws:kms"),),
+        )
+        yield Estate(emulator, members[:2], members[2])
+
+
+def test_the_whole_organization_is_scanned_and_a_closed_account_reported(estate: Estate) -> None:
+    retail, analytics = estate.readable
+
+    code, document = scan_json(estate.emulator, "--organization")
+
+    assert code == 1  # retail-orders drifts
+    accounts = document["summary"]["accounts"]
+    assert set(accounts) == {estate.emulator.account, retail, analytics, estate.closed}
+    assert accounts[retail] | {"error": None} == accounts[retail]
+    assert (accounts[retail]["drift"], accounts[retail]["compliant"]) == (1, 1)
+    assert accounts[analytics]["compliant"] == 1
+    assert accounts[estate.closed]["buckets"] == 0
+    assert f"arn:aws:iam::{estate.closed}:role/{READER}" in accounts[estate.closed]["error"]
+    by_bucket = {entry["bucket"]: entry for entry in document["buckets"]}
+    assert (by_bucket["retail-orders"]["account"], by_bucket["retail-orders"]["region"]) == (
+        retail,
+        "us-east-1",
+    )
+    assert document["summary"]["buckets"] == sum(a["buckets"] for a in accounts.values())
+
+
+def test_named_accounts_only_and_exit_0_when_they_comply(estate: Estate) -> None:
+    code, document = scan_json(estate.emulator, "--accounts", estate.readable[1])
+
+    assert code == 0
+    assert list(document["summary"]["accounts"]) == [estate.readable[1]]
+    assert [entry["bucket"] for entry in document["buckets"]] == ["analytics-data"]
+
+
+def test_an_account_that_cannot_be_entered_exits_2_and_says_so(estate: Estate) -> None:
+    result = scan(estate.emulator, "--accounts", f"{estate.closed},{estate.readable[1]}")
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Account {estate.closed} could not be scanned: AccessDenied" in result.stdout
+    assert "1 of 2 accounts not scanned" in result.stdout
+
+
+def test_regions_narrow_the_buckets_and_the_role_name_is_the_one_assumed(
+    estate: Estate,
+) -> None:
+    code, document = scan_json(
+        estate.emulator, "--organization", "--regions", "us-east-1,us-west-2"
+    )
+
+    assert code == 1
+    assert sorted(entry["bucket"] for entry in document["buckets"]) == [
+        "analytics-data",
+        "retail-orders",
+    ]
+    other_role = scan(estate.emulator, "--accounts", estate.readable[0], "--role-name", "Other")
+    assert other_role.returncode == 2
+    assert f"arn:aws:iam::{estate.readable[0]}:role/Other" in other_role.stdout
+
+
+def test_organization_needs_the_management_account_or_a_delegated_administrator() -> None:
+    with moto_server() as emulator:
+        result = scan(emulator, "--organization")
+
+    assert result.returncode == 2
+    assert "--organization: Organizations listed no active account" in result.stderr

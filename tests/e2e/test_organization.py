@@ -1,0 +1,250 @@
+"""End to end, in an organization on the emulator: member accounts get the synthesized member
+templates (as the StackSets would deploy them), their S3 events travel through the member
+forwarding rule and the central bus, the central function reads their buckets through the reader
+role, and the sweep fans out over every account and region."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from local.demo_account import DemoBucket
+from local.emulator import Emulator, moto_server
+from local.function import LocalFunction
+from local.pipeline import LocalPipeline
+from local.template import SynthesizedMonitor
+from tests.e2e.conftest import SynthFactory
+
+pytestmark = pytest.mark.e2e
+
+ORGANIZATION_ID = "o-e2eorgtest"
+REGIONS = ("eu-west-1", "us-east-1", "us-west-2")
+POLICY = {"allowedAlgorithms": ["aws:kms", "aws:kms:dsse"]}
+READER = "S3EncryptionMonitorReader"
+
+
+@pytest.fixture(scope="module")
+def monitor(synth: SynthFactory) -> SynthesizedMonitor:
+    return synth(
+        POLICY,
+        organizationId=ORGANIZATION_ID,
+        memberTargets="r-e2et",
+        regions=",".join(REGIONS),
+    )
+
+
+@dataclass
+class Organization:
+    emulator: Emulator
+    pipeline: LocalPipeline
+    members: list[str]
+    function: LocalFunction
+
+    @property
+    def central(self) -> str:
+        return self.emulator.account
+
+
+def organization_of(monitor: SynthesizedMonitor, emulator: Emulator, members: int) -> Organization:
+    organizations = emulator.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    accounts = [
+        organizations.create_account(AccountName=f"m{n}", Email=f"m{n}@example.com")[
+            "CreateAccountStatus"
+        ]["AccountId"]
+        for n in range(members)
+    ]
+    pipeline = LocalPipeline(monitor, emulator)
+    for account in accounts:
+        pipeline.deploy_member(account)
+    function = pipeline.start_function()
+    assert function.init_error is None, function.init_error
+    return Organization(emulator, pipeline, accounts, function)
+
+
+@pytest.fixture(scope="module")
+def org(monitor: SynthesizedMonitor) -> Iterator[Organization]:
+    with moto_server(organization_id=ORGANIZATION_ID) as emulator:
+        yield organization_of(monitor, emulator, members=2)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_member_bucket_drifting_in_another_region_alerts_naming_its_account(
+    org: Organization,
+) -> None:
+    # Given a bucket of a member account in us-east-1 (not the monitor's home region)
+    member = org.members[0]
+    s3 = org.pipeline.s3_in("us-east-1", member)
+    bucket = unique("orders")
+    s3.create_bucket(bucket, record=False)
+
+    # When it is set to SSE-S3 there
+    s3.put_encryption(bucket, "AES256")
+    invocations = org.pipeline.deliver(org.function)
+
+    # Then the event came through the member's forwarding rule and the central bus, the bucket
+    # was read in its account through the reader role, and the alert names that account
+    assert [i.response["status"] for i in invocations] == ["DRIFT"]
+    (alert,) = org.pipeline.received_alerts()
+    document = alert.document
+    assert (document["account"], document["region"], document["bucket"]) == (
+        member,
+        "us-east-1",
+        bucket,
+    )
+    assert alert.attributes["account"] == member
+    assert alert.subject == f"[DRIFT] s3://{bucket} ({member}, us-east-1)"
+    assert document["observed"]["rules"][0]["algorithm"] == "AES256"  # read, not assumed
+    assert f"--expected-bucket-owner {member} --region us-east-1" in document["remediation"]
+
+
+def test_a_compliant_member_bucket_stays_silent(org: Organization) -> None:
+    s3 = org.pipeline.s3_in("us-west-2", org.members[1])
+    bucket = unique("ledger")
+    s3.create_bucket(bucket, record=False)
+
+    s3.put_encryption(bucket, "aws:kms", bucket_key=True)
+    invocations = org.pipeline.deliver(org.function)
+
+    assert [i.response["status"] for i in invocations] == ["COMPLIANT"]
+    assert org.pipeline.received_alerts() == []
+
+
+def test_a_refused_call_in_a_member_account_is_never_forwarded(org: Organization) -> None:
+    s3 = org.pipeline.s3_in("eu-west-1", org.members[0])
+
+    s3.denied_put_encryption(unique("denied"))
+
+    assert org.pipeline.deliver(org.function) == []
+
+
+def test_a_change_in_another_region_of_the_monitor_s_account_is_forwarded_home(
+    org: Organization,
+) -> None:
+    s3 = org.pipeline.s3_in("us-west-2")
+    bucket = unique("assets")
+    s3.create_bucket(bucket, record=False)
+
+    s3.put_encryption(bucket, "AES256")
+    invocations = org.pipeline.deliver(org.function)
+
+    # once: through the regional forwarder to the home default bus, not also the central bus
+    assert [i.response["status"] for i in invocations] == ["DRIFT"]
+    (alert,) = org.pipeline.received_alerts()
+    assert (alert.document["account"], alert.document["region"]) == (org.central, "us-west-2")
+
+
+def test_a_member_whose_reader_role_is_gone_is_unverifiable_naming_the_role(
+    monitor: SynthesizedMonitor,
+) -> None:
+    with moto_server(organization_id=ORGANIZATION_ID) as emulator:
+        org = organization_of(monitor, emulator, members=1)
+        (member,) = org.members
+        iam = org.pipeline.member_session(member).client("iam", endpoint_url=emulator.endpoint)
+        iam.delete_role_policy(RoleName=READER, PolicyName="ReadBucketEncryption")
+        iam.delete_role(RoleName=READER)
+        s3 = org.pipeline.s3_in("us-east-1", member)
+        bucket = unique("events")
+        s3.create_bucket(bucket, record=False)
+
+        s3.put_encryption(bucket, "AES256")
+        invocations = org.pipeline.deliver(org.function)
+
+        assert [i.response["status"] for i in invocations] == ["UNVERIFIABLE"]
+        (alert,) = org.pipeline.received_alerts()
+        (violation,) = alert.document["violations"]
+        assert violation["code"] == "ACCESS_DENIED"
+        role = f"arn:aws:iam::{member}:role/{READER}"
+        assert f"could not assume its reader role {role}" in violation["message"]
+        assert (alert.document["severity"], alert.document["observed"]) == ("LOW", None)
+
+
+def test_a_role_trusting_someone_else_is_refused_too(monitor: SynthesizedMonitor) -> None:
+    # The trust policy names the monitor's function roles: another principal of the monitor's
+    # account (here the administrator deploying it) may not read the member's buckets.
+    with moto_server(organization_id=ORGANIZATION_ID) as emulator:
+        org = organization_of(monitor, emulator, members=1)
+
+        refused = emulator.client("sts")
+        with pytest.raises(refused.exceptions.ClientError, match="AccessDenied"):
+            refused.assume_role(
+                RoleArn=f"arn:aws:iam::{org.members[0]}:role/{READER}", RoleSessionName="me"
+            )
+
+
+# -- the organization sweep -----------------------------------------------------------------------
+
+
+# Per account, per region: one compliant and one drifting bucket, and one exempt in the home region.
+def buckets_of(account: str) -> list[DemoBucket]:
+    tail = account[-4:]
+    made = []
+    for region in REGIONS:
+        made.append(DemoBucket(f"ok-{tail}-{region}", region=region, algorithm="aws:kms"))
+        made.append(DemoBucket(f"sse-s3-{tail}-{region}", region=region, algorithm="AES256"))
+    made.append(
+        DemoBucket(f"tmp-{tail}", algorithm="AES256", tags={"encryption-monitor:exempt": "true"})
+    )
+    return made
+
+
+def test_the_organization_sweep_over_3_accounts_x_3_regions(monitor: SynthesizedMonitor) -> None:
+    with moto_server(organization_id=ORGANIZATION_ID) as emulator:
+        # Given the monitor's account and two members, each with buckets in three regions
+        org = organization_of(monitor, emulator, members=2)
+        accounts = [org.central, *org.members]
+        for account in accounts:
+            for bucket in buckets_of(account):
+                s3 = org.pipeline.s3_in(bucket.region, account)
+                s3.create_bucket(bucket.name, tags=bucket.tags, record=False)
+                s3.put_encryption(bucket.name, str(bucket.algorithm))
+
+        # When the schedule starts a sweep and the workers take every item
+        invocations = org.pipeline.run_sweep()
+
+        # Then one item per account (ListAccounts found them), and exactly one digest
+        assert all(i.ok for i in invocations), invocations
+        assert invocations[0].response["accounts"] == 3
+        assert len(invocations) == 1 + 3
+        (digest,) = org.pipeline.received_alerts()
+        document = digest.document
+        for account in accounts:
+            counts = document["accounts"][account]
+            # the monitor's report bucket (SSE-KMS) and its access logs (SSE-S3, tagged exempt)
+            extra = 1 if account == org.central else 0
+            assert counts == {
+                "buckets": 7 + 2 * extra,
+                "compliant": 3 + extra,
+                "drift": 3,
+                "unverifiable": 0,
+                "exempt": 1 + extra,
+                "vanished": 0,
+                "error": None,
+            }, account
+        assert document["summary"]["drift"] == 9
+        assert digest.subject == "[DIGEST] 9 drifted, 0 unverifiable of 23 buckets in 3 accounts"
+        regions = {(e["account"], e["region"]) for e in document["findings"]}
+        assert regions == {(account, region) for account in accounts for region in REGIONS}
+        # And the full report holds every bucket once, as JSON Lines and CSV, per account
+        report = org.pipeline.report_objects()
+        prefix = document["report"]["uri"].split("/", 3)[3]
+        jsonl = [k for k in report if k.startswith(prefix) and k.endswith(".jsonl")]
+        csvs = [k for k in report if k.startswith(prefix) and k.endswith(".csv")]
+        assert len(jsonl) == len(csvs) == 3
+        lines = [json.loads(line) for key in jsonl for line in report[key].decode().splitlines()]
+        assert len(lines) == 23
+        assert len({(line["account"], line["bucket"]) for line in lines}) == 23
+        rows = [row for key in csvs for row in csv.DictReader(io.StringIO(report[key].decode()))]
+        assert sorted(row["bucket"] for row in rows) == sorted(line["bucket"] for line in lines)
+        manifest = json.loads(report[f"{prefix}manifest.json"])
+        assert manifest["summary"] == document["summary"]
+        assert len(manifest["files"]) == 6
