@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from functions.drift_monitor.assessment import assess
+from functions.drift_monitor.credentials import RoleRefused
 from functions.drift_monitor.models import (
     BucketRef,
+    Code,
     EncryptionRule,
     ObservedEncryption,
     Status,
@@ -160,3 +162,32 @@ def test_throttling_that_outlasts_the_retries_propagates() -> None:
 
     with pytest.raises(Throttled):
         assess(BUCKET, TRIGGER, Policy(), InMemoryBuckets(Throttled("SlowDown")))
+
+
+REFUSED = RoleRefused(
+    "123456789012", "arn:aws:iam::123456789012:role/S3EncryptionMonitorReader", "AccessDenied"
+)
+
+
+def test_a_refused_reader_role_is_unverifiable_naming_the_role() -> None:
+    finding = assess(BUCKET, TRIGGER, Policy(), InMemoryBuckets(REFUSED))
+
+    assert (finding.status, finding.observed) == (Status.UNVERIFIABLE, None)
+    (violation,) = finding.violations
+    assert violation.code == Code.ACCESS_DENIED
+    assert "could not assume its reader role arn:aws:iam::123456789012:role/" in violation.message
+    assert finding.detail == str(REFUSED)
+
+
+def test_a_refused_reader_role_on_an_exempt_name_is_exempt() -> None:
+    policy = Policy(exempt_buckets=("payments-*",))
+
+    finding = assess(BUCKET, TRIGGER, policy, InMemoryBuckets(REFUSED))
+
+    assert finding.status is Status.EXEMPT
+
+
+def test_tags_that_cannot_be_read_through_the_role_leave_the_alert() -> None:
+    finding = assess(BUCKET, TRIGGER, Policy(), InMemoryBuckets(DRIFTED, REFUSED))
+
+    assert finding.status is Status.DRIFT
