@@ -32,7 +32,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -49,7 +48,14 @@ from functions.drift_monitor.sweep import sweep
 from functions.drift_monitor.tag_index import exempt_index
 
 from .cloudtrail import s3_call_detail
-from .emulator import REPO, Emulator, moto_server
+from .emulator import (
+    REPO,
+    Emulator,
+    create_organization,
+    create_run_table,
+    member_admin,
+    moto_server,
+)
 from .function import LocalFunction, feed_from_queue
 
 RESULTS = REPO / "bench-results.json"
@@ -232,14 +238,7 @@ def _sweep_throughput(emu: Emulator, names: list[str], repeats: int) -> dict[str
 def _fan_out(emu: Emulator, buckets: int, repeats: int) -> dict[str, Any]:
     """The engine over one account of ``buckets`` buckets, versus over 3 accounts x 3 regions
     holding as many in all; both sets are member accounts read through a reader role."""
-    organizations = emu.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    accounts = [
-        organizations.create_account(AccountName=f"bench-{n}", Email=f"bench-{n}@example.com")[
-            "CreateAccountStatus"
-        ]["AccountId"]
-        for n in range(4)
-    ]
+    accounts = create_organization(emu, [f"bench-{n}" for n in range(4)])
     single, organization = accounts[0], accounts[1:]
     regions = ("eu-west-1", "us-east-1", "us-west-2")
     _note(f"fan-out: {buckets} buckets in 1 account, and in 3 accounts x 3 regions")
@@ -278,7 +277,7 @@ def _fan_out(emu: Emulator, buckets: int, repeats: int) -> dict[str, Any]:
 
 def _reader_role(emu: Emulator, account: str) -> None:
     """The member template's reader role, trusted by the monitor account (the bench's worker)."""
-    session = _member_session(emu, account)
+    session = member_admin(emu, account).session()
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -294,21 +293,8 @@ def _reader_role(emu: Emulator, account: str) -> None:
     )
 
 
-def _member_session(emu: Emulator, account: str) -> Any:
-    credentials = emu.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
-        RoleSessionName="bench",
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=emu.region,
-    )
-
-
 def _populate_account(emu: Emulator, account: str, places: list[tuple[str, int]]) -> None:
-    session = _member_session(emu, account)
+    session = member_admin(emu, account).session()
 
     def create(job: tuple[str, str, int]) -> None:
         region, name, index = job
@@ -356,18 +342,7 @@ class _Engine:
         self.sqs = emu.client("sqs")
         self.queue = self.sqs.create_queue(QueueName="bench-work")["QueueUrl"]
         topic = emu.client("sns").create_topic(Name="bench-fan-out")["TopicArn"]
-        emu.client("dynamodb").create_table(
-            TableName="bench-runs",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_run_table(emu, "bench-runs")
         emu.client("s3").create_bucket(
             Bucket="bench-reports", CreateBucketConfiguration={"LocationConstraint": emu.region}
         )

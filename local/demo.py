@@ -21,7 +21,7 @@ from pathlib import Path
 from functions.drift_monitor.alerts import render_email
 from functions.drift_monitor.digest import DIGEST, render_digest_email
 
-from .emulator import Emulator, moto_server
+from .emulator import create_organization, moto_server
 from .function import Invocation, LocalFunction
 from .pipeline import LocalPipeline, ReceivedAlert
 from .template import SynthesizedMonitor, TemplateError
@@ -211,18 +211,6 @@ def _sweep(pipeline: LocalPipeline, number: int) -> tuple[str, str, str]:
     return "sweep", outcome, ", ".join(a.document["severity"] for a in alerts) or "-"
 
 
-def _organization(emulator: Emulator) -> list[str]:
-    """The organization on the emulator: this account manages it, two members join."""
-    organizations = emulator.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    return [
-        organizations.create_account(AccountName=name, Email=f"{name}@example.com")[
-            "CreateAccountStatus"
-        ]["AccountId"]
-        for name in MEMBER_ACCOUNTS
-    ]
-
-
 def run(outdir: Path) -> int:
     monitor = SynthesizedMonitor.load(outdir)
     started = time.monotonic()
@@ -235,7 +223,7 @@ def run(outdir: Path) -> int:
         tempfile.TemporaryDirectory() as scratch,
         moto_server(Path(scratch) / "moto.log", organization_id=ORGANIZATION_ID) as emu,
     ):
-        members = _organization(emu)
+        members = create_organization(emu, list(MEMBER_ACCOUNTS))
         pipeline = LocalPipeline(monitor, emu)
         for member in members:
             pipeline.deploy_member(member)

@@ -141,3 +141,53 @@ def iam_user(emulator: Emulator, name: str, allowed: list[dict[str, Any]]) -> Em
     document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **s} for s in allowed]}
     iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(document))
     return emulator.as_user(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+# Created in every account by Organizations' CreateAccount (by moto too), trusted by the
+# management account.
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+
+
+def create_organization(emulator: Emulator, names: list[str]) -> list[str]:
+    """An organization managed by the emulator's account, with a member account per name."""
+    organizations = emulator.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    return [
+        str(
+            organizations.create_account(AccountName=name, Email=f"{name}@example.com")[
+                "CreateAccountStatus"
+            ]["AccountId"]
+        )
+        for name in names
+    ]
+
+
+def member_admin(emulator: Emulator, account: str) -> Emulator:
+    """An administrator of a member account, through the role Organizations creates there."""
+    credentials = emulator.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ORGANIZATION_ACCESS_ROLE}",
+        RoleSessionName="local-administrator",
+    )["Credentials"]
+    return replace(
+        emulator,
+        account=account,
+        access_key=credentials["AccessKeyId"],
+        secret_key=credentials["SecretAccessKey"],
+        session_token=credentials["SessionToken"],
+    )
+
+
+def create_run_table(emulator: Emulator, name: str) -> None:
+    """The sweep's run table, as the stack declares it (``infra/sweep_engine.py``)."""
+    emulator.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from .cloudtrail import RecordedS3
-from .emulator import Emulator
+from .emulator import Emulator, member_admin
 from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction, feed_from_queue
 from .sts_trust import principal_arn
 from .template import SynthesizedMonitor, Template, TemplateError, resolve
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 FUNCTION_INBOX = "local-function-invocations"
 ALERT_SUBSCRIBER = "local-alert-subscriber"
-# Created in every member account by Organizations' CreateAccount (moto does it too).
-ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
 
 
 @dataclass(frozen=True)
@@ -348,17 +346,7 @@ class LocalPipeline:
 
     def member_session(self, account: str) -> boto3.Session:
         """An administrator of ``account``, through the role Organizations creates there."""
-        sts = self._client("sts")
-        credentials = sts.assume_role(
-            RoleArn=f"arn:aws:iam::{account}:role/{ORGANIZATION_ACCESS_ROLE}",
-            RoleSessionName="local-stacksets",
-        )["Credentials"]
-        return boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=self.region,
-        )
+        return member_admin(self.emulator, account).session()
 
     def s3_in(self, region: str, account: str | None = None) -> RecordedS3:
         """S3 calls in ``region`` of ``account`` (default: the monitor's), each followed by the

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from local.demo_account import DemoBucket
-from local.emulator import Emulator, moto_server
+from local.emulator import Emulator, create_organization, moto_server
 from local.function import LocalFunction
 from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor
@@ -52,14 +52,7 @@ class Organization:
 
 
 def organization_of(monitor: SynthesizedMonitor, emulator: Emulator, members: int) -> Organization:
-    organizations = emulator.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    accounts = [
-        organizations.create_account(AccountName=f"m{n}", Email=f"m{n}@example.com")[
-            "CreateAccountStatus"
-        ]["AccountId"]
-        for n in range(members)
-    ]
+    accounts = create_organization(emulator, [f"m{n}" for n in range(members)])
     pipeline = LocalPipeline(monitor, emulator)
     for account in accounts:
         pipeline.deploy_member(account)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from local.demo_account import DEMO_POLICY, DemoBucket, populate
-from local.emulator import Emulator, moto_server
+from local.emulator import Emulator, create_organization, member_admin, moto_server
 from tests.conftest import ALERT_KEYS, REPO
 
 pytestmark = pytest.mark.e2e
@@ -293,32 +293,10 @@ class Estate:
     closed: str  # a member account without it
 
 
-def _member(emulator: Emulator, account: str) -> Emulator:
-    """An administrator of a member account, through the role Organizations creates."""
-    credentials = emulator.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
-        RoleSessionName="setup",
-    )["Credentials"]
-    return Emulator(
-        endpoint=emulator.endpoint,
-        account=account,
-        access_key=credentials["AccessKeyId"],
-        secret_key=credentials["SecretAccessKey"],
-        session_token=credentials["SessionToken"],
-    )
-
-
 @pytest.fixture(scope="module")
 def estate() -> Iterator[Estate]:
     with moto_server() as emulator:
-        organizations = emulator.client("organizations")
-        organizations.create_organization(FeatureSet="ALL")
-        members = [
-            organizations.create_account(AccountName=f"m{n}", Email=f"m{n}@example.com")[
-                "CreateAccountStatus"
-            ]["AccountId"]
-            for n in range(3)
-        ]
+        members = create_organization(emulator, ["m0", "m1", "m2"])
         trust = {
             "Version": "2012-10-17",
             "Statement": [
@@ -330,19 +308,19 @@ def estate() -> Iterator[Estate]:
             ],
         }
         for account in members[:2]:
-            _member(emulator, account).client("iam").create_role(
+            member_admin(emulator, account).client("iam").create_role(
                 RoleName=READER, AssumeRolePolicyDocument=json.dumps(trust)
             )
         populate(emulator, (DemoBucket("central-ledger", algorithm="aws:kms"),))
         populate(
-            _member(emulator, members[0]),
+            member_admin(emulator, members[0]),
             (
                 DemoBucket("retail-orders", region="us-east-1", algorithm="AES256"),
                 DemoBucket("retail-ledger", algorithm="aws:kms"),
             ),
         )
         populate(
-            _member(emulator, members[1]),
+            member_admin(emulator, members[1]),
             (DemoBucket("analytics-data", region="us-west-2", algorithm="aws:kms"),),
         )
         yield Estate(emulator, members[:2], members[2])

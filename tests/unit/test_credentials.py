@@ -16,7 +16,7 @@ from functions.drift_monitor.credentials import (
     AccountAccess,
     RoleRefused,
 )
-from local.emulator import Emulator, moto_server
+from local.emulator import Emulator, create_organization, member_admin, moto_server
 
 ROLE = "S3EncryptionMonitorReader"
 
@@ -25,25 +25,8 @@ ROLE = "S3EncryptionMonitorReader"
 def organization() -> Iterator[tuple[Emulator, list[str]]]:
     """Two member accounts; the first has the reader role (trusting the caller's account)."""
     with moto_server() as emulator:
-        organizations = emulator.client("organizations")
-        organizations.create_organization(FeatureSet="ALL")
-        members = [
-            organizations.create_account(AccountName=f"m{n}", Email=f"m{n}@example.com")[
-                "CreateAccountStatus"
-            ]["AccountId"]
-            for n in range(2)
-        ]
-        admin = emulator.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{members[0]}:role/OrganizationAccountAccessRole",
-            RoleSessionName="setup",
-        )["Credentials"]
-        iam = boto3.client(
-            "iam",
-            endpoint_url=emulator.endpoint,
-            aws_access_key_id=admin["AccessKeyId"],
-            aws_secret_access_key=admin["SecretAccessKey"],
-            aws_session_token=admin["SessionToken"],
-        )
+        members = create_organization(emulator, ["m0", "m1"])
+        iam = member_admin(emulator, members[0]).client("iam")
         trust = {
             "Version": "2012-10-17",
             "Statement": [

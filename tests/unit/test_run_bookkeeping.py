@@ -26,7 +26,7 @@ from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.report import CSV_COLUMNS, csv_text, jsonl
 from functions.drift_monitor.run_store import ItemOutcome, RunStore
 from functions.drift_monitor.work import InvalidWorkItem, WorkItem
-from local.emulator import Emulator
+from local.emulator import Emulator, create_run_table
 
 ITEM = WorkItem("2026-11-27T06-00-00Z-abcd1234", "2026-11-27T06:00:00Z", "111111111111")
 
@@ -73,18 +73,7 @@ def test_a_message_that_is_no_work_item_is_refused_saying_why(body: str, problem
 def store(emulator: Emulator) -> Iterator[RunStore]:
     dynamodb = emulator.client("dynamodb")
     name = f"runs-{id(dynamodb)}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_run_table(emulator, name)
     yield RunStore(dynamodb, name, clock=lambda: 1_000_000.0)
     dynamodb.delete_table(TableName=name)
 

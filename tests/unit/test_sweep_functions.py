@@ -26,7 +26,7 @@ from functions.drift_monitor.work import WorkItem
 from infra.functions import FUNCTION_CODE
 from infra.sweep_engine import STARTER_HANDLER, WORKER_HANDLER
 from local.demo_account import DemoBucket, populate
-from local.emulator import ACCOUNT, Emulator, moto_server
+from local.emulator import ACCOUNT, Emulator, create_organization, create_run_table, moto_server
 from local.function import Invocation, LocalFunction, feed_from_queue, sqs_event
 
 STATUS_METRICS = ("SweptBuckets", "CompliantBuckets", "Drifts", "Unverifiable", "ExemptBuckets",
@@ -66,18 +66,7 @@ class Account:
                 )
             },
         )
-        self.dynamodb.create_table(
-            TableName="runs",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_run_table(emulator, "runs")
         self.s3.create_bucket(
             Bucket="sweep-reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
@@ -344,15 +333,12 @@ def test_a_message_that_is_no_work_item_goes_back_to_the_queue(account: Account)
 
 
 def test_the_organization_s_active_accounts_are_swept(account: Account) -> None:
-    organizations = account.emulator.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    member = organizations.create_account(AccountName="m", Email="m@example.com")
+    (member_id,) = create_organization(account.emulator, ["m"])
     starter = account.starter(SWEEP_ORGANIZATION="true")
 
     invocation = starter.invoke(SCHEDULED)
 
     assert invocation.ok, invocation.error
-    member_id = member["CreateAccountStatus"]["AccountId"]
     assert invocation.response["accounts"] == 2
     bodies = account.sqs.receive_message(QueueUrl=account.work, MaxNumberOfMessages=10)["Messages"]
     assert sorted(WorkItem.from_json(m["Body"]).account for m in bodies) == sorted(
