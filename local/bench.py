@@ -55,6 +55,7 @@ from .emulator import (
     create_run_table,
     member_admin,
     moto_server,
+    role_trusting_the_manager,
 )
 from .function import LocalFunction, feed_from_queue
 
@@ -242,8 +243,8 @@ def _fan_out(emu: Emulator, buckets: int, repeats: int) -> dict[str, Any]:
     single, organization = accounts[0], accounts[1:]
     regions = ("eu-west-1", "us-east-1", "us-west-2")
     _note(f"fan-out: {buckets} buckets in 1 account, and in 3 accounts x 3 regions")
-    for account in accounts:
-        _reader_role(emu, account)
+    for account in accounts:  # the member template's reader role, trusted by the bench's worker
+        role_trusting_the_manager(emu, account, READER_ROLE)
     _populate_account(emu, single, [("eu-west-1", buckets)])
     per_place = buckets // 9
     places = [(region, per_place) for region in regions]
@@ -273,24 +274,6 @@ def _fan_out(emu: Emulator, buckets: int, repeats: int) -> dict[str, Any]:
         "fan_out_organization_seconds_median": organization_s,
         "engine_buckets_per_second": buckets / single_s,
     }
-
-
-def _reader_role(emu: Emulator, account: str) -> None:
-    """The member template's reader role, trusted by the monitor account (the bench's worker)."""
-    session = member_admin(emu, account).session()
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{emu.account}:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    session.client("iam", endpoint_url=emu.endpoint).create_role(
-        RoleName=READER_ROLE, AssumeRolePolicyDocument=json.dumps(trust)
-    )
 
 
 def _populate_account(emu: Emulator, account: str, places: list[tuple[str, int]]) -> None:

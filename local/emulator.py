@@ -177,6 +177,24 @@ def member_admin(emulator: Emulator, account: str) -> Emulator:
     )
 
 
+def role_trusting_the_manager(emulator: Emulator, account: str, role_name: str) -> None:
+    """A role in member ``account`` that any principal of the emulator's (managing) account may
+    assume: a reader role without the template's narrower conditions."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{emulator.account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    member_admin(emulator, account).client("iam").create_role(
+        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust)
+    )
+
+
 def create_run_table(emulator: Emulator, name: str) -> None:
     """The sweep's run table, as the stack declares it (``infra/sweep_engine.py``)."""
     emulator.client("dynamodb").create_table(

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from local.demo_account import DEMO_POLICY, DemoBucket, populate
-from local.emulator import Emulator, create_organization, member_admin, moto_server
+from local.emulator import (
+    Emulator,
+    create_organization,
+    member_admin,
+    moto_server,
+    role_trusting_the_manager,
+)
 from tests.conftest import ALERT_KEYS, REPO
 
 pytestmark = pytest.mark.e2e
@@ -297,20 +303,8 @@ class Estate:
 def estate() -> Iterator[Estate]:
     with moto_server() as emulator:
         members = create_organization(emulator, ["m0", "m1", "m2"])
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{emulator.account}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
         for account in members[:2]:
-            member_admin(emulator, account).client("iam").create_role(
-                RoleName=READER, AssumeRolePolicyDocument=json.dumps(trust)
-            )
+            role_trusting_the_manager(emulator, account, READER)
         populate(emulator, (DemoBucket("central-ledger", algorithm="aws:kms"),))
         populate(
             member_admin(emulator, members[0]),

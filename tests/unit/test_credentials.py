@@ -3,7 +3,6 @@ assumed once per account and renewed before it expires; a refusal says which rol
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,7 @@ from functions.drift_monitor.credentials import (
     AccountAccess,
     RoleRefused,
 )
-from local.emulator import Emulator, create_organization, member_admin, moto_server
+from local.emulator import Emulator, create_organization, moto_server, role_trusting_the_manager
 
 ROLE = "S3EncryptionMonitorReader"
 
@@ -26,18 +25,7 @@ def organization() -> Iterator[tuple[Emulator, list[str]]]:
     """Two member accounts; the first has the reader role (trusting the caller's account)."""
     with moto_server() as emulator:
         members = create_organization(emulator, ["m0", "m1"])
-        iam = member_admin(emulator, members[0]).client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{emulator.account}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+        role_trusting_the_manager(emulator, members[0], ROLE)
         yield emulator, members
 
 
