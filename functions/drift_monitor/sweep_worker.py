@@ -209,7 +209,9 @@ def _cannot_sweep(account: str, refused: Exception) -> str:
             f"could not assume {refused.role_arn} ({refused.error_code}): check that the member "
             "StackSet reached this account and that no SCP denies sts:AssumeRole"
         )
-    return f"{refused}; the reader role in account {account} needs s3:ListAllMyBuckets"
+    if ACCESS.reads_directly(account):
+        return f"{refused}; the sweep worker's role needs s3:ListAllMyBuckets"
+    return f"{refused}; {ACCESS.role_arn(account)} needs s3:ListAllMyBuckets"
 
 
 def _log_finding(finding: Finding) -> None:

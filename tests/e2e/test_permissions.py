@@ -200,6 +200,7 @@ def test_an_account_the_sweep_may_not_list_is_reported_in_the_digest(
     assert digest["unreachableAccounts"] == 1
     error = digest["accounts"][admin.account]["error"]
     assert "AccessDenied on s3:ListAllMyBuckets" in error
+    assert "the sweep worker's role needs s3:ListAllMyBuckets" in error
 
 
 # -- the scanner --------------------------------------------------------------------------------

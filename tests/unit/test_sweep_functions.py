@@ -402,3 +402,30 @@ def test_worker_settings_defaults() -> None:
         None,
     )
     assert settings.policy_from_defaults is True
+
+
+def test_a_member_account_that_may_not_list_names_its_role(account: Account) -> None:
+    (member,) = create_organization(account.emulator, ["m"])
+    account.starter(SWEEP_ACCOUNTS=member).invoke(SCHEDULED)
+    worker = account.worker(MEMBER_ROLE_NAME="Reader", DIGEST_WHEN_COMPLIANT="true")
+
+    # The container's own class: it imported drift_monitor from the asset folder, not this tree.
+    listing_denied = sys.modules["drift_monitor.s3_reader"].ListingDenied
+
+    def denied(owner: str | None = None, *_: Any) -> Any:
+        if owner == member:
+            raise listing_denied("AccessDenied on s3:ListAllMyBuckets")
+        return original(owner, *_)
+
+    reader = sys.modules["drift_monitor.sweep_worker"].READER
+    original = reader.list_page
+    reader.list_page = denied
+
+    feed_from_queue(worker, account.sqs, account.work, "eu-west-1")
+
+    (digest,) = account.digests()
+    error = json.loads(digest["Message"])["accounts"][member]["error"]
+    assert error == (
+        f"AccessDenied on s3:ListAllMyBuckets; arn:aws:iam::{member}:role/Reader needs "
+        "s3:ListAllMyBuckets"
+    )
