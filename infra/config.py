@@ -10,7 +10,8 @@ from typing import Any
 
 import boto3
 
-from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
+from functions.drift_monitor.models import ACCOUNT_ID
+from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -20,8 +21,6 @@ DEFAULT_SWEEP_SCHEDULE = "rate(1 day)"
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 _ROOT_OR_OU = re.compile(r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 DEFAULT_REPORT_RETENTION_DAYS = 90
 STACK_SET_CALLERS = ("SELF", "DELEGATED_ADMIN")
 
@@ -55,6 +54,12 @@ class MonitorProps:
     @property
     def member_role_name(self) -> str | None:
         return None if self.organization is None else self.organization.member_role_name
+
+    def reader_environment(self) -> dict[str, str]:
+        """What a function that reads buckets needs to read other accounts' (none without an
+        organization: it reads only its own)."""
+        name = self.member_role_name
+        return {"MEMBER_ROLE_NAME": name} if name else {}
 
 
 @dataclass(frozen=True)
@@ -277,11 +282,11 @@ def _organization(context: dict[str, Any]) -> OrganizationProps | None:
                 "(ou-...-...)"
             )
     role_name = context.get("memberRoleName") or DEFAULT_MEMBER_ROLE_NAME
-    if not isinstance(role_name, str) or not _ROLE_NAME.match(role_name):
+    if not isinstance(role_name, str) or not ROLE_NAME.match(role_name):
         raise ConfigError(f"context 'memberRoleName': {role_name!r} is not an IAM role name")
     accounts = _list("accounts", context.get("accounts") or [])
     for account in accounts:
-        if not _ACCOUNT.match(account):
+        if not ACCOUNT_ID.match(account):
             raise ConfigError(f"context 'accounts': {account!r} is not a 12-digit account id")
     call_as = context.get("stackSetCallAs") or "SELF"
     if call_as not in STACK_SET_CALLERS:

@@ -160,9 +160,8 @@ class EncryptionDriftMonitor(Construct):
             "ALERT_TOPIC_ARN": self.topic.topic_arn,
             "FAILURE_QUEUE_URL": self.failure_queue.queue_url,
             "ENCRYPTION_POLICY": props.policy.to_json(),
+            **props.reader_environment(),
         }
-        if props.member_role_name:
-            environment["MEMBER_ROLE_NAME"] = props.member_role_name
         monitored = self.new_function(
             self,
             "Function",

@@ -65,19 +65,20 @@ class EncryptionDriftMonitorStack(Stack):
                     organization=bool(organization and not organization.accounts),
                 ),
             )
+        # The functions that read buckets, in other accounts too with an organization.
+        self.readers = [self.monitor.event_function]
+        if self.sweep is not None:
+            self.readers.append(self.sweep.worker)
         self.organization: OrganizationPlumbing | None = None
         if organization is not None:
             assert member_templates is not None, "the organization topology needs its templates"
-            readers = [self.monitor.event_function]
-            if self.sweep is not None:
-                readers.append(self.sweep.worker)
             self.organization = OrganizationPlumbing(
                 self,
                 "Organization",
                 organization=organization,
                 regions=props.regions,
                 monitor=self.monitor,
-                readers=readers,
+                readers=self.readers,
                 templates=member_templates,
             )
         self._outputs()
@@ -141,10 +142,9 @@ class EncryptionDriftMonitorStack(Stack):
                 "tag:GetResources and organizations:ListAccounts (sweep).",
             )
         if self.props.organization is not None:
-            readers = [monitor.function, *([self.sweep.worker.function] if self.sweep else [])]
-            for function in readers:
+            for reader in self.readers:
                 _acknowledge(
-                    function.role,
+                    reader.role,
                     "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/"
                     f"{self.props.organization.member_role_name}]",
                     "The reader role has the same name in every member account, and accounts "

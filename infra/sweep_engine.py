@@ -182,9 +182,8 @@ class SweepEngine(Construct):
             "SWEEP_CONCURRENCY": str(DEFAULT_CONCURRENCY),
             "DIGEST_WHEN_COMPLIANT": str(props.digest_when_compliant).lower(),
             "WORK_MAX_RECEIVES": str(DEFAULT_MAX_RECEIVES),
+            **props.reader_environment(),
         }
-        if props.member_role_name:
-            environment["MEMBER_ROLE_NAME"] = props.member_role_name
         worker = monitor.new_function(
             self,
             "WorkerFunction",

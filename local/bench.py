@@ -345,13 +345,15 @@ class _Engine:
         """One run over ``accounts`` (and the monitor's own); returns (work items, buckets)."""
         environment = {**self.environment, "SWEEP_ACCOUNTS": ",".join(accounts)}
         arn = f"arn:aws:lambda:{self.emu.region}:{self.emu.account}:function:bench"
-        starter = LocalFunction(FUNCTION_CODE, STARTER, environment, function_arn=arn,
-                                timeout_seconds=60)  # fmt: skip
+        starter = LocalFunction(
+            FUNCTION_CODE, STARTER, environment, function_arn=arn, timeout_seconds=60
+        )
         started = starter.invoke({"id": str(uuid.uuid4()), "time": _now(), "detail": {}})
         if not started.ok:
             raise RuntimeError(started.error)
-        worker = LocalFunction(FUNCTION_CODE, WORKER, environment, function_arn=arn,
-                               timeout_seconds=300)  # fmt: skip
+        worker = LocalFunction(
+            FUNCTION_CODE, WORKER, environment, function_arn=arn, timeout_seconds=300
+        )
         invocations = feed_from_queue(worker, self.sqs, self.queue, self.emu.region)
         failed = [i for i in invocations if not i.ok or i.response["batchItemFailures"]]
         if failed:

@@ -42,7 +42,6 @@ RULE = "-" * 78
 # The organization the demo's templates are synthesized for (Makefile DEMO_CONTEXT).
 ORGANIZATION_ID = "o-exampleorg"
 MEMBER_ACCOUNTS = ("retail", "analytics")
-READER_ROLE = "S3EncryptionMonitorReader"
 
 
 def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
@@ -153,9 +152,7 @@ def _organization_scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]
     )
 
     # Someone removes the reader role that the StackSet put in the analytics account.
-    iam = pipeline.member_session(analytics).client("iam", endpoint_url=pipeline.emulator.endpoint)
-    iam.delete_role_policy(RoleName=READER_ROLE, PolicyName="ReadBucketEncryption")
-    iam.delete_role(RoleName=READER_ROLE)
+    pipeline.delete_reader_role(analytics)
     oregon_analytics = pipeline.s3_in("us-west-2", analytics)
     oregon_analytics.create_bucket("analytics-events", record=False)
     oregon_analytics.put_encryption("analytics-events", "AES256")

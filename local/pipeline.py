@@ -89,7 +89,8 @@ class LocalPipeline:
             self._remember(logical_id, arn, TopicArn=arn, TopicName=name)
         queues = self.monitor.logical_ids("AWS::SQS::Queue")
         for logical_id in queues:
-            self._remember_queue(logical_id, self._create_queue(f"{self.prefix}-{logical_id}"))
+            queue = self._create_queue(f"{self.prefix}-{logical_id}")
+            self._remember(logical_id, queue["QueueUrl"], **queue)
         for logical_id in queues:  # now that every dead-letter queue exists
             self._configure_queue(logical_id)
         for logical_id in self.monitor.logical_ids("AWS::DynamoDB::Table"):
@@ -124,7 +125,7 @@ class LocalPipeline:
             arn = self._events.create_event_bus(Name=name)["EventBusArn"]
             self._remember(logical_id, name, Arn=arn, Name=name)
         if self.monitor.member_rule_id is not None:
-            bus = self.resolve(self.resources_property(self.monitor.member_rule_id, "EventBusName"))
+            bus = self.resolve(self.monitor.properties(self.monitor.member_rule_id)["EventBusName"])
             self._put_rule(
                 self._events,
                 bus,
@@ -135,25 +136,18 @@ class LocalPipeline:
         for region, template in self.monitor.forwarders.items():
             self._deploy_forwarder(self._session, self.account, region, template, {})
 
-    def resources_property(self, logical_id: str, name: str) -> Any:
-        return self.monitor.resources[logical_id]["Properties"][name]
-
     def _remember(self, logical_id: str, ref: str, **attributes: str) -> None:
         self._refs[logical_id] = ref
         for attribute, value in attributes.items():
             self._refs[f"{logical_id}.{attribute}"] = value
 
-    def _remember_queue(self, logical_id: str, queue: dict[str, str]) -> None:
-        self._remember(logical_id, queue["QueueUrl"], QueueUrl=queue["QueueUrl"], Arn=queue["Arn"],
-                       QueueName=queue["QueueUrl"].rsplit("/", 1)[-1])  # fmt: skip
-
     def _create_queue(self, name: str) -> dict[str, str]:
         url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-        return {"Ref": url, "QueueUrl": url, "Arn": arn["Attributes"]["QueueArn"]}
+        return {"QueueUrl": url, "Arn": arn["Attributes"]["QueueArn"]}
 
     def _configure_queue(self, logical_id: str) -> None:
-        properties = self.monitor.resources[logical_id].get("Properties", {})
+        properties = self.monitor.properties(logical_id)
         attributes: dict[Any, str] = {}
         if "VisibilityTimeout" in properties:
             attributes["VisibilityTimeout"] = str(properties["VisibilityTimeout"])
@@ -165,7 +159,7 @@ class LocalPipeline:
             self._sqs.set_queue_attributes(QueueUrl=self._refs[logical_id], Attributes=attributes)
 
     def _create_table(self, logical_id: str) -> None:
-        properties = self.monitor.resources[logical_id]["Properties"]
+        properties = self.monitor.properties(logical_id)
         name = f"{self.prefix}-{logical_id}"
         dynamodb = self._client("dynamodb")
         response = dynamodb.create_table(
@@ -178,7 +172,7 @@ class LocalPipeline:
 
     def _create_bucket(self, logical_id: str) -> None:
         """The bucket with the default encryption and tags its template gives it."""
-        properties = self.monitor.resources[logical_id].get("Properties", {})
+        properties = self.monitor.properties(logical_id)
         name = f"{self.prefix}-{logical_id}".lower()[:63]
         self.s3.create_bucket(
             Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
@@ -202,10 +196,10 @@ class LocalPipeline:
     def _create_function_role(self, function_id: str) -> None:
         """The function's role, trusted as in the template and by the local Lambda service (this
         pipeline, in the role's account), which hands the function that role's credentials."""
-        if "Role" not in self.monitor.resources[function_id].get("Properties", {}):
+        if "Role" not in self.monitor.properties(function_id):
             return
         role_id = self.monitor.role_of(function_id)
-        document = self.monitor.resources[role_id]["Properties"]["AssumeRolePolicyDocument"]
+        document = self.monitor.properties(role_id)["AssumeRolePolicyDocument"]
         trust = resolve(document, self._refs)
         trust["Statement"].append(
             {
@@ -277,9 +271,12 @@ class LocalPipeline:
             self.bus_name,
             f"{self.prefix}-{rule_id}",
             template.properties(rule_id)["EventPattern"],
-            {"Id": "monitor", "Arn": self._local_bus(resolve(target["Arn"], refs)),
-             "RoleArn": role["Arn"]},
-        )  # fmt: skip
+            {
+                "Id": "monitor",
+                "Arn": self._local_bus(resolve(target["Arn"], refs)),
+                "RoleArn": role["Arn"],
+            },
+        )
 
     def _local_bus(self, arn: str) -> str:
         """A default bus ARN means that account's stand-in; any other bus is the one deployed."""
@@ -332,9 +329,22 @@ class LocalPipeline:
             )
         self.members.append(account)
 
+    def delete_reader_role(self, account: str) -> None:
+        """Removes the reader role the StackSet put in ``account`` (an administrator's mistake,
+        or a member that left the StackSet's targets)."""
+        assert self.monitor.member_reader is not None
+        iam = self.member_session(account).client("iam", endpoint_url=self.emulator.endpoint)
+        for role_id in self.monitor.member_reader.logical_ids("AWS::IAM::Role"):
+            properties = self.monitor.member_reader.properties(role_id)
+            for policy in properties.get("Policies", []):
+                iam.delete_role_policy(
+                    RoleName=properties["RoleName"], PolicyName=policy["PolicyName"]
+                )
+            iam.delete_role(RoleName=properties["RoleName"])
+
     def _member_parameters(self, template: Template, values: Mapping[str, Any]) -> dict[str, Any]:
         """StackSet parameter values, resolved here, typed as the member template declares."""
-        declared = json.loads(template.path.read_text()).get("Parameters", {})
+        declared = template.parameters
         parameters: dict[str, Any] = {}
         for name, value in values.items():
             resolved = self.resolve(value)
@@ -419,9 +429,6 @@ class LocalPipeline:
             "AWS_SESSION_TOKEN": credentials["SessionToken"],
         }
 
-    def role_arn(self, function_id: str) -> str:
-        return str(self._refs[f"{self.monitor.role_of(function_id)}.Arn"])
-
     def scheduled_event(self) -> dict[str, Any]:
         """The event an EventBridge schedule sends its target (moto does not run schedules)."""
         return {
@@ -505,8 +512,9 @@ class LocalPipeline:
         """The worker's event source mapping: every message of the work queue, one at a time."""
         assert self.monitor.worker_function_id is not None
         variables = self.monitor.environment_of(self.monitor.worker_function_id)
-        return feed_from_queue(worker, self._sqs, self.resolve(variables["WORK_QUEUE_URL"]),
-                               self.region)  # fmt: skip
+        return feed_from_queue(
+            worker, self._sqs, self.resolve(variables["WORK_QUEUE_URL"]), self.region
+        )
 
     # -- what subscribers and operators see -------------------------------------------------------
 
@@ -537,10 +545,6 @@ class LocalPipeline:
             }
             kept.append({"body": json.loads(message["Body"]), "attributes": attributes})
         return kept
-
-    def queue_messages(self, logical_id: str) -> list[dict[str, Any]]:
-        """Takes what waits in one of the template's queues (a dead-letter queue, say)."""
-        return self._drain(str(self._refs[logical_id]))
 
     def report_objects(self) -> dict[str, bytes]:
         """Every object in the sweep's report bucket, by key."""

@@ -51,10 +51,12 @@ def _lookup(refs: Mapping[str, Any], name: str, how: str) -> Any:
 class Template:
     path: Path
     resources: dict[str, Any]
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Template:
-        return cls(path, json.loads(path.read_text())["Resources"])
+        body = json.loads(path.read_text())
+        return cls(path, body["Resources"], body.get("Parameters", {}))
 
     def logical_ids(self, resource_type: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
@@ -71,10 +73,12 @@ class Template:
         ]
 
 
-@dataclass(frozen=True)
-class SynthesizedMonitor:
+@dataclass(frozen=True, kw_only=True)
+class SynthesizedMonitor(Template):
+    """The monitor's stack, with what the pipeline needs found once: its functions and rules,
+    the regional forwarders' templates and the member templates."""
+
     outdir: Path
-    resources: dict[str, Any]
     rule_id: str  # the S3 rule on the default bus
     function_id: str
     sweep_function_id: str | None = (
@@ -92,7 +96,6 @@ class SynthesizedMonitor:
         if not path.exists():
             raise TemplateError(f"{path} not found: run `make synth` first")
         main = Template.load(path)
-        resources = main.resources
         default_bus_rules = [
             lid for lid in main.s3_rules() if "EventBusName" not in main.properties(lid)
         ]
@@ -130,8 +133,9 @@ class SynthesizedMonitor:
             elif template.logical_ids("AWS::IAM::Role"):
                 reader = template
         return cls(
+            path=path,
+            resources=main.resources,
             outdir=outdir,
-            resources=resources,
             rule_id=rule_id,
             function_id=function_id,
             sweep_function_id=sweep_function_id,
@@ -142,17 +146,13 @@ class SynthesizedMonitor:
             member_forwarder=forwarder,
         )
 
-    def _properties(self, logical_id: str) -> dict[str, Any]:
-        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
-        return properties
-
     @property
     def event_pattern(self) -> dict[str, Any]:
-        pattern: dict[str, Any] = self._properties(self.rule_id)["EventPattern"]
+        pattern: dict[str, Any] = self.properties(self.rule_id)["EventPattern"]
         return pattern
 
     def pattern_of(self, rule_id: str) -> dict[str, Any]:
-        pattern: dict[str, Any] = self._properties(rule_id)["EventPattern"]
+        pattern: dict[str, Any] = self.properties(rule_id)["EventPattern"]
         return pattern
 
     @property
@@ -160,14 +160,14 @@ class SynthesizedMonitor:
         return self.handler_of(self.function_id)
 
     def handler_of(self, function_id: str) -> str:
-        return str(self._properties(function_id)["Handler"])
+        return str(self.properties(function_id)["Handler"])
 
     def timeout_of(self, function_id: str) -> int:
-        return int(self._properties(function_id).get("Timeout", 3))
+        return int(self.properties(function_id).get("Timeout", 3))
 
     def role_of(self, function_id: str) -> str:
         """The logical id of the function's role."""
-        return str(self._properties(function_id)["Role"]["Fn::GetAtt"][0])
+        return str(self.properties(function_id)["Role"]["Fn::GetAtt"][0])
 
     @property
     def asset_dir(self) -> Path:
@@ -184,7 +184,7 @@ class SynthesizedMonitor:
 
     def environment_of(self, function_id: str) -> dict[str, Any]:
         variables: dict[str, Any] = (
-            self._properties(function_id).get("Environment", {}).get("Variables", {})
+            self.properties(function_id).get("Environment", {}).get("Variables", {})
         )
         return variables
 
@@ -202,14 +202,11 @@ class SynthesizedMonitor:
     def async_config(self) -> dict[str, Any]:
         return self.async_config_of(self.function_id)
 
-    def logical_ids(self, resource_type: str) -> list[str]:
-        return [lid for lid, res in self.resources.items() if res["Type"] == resource_type]
-
     def stack_set_parameters(self, member: Template) -> tuple[dict[str, Any], list[str]]:
         """The parameters and regions the central stack's StackSet gives ``member``'s template
         (the StackSet whose template body is that template)."""
         for logical_id in self.logical_ids("AWS::CloudFormation::StackSet"):
-            properties = self._properties(logical_id)
+            properties = self.properties(logical_id)
             if json.loads(properties["TemplateBody"])["Resources"] == member.resources:
                 parameters = {
                     p["ParameterKey"]: p["ParameterValue"] for p in properties["Parameters"]
@@ -223,7 +220,7 @@ class SynthesizedMonitor:
         role = self.role_of(function_id)
         actions: set[str] = set()
         for logical_id in self.logical_ids("AWS::IAM::Policy"):
-            properties = self._properties(logical_id)
+            properties = self.properties(logical_id)
             if {"Ref": role} not in properties["Roles"]:
                 continue
             for statement in properties["PolicyDocument"]["Statement"]:

@@ -8,7 +8,6 @@ only the output differs (a table, or one JSON document).
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from functions.drift_monitor.credentials import (
     RoleRefused,
     sweep_config,
 )
-from functions.drift_monitor.models import Finding, Status, Trigger
+from functions.drift_monitor.models import ACCOUNT_ID, REGION_NAME, Finding, Status, Trigger
 from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 from functions.drift_monitor.s3_reader import ListedBucket, ListingDenied, S3Reader
@@ -47,7 +46,6 @@ from .formats import AccountScan, print_table, scan_document, totals
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
-_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 class ScanError(click.ClickException):
@@ -277,7 +275,7 @@ def _account_ids(value: str | None) -> list[str]:
         return []
     ids = [part.strip() for part in value.split(",") if part.strip()]
     for account in ids:
-        if not _ACCOUNT.match(account):
+        if not ACCOUNT_ID.match(account):
             raise click.BadParameter(
                 f"{account!r} is not a 12-digit account id", param_hint="--accounts"
             )
@@ -289,7 +287,7 @@ def _regions(value: str | None) -> frozenset[str] | None:
         return None
     names = frozenset(part.strip() for part in value.split(",") if part.strip())
     for name in names:
-        if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", name):
+        if not REGION_NAME.match(name):
             raise click.BadParameter(f"{name!r} is not a region name", param_hint="--regions")
     return names
 

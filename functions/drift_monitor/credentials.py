@@ -32,7 +32,20 @@ RETRY_CONFIG = Config(
 # Assumed-role credentials are renewed this long before they expire, so no call is signed with
 # credentials that run out in flight.
 REFRESH_MARGIN_SECONDS = 300
-_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "403"})
+# How S3 and STS say "not allowed" (S3 also answers a bare 403 to some requests).
+_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "Forbidden", "403"}
+)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_denied(error: ClientError) -> bool:
+    """True when AWS refused the call for lack of permission (not throttling, not a fault)."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(error) in _DENIED_CODES or status == 403
 
 
 def sweep_config(concurrency: int) -> Config:
@@ -157,10 +170,8 @@ class AccountAccess:
         try:
             response = self._sts.assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in _DENIED_CODES or status == 403:
-                raise RoleRefused(account, role_arn, code or "403") from error
+            if is_denied(error):
+                raise RoleRefused(account, role_arn, error_code(error) or "403") from error
             raise
         credentials = response["Credentials"]
         expiration = credentials["Expiration"]

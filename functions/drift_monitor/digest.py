@@ -60,10 +60,14 @@ class SweepRun:
     violation_counts: dict[str, int]
     # The most severe findings as digest entries (any order), at least as many as one message holds.
     entries: list[dict[str, Any]]
-    alerting: int  # drifted and unverifiable buckets in the whole run
     failed_items: int = 0  # work items given up after every retry: the run is incomplete
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> counts and error
     report: dict[str, str] | None = None  # where the full report is: {"uri", "manifest"}
+
+    @property
+    def alerting(self) -> int:
+        """Drifted and unverifiable buckets in the whole run (``entries`` may hold fewer)."""
+        return self.counts["drift"] + self.counts["unverifiable"]
 
     @property
     def complete(self) -> bool:
@@ -114,7 +118,6 @@ def run_of_result(
         counts=counts,
         violation_counts={code.value: n for code, n in result.tally.violations.items()},
         entries=[digest_entry(finding, policy) for finding in kept],
-        alerting=result.tally.alerting,
         failed_items=0 if result.complete else 1,
         accounts={result.account: {**counts, "error": None}},
     )

@@ -11,13 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import BucketRef, Trigger
+from .models import ACCOUNT_ID, REGION_NAME, BucketRef, Trigger
 
 # Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
 # underscores and be up to 255 characters long. Anything else S3 would never accept.
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 class InvalidEvent(Exception):
@@ -68,12 +66,12 @@ def parse_event(raw: object) -> BucketChange:
 
     # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
     account = _optional_str(detail, "recipientAccountId") or _envelope(raw, "account")
-    if not account or not _ACCOUNT.match(account):
+    if not account or not ACCOUNT_ID.match(account):
         raise InvalidEvent(
             f"no 12-digit account in detail.recipientAccountId or account: {account!r}"
         )
     region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
-    if not region or not _REGION.match(region):
+    if not region or not REGION_NAME.match(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
 
     identity = detail.get("userIdentity")

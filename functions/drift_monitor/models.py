@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -31,6 +32,10 @@ class Code(StrEnum):
     SSE_C_NOT_BLOCKED = "SSE_C_NOT_BLOCKED"
     ACCESS_DENIED = "ACCESS_DENIED"
     READ_FAILED = "READ_FAILED"  # sweep and scan only: S3 kept failing after every retry
+
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 def partition_of(region: str) -> str:

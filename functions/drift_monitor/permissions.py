@@ -6,6 +6,8 @@ reader role), so a role can never drift from what the code calls.
 
 from __future__ import annotations
 
+import re
+
 # What the event function reads of a bucket (the tags only on the drift path).
 EVENT_BUCKET_READS = ("s3:GetEncryptionConfiguration", "s3:GetBucketTagging")
 # What a sweep reads of each bucket: the location only where the listing lacks the region.
@@ -19,5 +21,6 @@ LIST_ACCOUNTS = "organizations:ListAccounts"
 # The reader role in every member account: the event function's and the sweep's reads, no write.
 MEMBER_READER_ACTIONS = (*SWEEP_BUCKET_READS, LIST_BUCKETS, FIND_TAGGED_BUCKETS)
 DEFAULT_MEMBER_ROLE_NAME = "S3EncryptionMonitorReader"
+ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")  # what IAM accepts as a role name
 # Shows in the member account's CloudTrail as the session that read its buckets.
 ROLE_SESSION_NAME = "s3-encryption-drift-monitor"

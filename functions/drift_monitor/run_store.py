@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from .credentials import error_code
 from .work import WorkItem
 
 if TYPE_CHECKING:
@@ -48,12 +49,10 @@ class RunRecord:
     run_id: str
     started_at: str
     trigger: dict[str, Any]
-    accounts: int
     pending: int
     statuses: dict[str, int]
     violations: dict[str, int]
     failed_items: int
-    digest_claimed_by: str | None
     finished_at: str | None
 
 
@@ -101,7 +100,7 @@ class RunStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -170,17 +169,14 @@ class RunStore:
             TableName=self._table, Key=_key(run_id, RUN), ConsistentRead=True
         )
         item = response["Item"]
-        claim = item.get("digestClaimedBy", {}).get("S")
         return RunRecord(
             run_id=run_id,
             started_at=item["startedAt"]["S"],
             trigger=json.loads(item["trigger"]["S"]),
-            accounts=int(item["accounts"]["N"]),
             pending=int(item["pending"]["N"]),
             statuses=_prefixed(item, _STATUS_PREFIX),
             violations=_prefixed(item, _VIOLATION_PREFIX),
             failed_items=int(item.get("failedItems", {}).get("N", "0")),
-            digest_claimed_by=claim,
             finished_at=item.get("finishedAt", {}).get("S"),
         )
 
@@ -216,7 +212,7 @@ class RunStore:
                 ExpressionAttributeValues={":me": {"S": claimant}},
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -253,7 +249,7 @@ class RunStore:
         except ClientError as error:
             reasons = error.response.get("CancellationReasons") or []
             if (
-                _code(error) == "TransactionCanceledException"
+                error_code(error) == "TransactionCanceledException"
                 and reasons
                 and reasons[0].get("Code") == "ConditionalCheckFailed"
             ):
@@ -264,10 +260,6 @@ class RunStore:
 
 def _key(run_id: str, sort_key: str) -> dict[str, Any]:
     return {"pk": {"S": run_id}, "sk": {"S": sort_key}}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _counts(outcome: ItemOutcome, *, violations: bool = True) -> dict[str, int]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .credentials import RETRY_CONFIG, AccountAccess
+from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
 from .models import BucketRef, EncryptionRule, ObservedEncryption
 from .settings import LIST_PAGE_SIZE
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
-_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "Forbidden", "403"})
 # GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
 _LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
 
@@ -81,9 +80,9 @@ class S3Reader:
         try:
             response = self.client(self.home_region, account).list_buckets(**request)
         except ClientError as error:
-            if _is_denied(error):
+            if is_denied(error):
                 raise ListingDenied(
-                    f"{_error_code(error) or '403'} on s3:ListAllMyBuckets: the caller may not "
+                    f"{error_code(error) or '403'} on s3:ListAllMyBuckets: the caller may not "
                     "list this account's buckets"
                 ) from error
             raise
@@ -124,7 +123,7 @@ class S3Reader:
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
             )
         except ClientError as error:
-            if _error_code(error) == _NO_CONFIGURATION:
+            if error_code(error) == _NO_CONFIGURATION:
                 return ObservedEncryption(bucket=bucket, rules=())
             raise _translate(error, bucket, "s3:GetEncryptionConfiguration") from error
         configuration = response.get("ServerSideEncryptionConfiguration", {})
@@ -137,7 +136,7 @@ class S3Reader:
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
             )
         except ClientError as error:
-            if _error_code(error) == _NO_TAGS:
+            if error_code(error) == _NO_TAGS:
                 return {}
             raise _translate(error, bucket, "s3:GetBucketTagging") from error
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
@@ -157,20 +156,11 @@ def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:
     )
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _is_denied(error: ClientError) -> bool:
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return _error_code(error) in _DENIED_CODES or status == 403
-
-
 def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
     """The outcome an S3 error stands for; errors with no meaning here are returned unchanged."""
-    code = _error_code(error)
+    code = error_code(error)
     if code == _NO_BUCKET:
         return BucketVanished(f"s3://{bucket.name} no longer exists")
-    if _is_denied(error):
+    if is_denied(error):
         return BucketUnreadable(bucket, permission, code or "403")
     return error

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .permissions import ROLE_NAME
 from .policy import Policy, PolicyError
 
 # The defaults of Powertools' own variables; the stack sets the same values explicitly.
@@ -20,7 +20,6 @@ MAX_CONCURRENCY = 64
 DEFAULT_MAX_RECEIVES = 3
 # The largest page ListBuckets serves, and so the most buckets one sweep work item holds.
 LIST_PAGE_SIZE = 10_000
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 
 class ConfigurationError(RuntimeError):
@@ -50,7 +49,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 def role_name_from(environ: Mapping[str, str]) -> str | None:
     name = environ.get("MEMBER_ROLE_NAME", "")
-    if name and not _ROLE_NAME.match(name):
+    if name and not ROLE_NAME.match(name):
         raise ConfigurationError(f"MEMBER_ROLE_NAME {name!r} is not an IAM role name")
     return name or None
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .models import ACCOUNT_ID
 from .policy import Policy
 from .settings import (
     DEFAULT_CONCURRENCY,
@@ -17,8 +17,6 @@ from .settings import (
     require,
     role_name_from,
 )
-
-_ACCOUNT = re.compile(r"^\d{12}$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSetti
         dict.fromkeys(part.strip() for part in raw_accounts.split(",") if part.strip())
     )
     for account in accounts:
-        if not _ACCOUNT.match(account):
+        if not ACCOUNT_ID.match(account):
             raise ConfigurationError(
                 f"SWEEP_ACCOUNTS must be comma-separated 12-digit account ids, not {account!r}"
             )

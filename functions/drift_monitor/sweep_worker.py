@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from .alerts import SCHEMA_VERSION
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
@@ -151,7 +152,7 @@ def _finish_if_last(item: WorkItem) -> None:
     }
     counts = summary(run.statuses)
     manifest = {
-        "schemaVersion": "1",
+        "schemaVersion": SCHEMA_VERSION,
         "run": run.run_id,
         "startedAt": run.started_at,
         "finishedAt": finished_at,
@@ -171,7 +172,6 @@ def _finish_if_last(item: WorkItem) -> None:
         counts=counts,
         violation_counts=run.violations,
         entries=REPORTS.candidates(run.run_id),
-        alerting=counts["drift"] + counts["unverifiable"],
         failed_items=run.failed_items,
         accounts=accounts,
         report={

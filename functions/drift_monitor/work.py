@@ -13,7 +13,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-_ACCOUNT = re.compile(r"^\d{12}$")
+from .models import ACCOUNT_ID
+
 _RUN_ID = re.compile(r"^[0-9A-Za-z:._-]{1,80}$")
 
 
@@ -68,7 +69,7 @@ class WorkItem:
             raise InvalidWorkItem(f"run_id {self.run_id!r} is not a run id")
         if not isinstance(self.started_at, str) or not self.started_at:
             raise InvalidWorkItem("started_at is missing")
-        if not isinstance(self.account, str) or not _ACCOUNT.match(self.account):
+        if not isinstance(self.account, str) or not ACCOUNT_ID.match(self.account):
             raise InvalidWorkItem(f"account {self.account!r} is not a 12-digit account id")
         for name in ("page", "part"):
             value = getattr(self, name)

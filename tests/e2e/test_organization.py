@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -71,18 +72,26 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def encrypt_new_bucket(
+    org: Organization, prefix: str, region: str, account: str | None, algorithm: str
+) -> tuple[str, list[Any]]:
+    """A bucket that existed before (no event), then one PutBucketEncryption in ``account`` and
+    ``region``; returns its name and the invocations the events routed to the function."""
+    s3 = org.pipeline.s3_in(region, account)
+    bucket = unique(prefix)
+    s3.create_bucket(bucket, record=False)
+    s3.put_encryption(bucket, algorithm, bucket_key=True)
+    return bucket, org.pipeline.deliver(org.function)
+
+
 def test_a_member_bucket_drifting_in_another_region_alerts_naming_its_account(
     org: Organization,
 ) -> None:
     # Given a bucket of a member account in us-east-1 (not the monitor's home region)
     member = org.members[0]
-    s3 = org.pipeline.s3_in("us-east-1", member)
-    bucket = unique("orders")
-    s3.create_bucket(bucket, record=False)
 
     # When it is set to SSE-S3 there
-    s3.put_encryption(bucket, "AES256")
-    invocations = org.pipeline.deliver(org.function)
+    bucket, invocations = encrypt_new_bucket(org, "orders", "us-east-1", member, "AES256")
 
     # Then the event came through the member's forwarding rule and the central bus, the bucket
     # was read in its account through the reader role, and the alert names that account
@@ -101,12 +110,7 @@ def test_a_member_bucket_drifting_in_another_region_alerts_naming_its_account(
 
 
 def test_a_compliant_member_bucket_stays_silent(org: Organization) -> None:
-    s3 = org.pipeline.s3_in("us-west-2", org.members[1])
-    bucket = unique("ledger")
-    s3.create_bucket(bucket, record=False)
-
-    s3.put_encryption(bucket, "aws:kms", bucket_key=True)
-    invocations = org.pipeline.deliver(org.function)
+    _, invocations = encrypt_new_bucket(org, "ledger", "us-west-2", org.members[1], "aws:kms")
 
     assert [i.response["status"] for i in invocations] == ["COMPLIANT"]
     assert org.pipeline.received_alerts() == []
@@ -123,12 +127,7 @@ def test_a_refused_call_in_a_member_account_is_never_forwarded(org: Organization
 def test_a_change_in_another_region_of_the_monitor_s_account_is_forwarded_home(
     org: Organization,
 ) -> None:
-    s3 = org.pipeline.s3_in("us-west-2")
-    bucket = unique("assets")
-    s3.create_bucket(bucket, record=False)
-
-    s3.put_encryption(bucket, "AES256")
-    invocations = org.pipeline.deliver(org.function)
+    _, invocations = encrypt_new_bucket(org, "assets", "us-west-2", None, "AES256")
 
     # once: through the regional forwarder to the home default bus, not also the central bus
     assert [i.response["status"] for i in invocations] == ["DRIFT"]
@@ -142,15 +141,9 @@ def test_a_member_whose_reader_role_is_gone_is_unverifiable_naming_the_role(
     with moto_server(organization_id=ORGANIZATION_ID) as emulator:
         org = organization_of(monitor, emulator, members=1)
         (member,) = org.members
-        iam = org.pipeline.member_session(member).client("iam", endpoint_url=emulator.endpoint)
-        iam.delete_role_policy(RoleName=READER, PolicyName="ReadBucketEncryption")
-        iam.delete_role(RoleName=READER)
-        s3 = org.pipeline.s3_in("us-east-1", member)
-        bucket = unique("events")
-        s3.create_bucket(bucket, record=False)
+        org.pipeline.delete_reader_role(member)
 
-        s3.put_encryption(bucket, "AES256")
-        invocations = org.pipeline.deliver(org.function)
+        _, invocations = encrypt_new_bucket(org, "events", "us-east-1", member, "AES256")
 
         assert [i.response["status"] for i in invocations] == ["UNVERIFIABLE"]
         (alert,) = org.pipeline.received_alerts()

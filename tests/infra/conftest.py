@@ -14,6 +14,17 @@ CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["
 
 BuildTemplate = Callable[..., Template]
 
+# SPEC §3: the pattern every S3 rule has, on a default bus or the central one.
+S3_PATTERN = {
+    "source": ["aws.s3"],
+    "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {
+        "eventSource": ["s3.amazonaws.com"],
+        "eventName": ["CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption"],
+        "errorCode": [{"exists": False}],
+    },
+}
+
 
 def synthesize(**context: Any) -> Template:
     """The stack as `cdk synth` builds it: cdk.json's context (feature flags) plus overrides."""

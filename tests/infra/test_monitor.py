@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.forwarding import MONITORED_EVENTS
 from infra.functions import POWERTOOLS_VERSION, powertools_layer_parameter
-from tests.infra.conftest import BuildTemplate
+from tests.infra.conftest import S3_PATTERN, BuildTemplate
 
 
 def _only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
@@ -40,18 +40,7 @@ def _ref_id(value: dict[str, Any]) -> str:
 def test_rule_matches_successful_s3_encryption_calls_only(template: Template) -> None:
     template.has_resource_properties(
         "AWS::Events::Rule",
-        {
-            "EventPattern": {
-                "source": ["aws.s3"],
-                "detail-type": ["AWS API Call via CloudTrail"],
-                "detail": {
-                    "eventSource": ["s3.amazonaws.com"],
-                    "eventName": ["CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption"],
-                    "errorCode": [{"exists": False}],
-                },
-            },
-            "State": "ENABLED",
-        },
+        {"EventPattern": S3_PATTERN, "State": "ENABLED"},
     )
     assert MONITORED_EVENTS == ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
 

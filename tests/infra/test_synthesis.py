@@ -52,6 +52,7 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"sweepReportRetentionDays": 0}, "'sweepReportRetentionDays' must be a whole number"),
         ({"sweepReportRetentionDays": "forever"}, "'sweepReportRetentionDays' must be"),
         ({"regions": "eu-west-1,mars-north-1"}, "'mars-north-1' is not an AWS region name"),
+        ({"regions": " , "}, "context 'regions' must name at least one region"),
         ({"regions": "eu-west-1,eu-west-1"}, "context 'regions' lists eu-west-1 more than once"),
         ({"regions": "eu-west-1,cn-north-1"}, "context 'regions' mixes partitions"),
         ({"regions": '["eu-west-1"'}, "context 'regions' is not valid JSON"),

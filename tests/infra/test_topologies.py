@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from functions.drift_monitor.permissions import MEMBER_READER_ACTIONS
-from tests.infra.conftest import CDK_JSON_CONTEXT
+from tests.infra.conftest import CDK_JSON_CONTEXT, S3_PATTERN
 from tests.infra.test_monitor import _actions, _event_function, _one, _statements
 
 REGIONS = "eu-west-1,us-east-1,us-west-2"
@@ -19,15 +19,6 @@ ORGANIZATION = {
     "organizationId": "o-a1b2c3d4e5",
     "memberTargets": "ou-ab12-cd34ef56,ou-ab12-gh78ij90",
     "regions": REGIONS,
-}
-S3_PATTERN = {
-    "source": ["aws.s3"],
-    "detail-type": ["AWS API Call via CloudTrail"],
-    "detail": {
-        "eventSource": ["s3.amazonaws.com"],
-        "eventName": ["CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption"],
-        "errorCode": [{"exists": False}],
-    },
 }
 
 

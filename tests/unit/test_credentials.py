@@ -9,7 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
+from functions.drift_monitor.accounts import accounts_to_sweep, organization_accounts
 from functions.drift_monitor.credentials import (
     REFRESH_MARGIN_SECONDS,
     AccountAccess,
@@ -169,3 +172,38 @@ def test_a_partition_comes_from_the_home_region() -> None:
     )
 
     assert access.role_arn("222222222222") == f"arn:aws-cn:iam::222222222222:role/{ROLE}"
+
+
+def test_sts_failing_for_another_reason_is_raised_not_taken_for_a_refusal() -> None:
+    access = AccountAccess(
+        boto3.Session(region_name="eu-west-1"), role_name=ROLE, home_account="111111111111"
+    )
+    access._sts = boto3.client("sts", region_name="eu-west-1")
+    stubber = Stubber(access._sts)
+    stubber.add_client_error("assume_role", "RegionDisabledException", 400)
+    stubber.activate()
+
+    with pytest.raises(ClientError, match="RegionDisabledException"):
+        access.client("s3", "eu-west-1", "222222222222")
+
+
+def test_only_active_accounts_of_the_organization_are_swept() -> None:
+    organizations = boto3.client("organizations", region_name="us-east-1")
+    stubber = Stubber(organizations)
+    stubber.add_response(
+        "list_accounts",
+        {
+            "Accounts": [
+                {"Id": "333333333333", "State": "ACTIVE"},
+                {"Id": "222222222222", "State": "SUSPENDED"},
+                {"Id": "111111111111", "Status": "ACTIVE"},  # before Organizations had State
+            ]
+        },
+    )
+    stubber.activate()
+
+    assert organization_accounts(organizations) == ["111111111111", "333333333333"]
+    assert accounts_to_sweep("999999999999", ("111111111111",), ["111111111111"]) == [
+        "111111111111",
+        "999999999999",
+    ]

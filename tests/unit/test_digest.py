@@ -195,7 +195,6 @@ def test_subject_stays_within_sns_limits_for_any_account_size() -> None:
         counts=counts,
         violation_counts={},
         entries=[],
-        alerting=2 * 10**9,
         failed_items=3,
         accounts={f"{n:012d}": {**counts, "error": "refused"} for n in range(3)},
     )
@@ -221,7 +220,6 @@ def organization_run(*findings: Finding, errors: dict[str, str] | None = None) -
         counts=summary(everything),
         violation_counts={},
         entries=digest_candidates(list(findings), Policy(), 200),
-        alerting=everything[Status.DRIFT] + everything[Status.UNVERIFIABLE],
         accounts=accounts,
         report={"uri": "s3://reports/runs/r1/", "manifest": "s3://reports/runs/r1/manifest.json"},
     )

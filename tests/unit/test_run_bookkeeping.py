@@ -9,7 +9,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from functions.drift_monitor.digest import digest_entry
 from functions.drift_monitor.models import (
@@ -26,6 +29,7 @@ from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.report import CSV_COLUMNS, csv_text, jsonl
 from functions.drift_monitor.run_store import ItemOutcome, RunStore
 from functions.drift_monitor.work import InvalidWorkItem, WorkItem
+from functions.drift_monitor.work_queue import WorkQueue
 from local.emulator import Emulator, create_run_table
 
 ITEM = WorkItem("2026-11-27T06-00-00Z-abcd1234", "2026-11-27T06:00:00Z", "111111111111")
@@ -188,3 +192,57 @@ def test_the_report_has_one_line_and_one_row_per_bucket() -> None:
         "",
         "",
     )
+
+
+# -- failures that are not duplicates propagate (the worker fails, the queue retries) --------------
+
+
+def stubbed_store() -> tuple[RunStore, Stubber]:
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    stubber = Stubber(client)
+    stubber.activate()
+    return RunStore(client, "runs"), stubber
+
+
+def test_a_throttled_start_or_claim_is_raised_not_taken_for_a_duplicate() -> None:
+    store, stubber = stubbed_store()
+    stubber.add_client_error("put_item", "ProvisionedThroughputExceededException", 400)
+    stubber.add_client_error("update_item", "ProvisionedThroughputExceededException", 400)
+
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+        store.start(ITEM.run_id, ITEM.started_at, {}, accounts=1)
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+        store.claim_digest(ITEM.run_id, ITEM.item_id)
+
+
+def test_a_transaction_conflict_is_raised_not_taken_for_a_duplicate() -> None:
+    store, stubber = stubbed_store()
+    stubber.add_client_error(
+        "transact_write_items",
+        "TransactionCanceledException",
+        400,
+        response_meta={},
+        modeled_fields={"CancellationReasons": [{"Code": "TransactionConflict"}]},
+    )
+
+    with pytest.raises(ClientError, match="TransactionCanceled"):
+        store.complete(ITEM, OUTCOME)
+
+
+# -- the work queue -------------------------------------------------------------------------------
+
+
+def test_work_items_go_ten_to_a_batch_and_a_refused_one_is_raised() -> None:
+    client = boto3.client("sqs", region_name="eu-west-1")
+    stubber = Stubber(client)
+    queue = WorkQueue(client, "https://sqs.eu-west-1.amazonaws.com/111111111111/work")
+    items = [WorkItem(ITEM.run_id, ITEM.started_at, f"{n:012d}") for n in range(12)]
+    stubber.add_response("send_message_batch", {"Successful": [], "Failed": []})
+    stubber.add_response("send_message_batch", {"Successful": [], "Failed": []})
+    refused = {"Id": "0", "SenderFault": True, "Code": "InvalidParameterValue"}
+    stubber.add_response("send_message_batch", {"Successful": [], "Failed": [refused]})
+    stubber.activate()
+
+    assert queue.send_all(items) == 12
+    with pytest.raises(RuntimeError, match="SQS refused 1 work items"):
+        queue.send_all(items[:1])

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import boto3
 import pytest
 from botocore.exceptions import PartialCredentialsError, ReadTimeoutError
 
+from functions.drift_monitor.credentials import AccountAccess
 from functions.drift_monitor.models import BucketRef, Finding, Status, Trigger
+from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.s3_reader import ListingDenied
 from functions.drift_monitor.sweep import SweepResult, Tally
-from scanner.cli import EXIT_COMPLIANT, EXIT_DRIFT, EXIT_ERROR, ScanError, _scan_errors, exit_code
+from scanner.cli import (
+    EXIT_COMPLIANT,
+    EXIT_DRIFT,
+    EXIT_ERROR,
+    ScanError,
+    _scan_account,
+    _scan_errors,
+    exit_code,
+)
 from scanner.formats import AccountScan
 
 
@@ -56,3 +70,34 @@ def test_other_sdk_errors_stop_the_scan_with_exit_2(error: Exception, message: s
 
     assert stopped.value.exit_code == EXIT_ERROR
     assert message in stopped.value.message
+
+
+def test_a_member_account_that_may_not_list_is_reported_naming_the_role() -> None:
+    access = AccountAccess(
+        boto3.Session(region_name="eu-west-1"), role_name="Reader", home_account="111111111111"
+    )
+
+    class NoListing:
+        def __init__(self) -> None:
+            self.access = access
+
+        def list_buckets(self, account: str | None = None) -> Any:
+            raise ListingDenied("AccessDenied on s3:ListAllMyBuckets")
+
+    scanned = _scan_account(
+        "222222222222",
+        NoListing(),  # type: ignore[arg-type]
+        policy=Policy(),
+        keep=lambda _: True,
+        regions=None,
+        concurrency=1,
+        advance=lambda _: None,
+        endpoint_url=None,
+    )
+
+    assert scanned.result is None
+    assert scanned.error == (
+        "AccessDenied on s3:ListAllMyBuckets; grant s3:ListAllMyBuckets to "
+        "arn:aws:iam::222222222222:role/Reader"
+    )
+    assert exit_code([scanned]) == EXIT_ERROR
