@@ -27,7 +27,9 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
     member_templates = None
     if props.organization is not None:
         stage = cdk.Stage(app, "MemberTemplates")
-        member_templates = synthesize_member_templates(stage, props.organization.member_role_name)
+        member_templates = synthesize_member_templates(
+            stage, props.organization.member_role_name, props.watched_events
+        )
     # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
     home = cdk.Environment(region=props.home_region) if props.home_region else None
     EncryptionDriftMonitorStack(
@@ -43,6 +45,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             app,
             f"{STACK_NAME}-{region}",
             home_region=props.regions[0],
+            event_names=props.watched_events,
             env=cdk.Environment(region=region),
             description=f"S3 Encryption Drift Monitor: forwards {region}'s S3 events home",
         )

@@ -14,6 +14,8 @@ from functions.drift_monitor.models import ACCOUNT_ID
 from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 
+from .forwarding import monitored_events
+
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\(\S+( \S+){5}\)$")
@@ -22,6 +24,12 @@ _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 _ROOT_OR_OU = re.compile(r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$")
 DEFAULT_REPORT_RETENTION_DAYS = 90
+DEFAULT_GRACE_SECONDS = 300
+MAX_GRACE_SECONDS = 900  # SQS's longest delivery delay
+DEFAULT_BUS = "default"
+_EVENT_BUS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._\-/]+$"
+)
 STACK_SET_CALLERS = ("SELF", "DELEGATED_ADMIN")
 
 
@@ -46,10 +54,19 @@ class MonitorProps:
     # region the stack is deployed to, as an environment-agnostic stack.
     regions: tuple[str, ...] = ()
     organization: OrganizationProps | None = None
+    # §11: CreateBucket is evaluated this long after the event (0: at once, like other changes).
+    new_bucket_grace_seconds: int = DEFAULT_GRACE_SECONDS
+    security_hub: bool = False
+    # None: off; "default": this account's default bus; otherwise the ARN of a bus.
+    event_bus_output: str | None = None
 
     @property
     def home_region(self) -> str | None:
         return self.regions[0] if self.regions else None
+
+    @property
+    def watched_events(self) -> tuple[str, ...]:
+        return monitored_events(exempt_tag=self.policy.exempt_tag is not None)
 
     @property
     def member_role_name(self) -> str | None:
@@ -90,6 +107,9 @@ CONTEXT_KEYS = (
     "memberRoleName",
     "accounts",
     "stackSetCallAs",
+    "newBucketGraceSeconds",
+    "securityHub",
+    "eventBusOutput",
 )
 _ORGANIZATION_KEYS = ("memberTargets", "memberRoleName", "accounts", "stackSetCallAs")
 
@@ -111,6 +131,36 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
         ),
         regions=_regions(context.get("regions"), context.get("homeRegion")),
         organization=_organization(context),
+        new_bucket_grace_seconds=_grace(context.get("newBucketGraceSeconds")),
+        security_hub=_flag("securityHub", context.get("securityHub")),
+        event_bus_output=_event_bus_output(context.get("eventBusOutput")),
+    )
+
+
+def _grace(value: Any) -> int:
+    if value is None or value == "":
+        return DEFAULT_GRACE_SECONDS
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRACE_SECONDS:
+        raise ConfigError(
+            f"context 'newBucketGraceSeconds' must be a whole number of seconds from 0 to "
+            f"{MAX_GRACE_SECONDS} (SQS's longest delay), got {value!r}"
+        )
+    return value
+
+
+def _event_bus_output(value: Any) -> str | None:
+    """false (off), true (this account's default bus) or the ARN of the bus to put events on."""
+    if value is None or value == "" or value is False or value == "false":
+        return None
+    if value is True or value == "true":
+        return DEFAULT_BUS
+    if isinstance(value, str) and _EVENT_BUS_ARN.match(value):
+        return value
+    raise ConfigError(
+        "context 'eventBusOutput' must be false, true (this account's default bus) or an event "
+        f"bus ARN, got {value!r}"
     )
 
 

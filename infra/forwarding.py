@@ -13,17 +13,26 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-MONITORED_EVENTS = ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
+CREATE_BUCKET = "CreateBucket"
+MONITORED_EVENTS = (CREATE_BUCKET, "PutBucketEncryption", "DeleteBucketEncryption")
+# §11: a deletion resolves an open drift; tag changes can add or remove an exemption.
+DELETE_BUCKET = "DeleteBucket"
+TAGGING_EVENTS = ("PutBucketTagging", "DeleteBucketTagging")
 
 
-def s3_change_pattern() -> events.EventPattern:
-    """SPEC §3: bucket creations and default-encryption changes, successful calls only."""
+def monitored_events(*, exempt_tag: bool) -> tuple[str, ...]:
+    """Every S3 call that can change a bucket's verdict under the policy."""
+    return (*MONITORED_EVENTS, DELETE_BUCKET, *(TAGGING_EVENTS if exempt_tag else ()))
+
+
+def s3_change_pattern(event_names: tuple[str, ...] | list[str]) -> events.EventPattern:
+    """SPEC §3 and §11: the named S3 calls, successful ones only."""
     return events.EventPattern(
         source=["aws.s3"],
         detail_type=["AWS API Call via CloudTrail"],
         detail={
             "eventSource": ["s3.amazonaws.com"],
-            "eventName": list(MONITORED_EVENTS),
+            "eventName": list(event_names),
             "errorCode": [{"exists": False}],
         },
     )
@@ -38,7 +47,14 @@ class EventForwarder(Construct):
     """A rule on this region's default bus sending the monitor's events to ``target_bus_arn``,
     through a role that may do nothing but put events on that one bus."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, target_bus_arn: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        target_bus_arn: str,
+        event_names: tuple[str, ...],
+    ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
@@ -52,9 +68,9 @@ class EventForwarder(Construct):
         self.rule = events.Rule(
             self,
             "Rule",
-            description="Forwards S3 bucket creations and default-encryption changes (successful "
-            "calls only) to the S3 encryption drift monitor",
-            event_pattern=s3_change_pattern(),
+            description="Forwards S3 bucket creations, deletions and default-encryption (and "
+            "exemption tag) changes, successful calls only, to the S3 encryption drift monitor",
+            event_pattern=s3_change_pattern(event_names),
         )
         # The target grants the role events:PutEvents on that bus, and nothing else. EventBridge
         # retries a bus target for 24 hours by itself; what still fails is caught by the next

@@ -136,7 +136,9 @@ def reader_policy() -> iam.PolicyDocument:
 
 
 class MemberForwarderStack(_MemberStack):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, event_names: tuple[str, ...]
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -150,7 +152,12 @@ class MemberForwarderStack(_MemberStack):
             allowed_pattern=r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/.+$",
             description="The monitor's event bus, in its account and home region",
         )
-        EventForwarder(self, "Forwarder", target_bus_arn=central_bus.value_as_string)
+        EventForwarder(
+            self,
+            "Forwarder",
+            target_bus_arn=central_bus.value_as_string,
+            event_names=event_names,
+        )
 
 
 @dataclass(frozen=True)
@@ -159,11 +166,13 @@ class MemberTemplates:
     forwarder: dict[str, Any]
 
 
-def synthesize_member_templates(stage: Stage, role_name: str) -> MemberTemplates:
+def synthesize_member_templates(
+    stage: Stage, role_name: str, event_names: tuple[str, ...]
+) -> MemberTemplates:
     """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
     synthesized now because the central stack's StackSets carry their templates."""
     reader = MemberReaderStack(stage, "Reader", role_name=role_name)
-    forwarder = MemberForwarderStack(stage, "Forwarder")
+    forwarder = MemberForwarderStack(stage, "Forwarder", event_names=event_names)
     assembly = stage.synth()
     return MemberTemplates(
         reader=assembly.get_stack_by_name(reader.stack_name).template,

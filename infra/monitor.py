@@ -26,7 +26,7 @@ from constructs import Construct
 from functions.drift_monitor.permissions import EVENT_BUCKET_READS
 
 from .config import MonitorProps
-from .forwarding import s3_change_pattern
+from .forwarding import CREATE_BUCKET, s3_change_pattern
 from .functions import (
     LOG_RETENTION,
     FunctionSpec,
@@ -34,6 +34,7 @@ from .functions import (
     data_key,
     powertools_layer_parameter,
 )
+from .lifecycle import AlertLifecycle
 
 HANDLER = "drift_monitor.handler.lambda_handler"
 QUEUE_RETENTION = Duration.days(14)
@@ -97,13 +98,9 @@ class EncryptionDriftMonitor(Construct):
             max_event_age=Duration.hours(6),
         )
 
-        self.rule = events.Rule(
-            self,
-            "S3EncryptionChangeRule",
-            description="S3 bucket creations and default-encryption changes, successful calls only",
-            event_pattern=s3_change_pattern(),
-        )
-        self.route_to_function(self.rule)
+        self.watched_events = props.watched_events
+        self.lifecycle = AlertLifecycle(self, "Lifecycle", props=props, monitor=self)
+        self.rule, self.new_bucket_rule = self.watch(self)
         self._alarms()
         self.trail = self._trail() if props.create_trail else None
 
@@ -124,6 +121,42 @@ class EncryptionDriftMonitor(Construct):
     ) -> MonitoredFunction:
         """A function from the monitor's asset and layer, logging with its key."""
         return MonitoredFunction(scope, function_id, spec, layer=self.layer, data_key=self.data_key)
+
+    def watch(
+        self, scope: Construct, prefix: str = "", bus: events.IEventBus | None = None
+    ) -> tuple[events.Rule, events.Rule | None]:
+        """The rules on ``bus`` (default: this account's default bus) that bring S3 changes to
+        the event function: bucket creations through the grace queue when there is one, the
+        rest at once. Returns the immediate rule and the creations' rule (or None)."""
+        grace = self.lifecycle.grace_queue
+        immediate = [name for name in self.watched_events if grace is None or name != CREATE_BUCKET]
+        rule = events.Rule(
+            scope,
+            f"{prefix}S3EncryptionChangeRule",
+            description="S3 bucket changes that can change a default-encryption verdict, "
+            "successful calls only",
+            event_bus=bus,
+            event_pattern=s3_change_pattern(immediate),
+        )
+        self.route_to_function(rule)
+        if grace is None:
+            return rule, None
+        creations = events.Rule(
+            scope,
+            f"{prefix}NewBucketRule",
+            description="S3 bucket creations, evaluated after the new-bucket grace period",
+            event_bus=bus,
+            event_pattern=s3_change_pattern([CREATE_BUCKET]),
+        )
+        creations.add_target(
+            targets.SqsQueue(
+                grace,
+                dead_letter_queue=self.delivery_dead_letter_queue,
+                retry_attempts=185,
+                max_event_age=Duration.hours(24),
+            )
+        )
+        return rule, creations
 
     def route_to_function(self, rule: events.Rule) -> None:
         """Events matched by ``rule`` reach the event function, retried for a day, then kept."""

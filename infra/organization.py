@@ -13,7 +13,6 @@ from constructs import Construct
 from functions.drift_monitor.permissions import ASSUME_ROLE
 
 from .config import OrganizationProps
-from .forwarding import s3_change_pattern
 from .functions import MonitoredFunction
 from .member import (
     CENTRAL_BUS_ARN,
@@ -63,15 +62,8 @@ class OrganizationPlumbing(Construct):
                 }
             ],
         }
-        self.rule = events.Rule(
-            self,
-            "MemberS3EncryptionChangeRule",
-            description="S3 bucket creations and default-encryption changes forwarded by member "
-            "accounts, successful calls only",
-            event_bus=self.bus,
-            event_pattern=s3_change_pattern(),
-        )
-        monitor.route_to_function(self.rule)
+        # The same rules as on the default bus, for what member accounts forward.
+        self.rule, self.new_bucket_rule = monitor.watch(self, "Member", self.bus)
 
         partition = Aws.PARTITION
         for reader in readers:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, CfnResource, Stack, Validations
+from aws_cdk.aws_sqs import IQueue
 from constructs import Construct, IConstruct
 
 from .config import MonitorProps
 from .forwarding import EventForwarder, default_bus_arn
+from .lifecycle import MonitorDashboard
 from .member import MemberTemplates
 from .monitor import EncryptionDriftMonitor
 from .organization import OrganizationPlumbing
@@ -81,13 +83,34 @@ class EncryptionDriftMonitorStack(Stack):
                 readers=self.readers,
                 templates=member_templates,
             )
+        self.dashboard = MonitorDashboard(
+            self, "Operations", monitor=self.monitor, queues=self._queues()
+        )
         self._outputs()
         self._acknowledge_findings()
         skip_checkov_checks(self)
 
+    def _queues(self) -> dict[str, IQueue]:
+        """The queues an operator watches, by what waits in them."""
+        monitor = self.monitor
+        queues: dict[str, IQueue] = {
+            "failed events": monitor.failure_queue,
+            "undeliverable events": monitor.delivery_dead_letter_queue,
+        }
+        lifecycle = monitor.lifecycle
+        if lifecycle.grace_queue is not None and lifecycle.grace_dead_letters is not None:
+            queues["new buckets in their grace period"] = lifecycle.grace_queue
+            queues["new buckets that failed"] = lifecycle.grace_dead_letters
+        if self.sweep is not None:
+            queues["sweep work items"] = self.sweep.work
+            queues["sweep work that failed"] = self.sweep.work_dead_letters
+        return queues
+
     def _outputs(self) -> None:
         monitor = self.monitor
         CfnOutput(self, "AlertTopicArn", value=monitor.topic.topic_arn)
+        CfnOutput(self, "StateTableName", value=monitor.lifecycle.table.table_name)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         CfnOutput(self, "FailureQueueUrl", value=monitor.failure_queue.queue_url)
         CfnOutput(self, "FunctionName", value=monitor.function.function_name)
         if self.sweep is not None:
@@ -151,7 +174,10 @@ class EncryptionDriftMonitorStack(Stack):
                     "join the organization over time; the statement is narrowed to roles of "
                     "this organization with the aws:ResourceOrgID condition.",
                 )
-        for queue in (monitor.failure_queue, monitor.delivery_dead_letter_queue):
+        dead_letter_queues = [monitor.failure_queue, monitor.delivery_dead_letter_queue]
+        if monitor.lifecycle.grace_dead_letters is not None:
+            dead_letter_queues.append(monitor.lifecycle.grace_dead_letters)
+        for queue in dead_letter_queues:
             _acknowledge(
                 queue,
                 "AwsSolutions::AwsSolutions-SQS3",
@@ -163,11 +189,20 @@ class RegionalForwarderStack(Stack):
     """In each watched region but the home one: this account's S3 events, sent home."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, home_region: str, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        home_region: str,
+        event_names: tuple[str, ...],
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.forwarder = EventForwarder(
-            self, "Forwarder", target_bus_arn=default_bus_arn(home_region)
+            self,
+            "Forwarder",
+            target_bus_arn=default_bus_arn(home_region),
+            event_names=event_names,
         )
 
 

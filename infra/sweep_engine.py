@@ -224,6 +224,7 @@ class SweepEngine(Construct):
             {"StringLike": {"s3:prefix": ["runs/*"]}},
         )
         worker.use_key("UseTheDataKey", monitor.data_key)
+        monitor.lifecycle.allow_sweep_writes(worker)
         monitor.allow_publishing(worker)
         self.work.grant_send_messages(worker.role)
         worker.function.add_event_source(

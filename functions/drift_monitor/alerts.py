@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evaluation import SSE_C, rule_violations
-from .models import EncryptionRule, Finding, Status
+from .lifecycle import RESOLVED, BucketState, fingerprint
+from .models import EncryptionRule, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 SCHEMA_VERSION = "1"
@@ -32,8 +33,38 @@ class Alert:
         return message_body(self)
 
 
-def build_alert(finding: Finding, policy: Policy) -> Alert:
+def build_alert(finding: Finding, policy: Policy, *, first_detected: str | None = None) -> Alert:
+    """A DRIFT or UNVERIFIABLE alert; ``first_detected``: when this drift began, if known."""
     document = alert_document(finding, policy)
+    document["firstDetected"] = first_detected
+    return _alert(document)
+
+
+def build_notice(
+    finding: Finding, previous: BucketState, policy: Policy, drifted_seconds: int | None
+) -> Alert:
+    """The one RESOLVED notice for an announced drift that is gone: the bucket is compliant,
+    exempt or deleted now."""
+    document = alert_document(finding, policy)
+    document.update(
+        status=RESOLVED,
+        severity=Severity.INFO.value,
+        violations=[],
+        remediation=None,
+        firstDetected=previous.first_detected,
+        resolution={
+            "outcome": finding.status.value,
+            "detail": finding.detail,
+            "driftedSince": previous.first_detected,
+            "driftedSeconds": drifted_seconds,
+            "previousStatus": previous.status.value,
+            "previousViolations": list(previous.violations),
+        },
+    )
+    return _alert(document)
+
+
+def _alert(document: dict[str, Any]) -> Alert:
     return Alert(
         subject=subject_line(document),
         document=document,
@@ -60,6 +91,7 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "violations": [violation.to_dict() for violation in finding.violations],
         "policy": policy.to_dict(),
         "remediation": remediation_command(finding, policy),
+        "fingerprint": fingerprint(finding),
     }
 
 
@@ -84,6 +116,8 @@ def message_body(alert: Alert) -> str:
 
 
 def render_email(document: dict[str, Any]) -> str:
+    if document["status"] == RESOLVED:
+        return render_notice_email(document)
     bucket = document["bucket"]
     violations = document["violations"]
     if document["status"] == Status.UNVERIFIABLE:
@@ -106,6 +140,7 @@ def render_email(document: dict[str, Any]) -> str:
         f"Region:    {document['region']}",
         f"Severity:  {document['severity']}",
         f"Trigger:   {_describe_trigger(trigger)}",
+        *([f"Since:     {document['firstDetected']}"] if document.get("firstDetected") else []),
         "",
         "Observed default encryption:",
         *_describe_observed(document["observed"]),
@@ -119,6 +154,49 @@ def render_email(document: dict[str, Any]) -> str:
             lines.append(f"  (replace {KEY_PLACEHOLDER} with a key your policy allows)")
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "alert")
     return "\n".join(lines)
+
+
+def render_notice_email(document: dict[str, Any]) -> str:
+    resolution = document["resolution"]
+    bucket = document["bucket"]
+    lasted = _duration(resolution["driftedSeconds"])
+    after = f" after {lasted}" if lasted else ""
+    headline = {
+        Status.COMPLIANT.value: f"S3 bucket {bucket} meets your encryption policy again{after}.",
+        Status.EXEMPT.value: (
+            f"S3 bucket {bucket} is now exempt from your encryption policy "
+            f"({resolution['detail']}); its open alert is closed{after}."
+        ),
+        Status.VANISHED.value: f"S3 bucket {bucket} was deleted; its open alert is closed{after}.",
+    }[resolution["outcome"]]
+    previous = ", ".join(resolution["previousViolations"]) or "none"
+    lines = [
+        headline,
+        "",
+        f"Bucket:    s3://{bucket}",
+        f"Account:   {document['account']}",
+        f"Region:    {document['region']}",
+        f"Severity:  {document['severity']}",
+        f"Resolved:  {_describe_trigger(document['trigger'])}",
+        f"Drifted:   since {resolution['driftedSince'] or 'an unknown time'}"
+        + (f" ({lasted})" if lasted else ""),
+        f"Was:       {resolution['previousStatus']} ({previous})",
+    ]
+    if document["observed"] is not None:
+        lines += ["", "Default encryption now:", *_describe_observed(document["observed"])]
+    lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "notice")
+    return "\n".join(lines)
+
+
+def _duration(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second")]
+    shown = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n][:2]
+    return " ".join(shown) or "0 seconds"
 
 
 def policy_and_footer(policy: dict[str, Any], sender: str, what: str) -> list[str]:

@@ -8,7 +8,7 @@ adds each account's counts and the S3 URI of the full report.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from .alerts import (
     policy_and_footer,
     printable,
 )
+from .lifecycle import AGE_BANDS, AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE
 from .models import Finding, Severity, Status
 from .policy import Policy
 from .sweep import SweepResult
@@ -63,6 +64,8 @@ class SweepRun:
     failed_items: int = 0  # work items given up after every retry: the run is incomplete
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> counts and error
     report: dict[str, str] | None = None  # where the full report is: {"uri", "manifest"}
+    # Moves since the previous sweep (``sweep_states`` counters); None where no state is kept.
+    changes: dict[str, int] | None = None
 
     @property
     def alerting(self) -> int:
@@ -88,9 +91,18 @@ def summary(statuses: Mapping[Status, int] | Mapping[str, int]) -> dict[str, int
     return {"buckets": sum(counts.values()), **counts}
 
 
-def digest_entry(finding: Finding, policy: Policy) -> dict[str, Any]:
+def digest_entry(
+    finding: Finding,
+    policy: Policy,
+    first_detected: str | None = None,
+    new: bool | None = None,
+) -> dict[str, Any]:
+    """The §6 document of ``finding`` without what the digest gives once; a sweep that keeps
+    state adds when the drift began and whether it is new since the previous sweep."""
     document = alert_document(finding, policy)
     del document["schemaVersion"], document["policy"]
+    document["firstDetected"] = first_detected
+    document["newSinceLastSweep"] = new
     return document
 
 
@@ -98,10 +110,16 @@ def most_severe_first(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.bucket.name))
 
 
-def digest_candidates(findings: list[Finding], policy: Policy, limit: int) -> list[dict[str, Any]]:
+def digest_candidates(
+    findings: list[Finding],
+    policy: Policy,
+    limit: int,
+    entry: Callable[[Finding], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """The entries of ``findings`` that could make a digest: its ``limit`` most severe."""
+    make = entry or (lambda finding: digest_entry(finding, policy))
     alerting = [finding for finding in findings if finding.alerts]
-    return [digest_entry(finding, policy) for finding in most_severe_first(alerting)[:limit]]
+    return [make(finding) for finding in most_severe_first(alerting)[:limit]]
 
 
 def run_of_result(
@@ -198,10 +216,22 @@ def digest_document(
         "accountsTruncated": len(accounts) < len(run.accounts),
         "unreachableAccounts": len(run.unreachable),
         "report": run.report,
+        "changes": _changes(run.changes),
         "findings": entries,
         "listed": len(entries),
         "truncated": len(entries) < run.alerting,
         "policy": policy.to_dict(),
+    }
+
+
+def _changes(counts: dict[str, int] | None) -> dict[str, Any] | None:
+    """New drift and resolved since the previous sweep, and open drift by how long it has lasted."""
+    if counts is None:
+        return None
+    return {
+        "newDrift": counts.get(NEW_DRIFT, 0),
+        "resolved": counts.get(RESOLVED_SINCE, 0),
+        "openDriftByAge": {band: counts.get(AGE_PREFIX + band, 0) for band, _ in AGE_BANDS},
     }
 
 
@@ -263,6 +293,15 @@ def render_digest_email(document: dict[str, Any]) -> str:
         f"  {'exempt':<19}{counts['exempt']:>8}   (evaluated, not listed)",
         f"  {'vanished':<19}{counts['vanished']:>8}   (deleted while the sweep ran)",
     ]
+    changes = document.get("changes")
+    if changes is not None:
+        ages = ", ".join(f"{band}: {n}" for band, n in changes["openDriftByAge"].items())
+        lines += [
+            "",
+            f"Since the previous sweep: {changes['newDrift']} newly drifted, "
+            f"{changes['resolved']} resolved.",
+            f"Open drift by age: {ages}.",
+        ]
     unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
     if unreachable:
         lines += ["", "Accounts that could not be swept (their buckets are not counted):"]

@@ -1,11 +1,15 @@
-"""Lambda entry point: S3 CloudTrail events in, drift alerts out.
+"""Lambda entry point: S3 CloudTrail events in, one alert per drift and one notice per fix out.
 
-Thin on purpose: parse the event once, delegate to ``assess``, publish, count.
+Thin on purpose: parse the event once, delegate to ``assess`` and the ``Notifier``, count. Events
+arrive from EventBridge one at a time, or, for bucket creations held back by the new-bucket grace
+period, as an SQS batch from the delay queue.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -15,10 +19,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .assessment import assess
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
+from .lifecycle import Action
+from .notifier import Notifier, epoch_ms
+from .outputs import EventBusOutput, Output, SecurityHubOutput
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
 from .settings import load_settings
-from .telemetry import STATUS_METRIC, logger, metrics, tracer
+from .state_store import StateStore
+from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.
@@ -29,14 +37,37 @@ _session = boto3.Session()
 # Buckets of other accounts (the organization topology) are read through MEMBER_ROLE_NAME there.
 READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
-PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
+_outputs: list[Output] = []
+if SETTINGS.security_hub_product_arn:
+    _outputs.append(
+        SecurityHubOutput(
+            _session.client("securityhub", config=RETRY_CONFIG), SETTINGS.security_hub_product_arn
+        )
+    )
+if SETTINGS.output_event_bus:
+    _outputs.append(
+        EventBusOutput(_session.client("events", config=RETRY_CONFIG), SETTINGS.output_event_bus)
+    )
+NOTIFIER = Notifier(
+    StateStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.state_table),
+    AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn),
+    _outputs,
+    SETTINGS.policy,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    READER.access.home_account = account_of(context)
+    if _is_sqs_batch(event):
+        return _delayed_batch(event["Records"])
+    return _process(event)
+
+
+def _process(event: Any) -> dict[str, Any]:
     try:
         change = parse_event(event)
     except FailedCall as failed:
@@ -48,29 +79,59 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except InvalidEvent as invalid:
         return _keep_invalid(event, invalid.reason)
 
-    READER.access.home_account = account_of(context)
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
+    # Taken before the read: the state recorded is at least as new as this moment.
+    evaluated_at = epoch_ms()
     finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
-
-    message_id = None
-    if finding.alerts:
-        # Imported on the first alert, not at every cold start: most events are compliant.
-        from .alerts import build_alert  # noqa: PLC0415
-
-        message_id = PUBLISHER.publish(build_alert(finding, SETTINGS.policy))
+    settled = NOTIFIER.settle(finding, evaluated_at)
+    if settled.action in ACTION_METRIC:
+        metrics.add_metric(name=ACTION_METRIC[settled.action], unit=MetricUnit.Count, value=1)
     logger.info(
         "Bucket evaluated",
         status=finding.status.value,
+        action=settled.action.value,
         region=change.bucket.region,
         event_name=change.trigger.event_name,
         event_id=change.trigger.event_id,
         violations=[violation.code.value for violation in finding.violations],
         detail=finding.detail,
-        alert_message_id=message_id,
+        alert_message_id=settled.message_id,
     )
-    return {"status": finding.status.value, "bucket": change.bucket.name, "alert": message_id}
+    return {
+        "status": finding.status.value,
+        "bucket": change.bucket.name,
+        "action": settled.action.value,
+        "alert": settled.message_id if settled.action is Action.ALERT else None,
+        "notice": settled.message_id if settled.action is Action.RESOLVE else None,
+    }
+
+
+def _is_sqs_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    return isinstance(records, list) and all(
+        isinstance(record, Mapping) and record.get("eventSource") == "aws:sqs" for record in records
+    )
+
+
+def _delayed_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Bucket creations after the grace period. A record that fails goes back to the queue
+    (``ReportBatchItemFailures``); after its last receive the queue keeps it in its dead-letter
+    queue. An unparseable body is kept in the failure queue like any invalid event."""
+    failures = []
+    for record in records:
+        try:
+            try:
+                event = json.loads(record.get("body") or "")
+            except ValueError:
+                _keep_invalid(record.get("body"), "delay queue message body is not JSON")
+                continue
+            _process(event)
+        except Exception:
+            logger.exception("Delayed event failed; the queue delivers it again")
+            failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+    return {"batchItemFailures": failures}
 
 
 def _keep_invalid(event: Any, reason: str) -> dict[str, Any]:

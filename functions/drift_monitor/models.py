@@ -15,11 +15,16 @@ class Status(StrEnum):
     EXEMPT = "EXEMPT"
     VANISHED = "VANISHED"  # the bucket was deleted before it could be read: nothing to report
 
+    @property
+    def alerts(self) -> bool:
+        return self in (Status.DRIFT, Status.UNVERIFIABLE)
+
 
 class Severity(StrEnum):
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
     LOW = "LOW"
+    INFO = "INFO"  # RESOLVED notices
 
 
 class Code(StrEnum):
@@ -129,7 +134,7 @@ class Finding:
 
     @property
     def alerts(self) -> bool:
-        return self.status in (Status.DRIFT, Status.UNVERIFIABLE)
+        return self.status.alerts
 
     @property
     def severity(self) -> Severity | None:

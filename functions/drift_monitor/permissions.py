@@ -17,6 +17,13 @@ LIST_BUCKETS = "s3:ListAllMyBuckets"
 FIND_TAGGED_BUCKETS = "tag:GetResources"
 ASSUME_ROLE = "sts:AssumeRole"
 LIST_ACCOUNTS = "organizations:ListAccounts"
+# The state table (§11): the event path updates one row per evaluation; the sweep reads rows in
+# batches and replaces them in transactions (authorized as PutItem per row).
+STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
+STATE_SWEEP_WRITES = ("dynamodb:BatchGetItem", "dynamodb:PutItem")
+# The optional outputs, granted only when turned on.
+IMPORT_FINDINGS = "securityhub:BatchImportFindings"
+PUT_EVENTS = "events:PutEvents"
 
 # The reader role in every member account: the event function's and the sweep's reads, no write.
 MEMBER_READER_ACTIONS = (*SWEEP_BUCKET_READS, LIST_BUCKETS, FIND_TAGGED_BUCKETS)

@@ -31,6 +31,7 @@ RUN = "RUN"
 ACCOUNT_PREFIX = "ACCOUNT#"
 _STATUS_PREFIX = "s_"
 _VIOLATION_PREFIX = "v_"
+_CHANGE_PREFIX = "c_"
 DEFAULT_RETENTION_DAYS = 30
 
 
@@ -40,6 +41,8 @@ class ItemOutcome:
 
     statuses: Mapping[str, int] = field(default_factory=dict)
     violations: Mapping[str, int] = field(default_factory=dict)
+    # Moves since the previous sweep (new drift, resolved, open drift by age band).
+    changes: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None  # the account could not be entered or listed, or the item failed
     failed: bool = False  # the item was given up after its last attempt: the run is incomplete
 
@@ -54,6 +57,7 @@ class RunRecord:
     violations: dict[str, int]
     failed_items: int
     finished_at: str | None
+    changes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,7 @@ class RunStore:
             violations=_prefixed(item, _VIOLATION_PREFIX),
             failed_items=int(item.get("failedItems", {}).get("N", "0")),
             finished_at=item.get("finishedAt", {}).get("S"),
+            changes=_prefixed(item, _CHANGE_PREFIX),
         )
 
     def accounts(self, run_id: str) -> list[AccountRecord]:
@@ -266,6 +271,7 @@ def _counts(outcome: ItemOutcome, *, violations: bool = True) -> dict[str, int]:
     counts = {f"{_STATUS_PREFIX}{status}": n for status, n in outcome.statuses.items() if n}
     if violations:
         counts.update({f"{_VIOLATION_PREFIX}{code}": n for code, n in outcome.violations.items()})
+        counts.update({f"{_CHANGE_PREFIX}{name}": n for name, n in outcome.changes.items() if n})
     return counts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,12 @@ DEFAULT_MAX_RECEIVES = 3
 LIST_PAGE_SIZE = 10_000
 
 
+_PRODUCT_ARN = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:(\d{12}):product/\1/default$")
+_EVENT_BUS = re.compile(
+    r"^([A-Za-z0-9._\-/]{1,256}|arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._\-/]+)$"
+)
+
+
 class ConfigurationError(RuntimeError):
     """The function's environment is wrong; the message names the variable."""
 
@@ -33,17 +40,33 @@ class Settings:
     policy: Policy
     policy_from_defaults: bool
     member_role_name: str | None  # None: only this account's buckets are read (no organization)
+    state_table: str
+    # Optional outputs (§11), each None when turned off.
+    security_hub_product_arn: str | None = None
+    output_event_bus: str | None = None
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    require(environ, "ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL")
+    require(environ, "ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL", "STATE_TABLE_NAME")
     policy, from_defaults = policy_from(environ)
+    product_arn = environ.get("SECURITY_HUB_PRODUCT_ARN") or None
+    if product_arn is not None and not _PRODUCT_ARN.match(product_arn):
+        raise ConfigurationError(
+            f"SECURITY_HUB_PRODUCT_ARN {product_arn!r} is not a Security Hub product ARN "
+            "(arn:aws:securityhub:<region>:<account>:product/<account>/default)"
+        )
+    bus = environ.get("OUTPUT_EVENT_BUS") or None
+    if bus is not None and not _EVENT_BUS.match(bus):
+        raise ConfigurationError(f"OUTPUT_EVENT_BUS {bus!r} is not an event bus name or ARN")
     return Settings(
         topic_arn=environ["ALERT_TOPIC_ARN"],
         failure_queue_url=environ["FAILURE_QUEUE_URL"],
         policy=policy,
         policy_from_defaults=from_defaults,
         member_role_name=role_name_from(environ),
+        state_table=environ["STATE_TABLE_NAME"],
+        security_hub_product_arn=product_arn,
+        output_event_bus=bus,
     )
 
 

@@ -35,6 +35,7 @@ class SweepWorkerSettings:
     work_queue_url: str
     run_table: str
     report_bucket: str
+    state_table: str
     member_role_name: str | None
     concurrency: int
     digest_when_compliant: bool
@@ -62,7 +63,14 @@ def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSetti
 
 
 def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSettings:
-    require(environ, "ALERT_TOPIC_ARN", "WORK_QUEUE_URL", "RUN_TABLE_NAME", "REPORT_BUCKET")
+    require(
+        environ,
+        "ALERT_TOPIC_ARN",
+        "WORK_QUEUE_URL",
+        "RUN_TABLE_NAME",
+        "REPORT_BUCKET",
+        "STATE_TABLE_NAME",
+    )
     policy, from_defaults = policy_from(environ)
     return SweepWorkerSettings(
         topic_arn=environ["ALERT_TOPIC_ARN"],
@@ -71,6 +79,7 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         work_queue_url=environ["WORK_QUEUE_URL"],
         run_table=environ["RUN_TABLE_NAME"],
         report_bucket=environ["REPORT_BUCKET"],
+        state_table=environ["STATE_TABLE_NAME"],
         member_role_name=role_name_from(environ),
         concurrency=_whole(environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
         digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),

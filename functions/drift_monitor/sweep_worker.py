@@ -21,12 +21,15 @@ from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
 from .models import Finding, Status, Trigger
+from .notifier import epoch_ms
 from .publisher import AlertPublisher
 from .report import ReportStore
 from .run_store import ItemOutcome, RunRecord, RunStore
 from .s3_reader import ListingDenied, S3Reader
+from .state_store import StateStore, state_key
 from .sweep import sweep
 from .sweep_settings import load_sweep_worker_settings
+from .sweep_states import record_sweep
 from .tag_index import exempt_index
 from .telemetry import STATUS_METRIC, logger, metrics, tracer
 from .work import InvalidWorkItem, WorkItem
@@ -45,7 +48,9 @@ _session = boto3.Session()
 ACCESS = AccountAccess(_session, role_name=SETTINGS.member_role_name)
 READER = S3Reader(ACCESS, config=sweep_config(SETTINGS.concurrency))
 READER.client(READER.home_region)
-STORE = RunStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.run_table)
+_dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
+STORE = RunStore(_dynamodb, SETTINGS.run_table)
+STATE = StateStore(_dynamodb, SETTINGS.state_table)
 REPORTS = ReportStore(_session.client("s3", config=RETRY_CONFIG), SETTINGS.report_bucket)
 QUEUE = WorkQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.work_queue_url)
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
@@ -106,6 +111,8 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
     if page.next_token and item.part == 0:
         _queue(item.next_page(page.next_token))
     buckets = [b for b in page.buckets if item.after is None or b.name > item.after]
+    # Taken before the reads: the rows written are at least as new as this moment.
+    evaluated_at = epoch_ms()
     result = sweep(
         item.account,
         SETTINGS.policy,
@@ -122,9 +129,20 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         logger.warning("Out of time: the rest of the page is queued", after=result.stopped_after)
         _queue(item.resumed_after(result.stopped_after))
     findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
-    REPORTS.write_part(item, [digest_entry(finding, SETTINGS.policy) for finding in findings])
+    changes = record_sweep(STATE, findings, evaluated_at, datetime.now(UTC))
+
+    def entry(finding: Finding) -> dict[str, Any]:
+        key = state_key(finding.bucket)
+        return digest_entry(
+            finding,
+            SETTINGS.policy,
+            first_detected=changes.first_detected.get(key),
+            new=key in changes.new if finding.alerts else None,
+        )
+
+    REPORTS.write_part(item, [entry(finding) for finding in findings])
     REPORTS.write_candidates(
-        item, digest_candidates(findings, SETTINGS.policy, CANDIDATES_PER_ITEM)
+        item, digest_candidates(findings, SETTINGS.policy, CANDIDATES_PER_ITEM, entry)
     )
     metrics.add_metric(name="SweptBuckets", unit=MetricUnit.Count, value=result.tally.evaluated)
     for status, metric in STATUS_METRIC.items():
@@ -132,6 +150,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
     return ItemOutcome(
         statuses={status.value: n for status, n in result.tally.statuses.items()},
         violations={code.value: n for code, n in result.tally.violations.items()},
+        changes=dict(changes.counts),
     )
 
 
@@ -159,6 +178,7 @@ def _finish_if_last(item: WorkItem) -> None:
         "trigger": run.trigger,
         "summary": counts,
         "violationCounts": run.violations,
+        "changes": run.changes,
         "failedItems": run.failed_items,
         "accounts": accounts,
         "files": [REPORTS.uri(key) for key in REPORTS.parts(run.run_id)],
@@ -178,6 +198,7 @@ def _finish_if_last(item: WorkItem) -> None:
             "uri": REPORTS.uri(REPORTS.prefix(run.run_id)),
             "manifest": REPORTS.write_manifest(run.run_id, manifest),
         },
+        changes=run.changes,
     )
     message_id = None
     if (
@@ -190,6 +211,7 @@ def _finish_if_last(item: WorkItem) -> None:
     STORE.finish(run.run_id, finished_at, message_id)
     metrics.add_metric(name="SweepRunsFinished", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SweepDurationSeconds", unit=MetricUnit.Seconds, value=_seconds(run))
+    metrics.add_metric(name="SweepOpenDrift", unit=MetricUnit.Count, value=sweep_run.alerting)
     if not sweep_run.complete:
         metrics.add_metric(name="IncompleteSweeps", unit=MetricUnit.Count, value=1)
     logger.info(

@@ -6,6 +6,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
+from .lifecycle import Action
 from .models import Status
 from .settings import METRICS_NAMESPACE, SERVICE_NAME
 
@@ -22,4 +23,11 @@ STATUS_METRIC = {
     Status.UNVERIFIABLE: "Unverifiable",
     Status.EXEMPT: "ExemptBuckets",
     Status.VANISHED: "VanishedBuckets",
+}
+
+ACTION_METRIC = {
+    Action.ALERT: "AlertsSent",
+    Action.SUPPRESS: "SuppressedRepeats",
+    Action.RESOLVE: "Resolved",
+    Action.SUPERSEDED: "SupersededEvaluations",
 }

@@ -1,0 +1,138 @@
+"""A §6 document as an AWS Security Finding Format (ASFF) finding: one finding per bucket.
+
+The finding's ``Id`` is the bucket's (account, region, name), so every import for a bucket
+updates the same finding: FAILED while it drifts, PASSED and ARCHIVED once resolved. Field names
+and enums are those of botocore's ``securityhub`` model (``AwsSecurityFinding``), which the tests
+validate against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .lifecycle import RESOLVED
+from .models import Status, partition_of
+
+SCHEMA_VERSION = "2018-10-08"
+GENERATOR_ID = "s3-encryption-drift-monitor"
+FINDING_TYPE = "Software and Configuration Checks/AWS Security Best Practices/S3 Default Encryption"
+_SEVERITY = {"HIGH": "HIGH", "MEDIUM": "MEDIUM", "LOW": "LOW", "INFO": "INFORMATIONAL"}
+_TITLE_LIMIT = 256
+_DESCRIPTION_LIMIT = 1024
+_RECOMMENDATION_LIMIT = 512
+
+
+def product_arn(region: str, account: str) -> str:
+    """The product ARN of findings an account imports itself (a custom integration)."""
+    return f"arn:{partition_of(region)}:securityhub:{region}:{account}:product/{account}/default"
+
+
+def finding_id(document: dict[str, Any]) -> str:
+    return f"{GENERATOR_ID}/{document['account']}/{document['region']}/{document['bucket']}"
+
+
+def asff_finding(
+    document: dict[str, Any], *, importer_account: str, importer_region: str, now: str
+) -> dict[str, Any]:
+    """The finding ``importer_account`` imports in ``importer_region``. Security Hub accepts
+    findings of the importing account only (for the default product), so a member account's
+    bucket is reported by the monitor's account and named as the bucket's owner."""
+    status = document["status"]
+    bucket, region = document["bucket"], document["region"]
+    compliance, workflow, record_state = _states(status)
+    severity = _SEVERITY.get(document["severity"] or "", "INFORMATIONAL")
+    first_seen = document.get("firstDetected") or now
+    finding: dict[str, Any] = {
+        "SchemaVersion": SCHEMA_VERSION,
+        "Id": finding_id(document),
+        "ProductArn": product_arn(importer_region, importer_account),
+        "GeneratorId": GENERATOR_ID,
+        "AwsAccountId": importer_account,
+        "Types": [FINDING_TYPE],
+        "FirstObservedAt": first_seen,
+        "LastObservedAt": now,
+        "CreatedAt": first_seen,
+        "UpdatedAt": now,
+        "Severity": {"Label": severity},
+        "Title": _clip(_title(document), _TITLE_LIMIT),
+        "Description": _clip(_description(document), _DESCRIPTION_LIMIT),
+        "ProductFields": {
+            "s3-encryption-drift-monitor/status": status,
+            "s3-encryption-drift-monitor/violations": ",".join(
+                violation["code"] for violation in document["violations"]
+            )
+            or "none",
+        },
+        "Resources": [
+            {
+                "Type": "AwsS3Bucket",
+                "Id": f"arn:{partition_of(region)}:s3:::{bucket}",
+                "Partition": partition_of(region),
+                "Region": region,
+                "Details": {"AwsS3Bucket": _bucket_details(document)},
+            }
+        ],
+        "Compliance": {"Status": compliance},
+        "Workflow": {"Status": workflow},
+        "RecordState": record_state,
+    }
+    if document.get("remediation"):
+        finding["Remediation"] = {
+            "Recommendation": {"Text": _clip(document["remediation"], _RECOMMENDATION_LIMIT)}
+        }
+    return finding
+
+
+def _states(status: str) -> tuple[str, str, str]:
+    """Compliance status, workflow status and record state."""
+    if status == Status.DRIFT:
+        return "FAILED", "NEW", "ACTIVE"
+    if status == Status.UNVERIFIABLE:
+        return "NOT_AVAILABLE", "NEW", "ACTIVE"
+    if status == Status.EXEMPT:
+        return "PASSED", "SUPPRESSED", "ACTIVE"
+    if status == RESOLVED:
+        return "PASSED", "RESOLVED", "ARCHIVED"
+    return "PASSED", "RESOLVED", "ACTIVE"  # COMPLIANT, as the scanner reports it
+
+
+def _title(document: dict[str, Any]) -> str:
+    bucket = document["bucket"]
+    return {
+        Status.DRIFT.value: f"S3 bucket {bucket} default encryption drifts from policy",
+        Status.UNVERIFIABLE.value: f"S3 bucket {bucket} default encryption could not be verified",
+        Status.EXEMPT.value: f"S3 bucket {bucket} is exempt from the encryption policy",
+        RESOLVED: f"S3 bucket {bucket} default encryption drift resolved",
+    }.get(document["status"], f"S3 bucket {bucket} default encryption meets policy")
+
+
+def _description(document: dict[str, Any]) -> str:
+    violations = document["violations"]
+    if violations:
+        return " ".join(f"{v['code']}: {v['message']}" for v in violations)
+    resolution = document.get("resolution")
+    if resolution:
+        return (
+            f"Resolved ({resolution['outcome']}); it was {resolution['previousStatus']} "
+            f"({', '.join(resolution['previousViolations']) or 'no violations'}) since "
+            f"{resolution['driftedSince'] or 'an unknown time'}."
+        )
+    return "The bucket's default encryption meets the policy in force."
+
+
+def _bucket_details(document: dict[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {"Name": document["bucket"], "OwnerAccountId": document["account"]}
+    observed = document.get("observed")
+    if observed and observed["rules"]:
+        rules = []
+        for rule in observed["rules"]:
+            by_default = {"SSEAlgorithm": rule["algorithm"]}
+            if rule["kmsKeyId"]:
+                by_default["KMSMasterKeyID"] = rule["kmsKeyId"]
+            rules.append({"ApplyServerSideEncryptionByDefault": by_default})
+        details["ServerSideEncryptionConfiguration"] = {"Rules": rules}
+    return details
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

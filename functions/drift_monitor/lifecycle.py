@@ -1,0 +1,144 @@
+"""What to tell people about an evaluation, given what they were told before: pure decisions.
+
+A drift is announced once. The state table remembers, per bucket, the fingerprint of the last
+drift announced; the same drift seen again is counted, not re-sent, and a bucket whose announced
+drift is gone (compliant, exempt or deleted) gets one RESOLVED notice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from .models import Finding, Status
+
+RESOLVED = "RESOLVED"
+FINGERPRINT_LENGTH = 16
+# Open drift by how long it has lasted, for the digest (upper bounds in days, exclusive).
+AGE_BANDS = (("<1d", 1), ("1-7d", 7), ("7-30d", 30), (">=30d", None))
+# The sweep's counters of moves since the previous sweep.
+NEW_DRIFT = "newDrift"
+RESOLVED_SINCE = "resolved"
+AGE_PREFIX = "age:"
+
+
+class Action(StrEnum):
+    ALERT = "ALERT"  # a drift (or unverifiable bucket) not announced yet: publish it
+    SUPPRESS = "SUPPRESS"  # the drift already announced, seen again: count it
+    RESOLVE = "RESOLVE"  # the announced drift is gone: publish one RESOLVED notice
+    NONE = "NONE"  # nothing was or is wrong
+    SUPERSEDED = "SUPERSEDED"  # a newer evaluation of the bucket was already recorded
+
+
+@dataclass(frozen=True)
+class BucketState:
+    """One bucket's row of the state table, as the last evaluation left it."""
+
+    status: Status
+    fingerprint: str | None
+    evaluated_at: int  # epoch milliseconds of the read the status is based on
+    violations: tuple[str, ...] = ()
+    first_detected: str | None = None  # when the open drift began (ISO 8601)
+    alerted_fingerprint: str | None = None  # the drift announced and not resolved yet
+    last_alerted: str | None = None
+    last_resolved: str | None = None
+    swept_status: Status | None = None  # what the last sweep saw, for the digest's deltas
+
+
+def fingerprint(finding: Finding) -> str | None:
+    """What makes two drifts the same drift: the status, the violation codes and the observed
+    rules (algorithm, key, bucket key, blocked types). Not the trigger, the time or the messages:
+    the same broken configuration seen by another event, the sweep or after a redeploy that only
+    rewords messages is the same drift. A different wrong key, or a violation added by a policy
+    change, is a new one. None for findings that do not alert."""
+    if not finding.alerts:
+        return None
+    material = {
+        "status": finding.status.value,
+        "violations": sorted({violation.code.value for violation in finding.violations}),
+        "rules": None if finding.observed is None else finding.observed.to_dict()["rules"],
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return digest[:FINGERPRINT_LENGTH]
+
+
+def decide(previous: BucketState | None, finding: Finding) -> Action:
+    """The event path's decision, from the state before this evaluation was recorded."""
+    if finding.alerts:
+        announced = previous.alerted_fingerprint if previous else None
+        return Action.SUPPRESS if announced == fingerprint(finding) else Action.ALERT
+    if previous is not None and previous.alerted_fingerprint is not None:
+        return Action.RESOLVE
+    return Action.NONE
+
+
+def next_state(
+    previous: BucketState | None, finding: Finding, evaluated_at: int, now: str, *, swept: bool
+) -> BucketState:
+    """The row after this evaluation, for writers that replace the whole row (the sweep, whose
+    digest announces what it finds): its drift counts as announced, its resolutions as made."""
+    current = fingerprint(finding)
+    open_drift = previous is not None and previous.alerted_fingerprint is not None
+    first_detected = None
+    kept = previous or BucketState(Status.COMPLIANT, None, 0)
+    if finding.alerts:
+        still_open = open_drift or (previous is not None and previous.status.alerts)
+        first_detected = (previous.first_detected if previous and still_open else None) or now
+    return BucketState(
+        status=finding.status,
+        fingerprint=current,
+        evaluated_at=evaluated_at,
+        violations=tuple(violation.code.value for violation in finding.violations),
+        first_detected=first_detected,
+        alerted_fingerprint=current,
+        last_alerted=(
+            now
+            if current is not None and kept.alerted_fingerprint != current
+            else kept.last_alerted
+        ),
+        last_resolved=now if open_drift and current is None else kept.last_resolved,
+        swept_status=finding.status if swept else kept.swept_status,
+    )
+
+
+@dataclass(frozen=True)
+class SweepChange:
+    """How one bucket moved since the previous sweep, for the digest."""
+
+    new_drift: bool
+    resolved: bool
+    age_band: str | None  # open drift only
+
+
+def sweep_change(previous: BucketState | None, state: BucketState, now: datetime) -> SweepChange:
+    was_alerting = previous is not None and (
+        previous.swept_status is not None and previous.swept_status.alerts
+    )
+    alerting = state.status.alerts
+    return SweepChange(
+        new_drift=alerting and not was_alerting,
+        resolved=was_alerting and not alerting,
+        age_band=age_band(state.first_detected, now) if alerting else None,
+    )
+
+
+def age_band(first_detected: str | None, now: datetime) -> str:
+    days = 0.0
+    if first_detected:
+        started = datetime.fromisoformat(first_detected.replace("Z", "+00:00"))
+        days = max((now - started).total_seconds(), 0.0) / 86_400
+    for band, below in AGE_BANDS:
+        if below is None or days < below:
+            return band
+    raise AssertionError("the last band has no upper bound")  # pragma: no cover
+
+
+def drift_seconds(previous: BucketState | None, now: datetime) -> int | None:
+    """How long the drift being resolved lasted, when its start is known."""
+    if previous is None or not previous.first_detected:
+        return None
+    started = datetime.fromisoformat(previous.first_detected.replace("Z", "+00:00"))
+    return max(int((now - started).total_seconds()), 0)

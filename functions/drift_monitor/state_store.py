@@ -1,0 +1,238 @@
+"""The state table: one row per bucket (account, region, name), written by every evaluation.
+
+Each write is conditional on the row not holding a newer evaluation, so an event retried late, or
+a sweep that read a bucket before an event did, never overwrites what a later read saw. Rows are
+ordered by the time of the read they record (epoch milliseconds, taken before the read).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from .credentials import error_code
+from .lifecycle import BucketState, fingerprint
+from .models import BucketRef, Finding, Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KEY = "bucket"
+# Rows of deleted buckets are kept this long, so a late event still finds the deletion.
+VANISHED_RETENTION_SECONDS = 30 * 86_400
+# DynamoDB's limits: keys per BatchGetItem, actions per TransactWriteItems.
+READ_BATCH = 100
+WRITE_BATCH = 100
+_ATTEMPTS = 3
+
+
+def state_key(bucket: BucketRef) -> str:
+    return f"{bucket.account}#{bucket.region}#{bucket.name}"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The outcome of recording one evaluation: the row before it, or that it was too old."""
+
+    previous: BucketState | None
+    superseded: bool = False
+
+
+class StateStore:
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+
+    # -- the event path: one write per evaluation, one more when a message was sent ------------
+
+    def record(self, finding: Finding, evaluated_at: int, now: str) -> Recorded:
+        """Writes the evaluation unless a newer one is recorded; returns the row it replaced.
+
+        Whether a drift was announced is written only after the message is sent
+        (``mark_alerted``/``mark_resolved``), so a failed publish is retried, never remembered
+        as sent."""
+        names = {"#b": KEY, "#s": "status", "#r": "region", "#n": "name"}
+        values: dict[str, Any] = {
+            ":s": {"S": finding.status.value},
+            ":t": {"N": str(evaluated_at)},
+            ":now": {"S": now},
+            ":trigger": {"S": json.dumps(finding.trigger.to_dict())},
+            ":a": {"S": finding.bucket.account},
+            ":r": {"S": finding.bucket.region},
+            ":n": {"S": finding.bucket.name},
+            ":v": {"L": [{"S": violation.code.value} for violation in finding.violations]},
+        }
+        sets = [
+            "#s = :s",
+            "evaluatedAt = :t",
+            "lastEvaluated = :now",
+            "lastTrigger = :trigger",
+            "account = :a",
+            "#r = :r",
+            "#n = :n",
+            "violations = :v",
+        ]
+        removes = []
+        current = fingerprint(finding)
+        if current is None:
+            removes += ["fingerprint", "firstDetected"]
+        else:
+            sets += ["fingerprint = :fp", "firstDetected = if_not_exists(firstDetected, :now)"]
+            values[":fp"] = {"S": current}
+        if finding.status is Status.VANISHED:
+            sets.append("expiresAt = :exp")
+            values[":exp"] = {"N": str(evaluated_at // 1000 + VANISHED_RETENTION_SECONDS)}
+        else:
+            removes.append("expiresAt")
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=_key(finding.bucket),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(#b) OR evaluatedAt <= :t",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return Recorded(previous=None, superseded=True)
+            raise
+        attributes = response.get("Attributes")
+        return Recorded(previous=state_of(attributes) if attributes else None)
+
+    def mark_alerted(self, bucket: BucketRef, fingerprint: str, now: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=_key(bucket),
+            UpdateExpression="SET alertedFingerprint = :fp, lastAlerted = :now",
+            ExpressionAttributeValues={":fp": {"S": fingerprint}, ":now": {"S": now}},
+        )
+
+    def mark_resolved(self, bucket: BucketRef, now: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=_key(bucket),
+            UpdateExpression="SET lastResolved = :now REMOVE alertedFingerprint",
+            ExpressionAttributeValues={":now": {"S": now}},
+        )
+
+    # -- the sweep: rows read and replaced a hundred at a time ---------------------------------
+
+    def states(self, buckets: Sequence[BucketRef]) -> dict[str, BucketState]:
+        """The rows of ``buckets`` that exist, by ``state_key``."""
+        found: dict[str, BucketState] = {}
+        keys = list(dict.fromkeys(state_key(bucket) for bucket in buckets))
+        for start in range(0, len(keys), READ_BATCH):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{KEY: {"S": key}} for key in keys[start : start + READ_BATCH]],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                response = self._db.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item[KEY]["S"]] = state_of(item)
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def replace(
+        self, rows: Sequence[tuple[Finding, BucketState, BucketState | None]], now: str
+    ) -> set[str]:
+        """Writes each new row unless the bucket's row changed since it was read (a concurrent,
+        newer evaluation wins). Returns the keys that were superseded and not written."""
+        superseded: set[str] = set()
+        for start in range(0, len(rows), WRITE_BATCH):
+            pending = list(rows[start : start + WRITE_BATCH])
+            for attempt in range(1, _ATTEMPTS + 1):
+                if not pending:
+                    break
+                try:
+                    items: list[Any] = [
+                        self._put(finding, state, previous, now)
+                        for finding, state, previous in pending
+                    ]
+                    self._db.transact_write_items(TransactItems=items)
+                    pending = []
+                except ClientError as error:
+                    reasons = error.response.get("CancellationReasons") or []
+                    if error_code(error) != "TransactionCanceledException" or attempt == _ATTEMPTS:
+                        raise
+                    lost = {
+                        index
+                        for index, reason in enumerate(reasons)
+                        if reason.get("Code") == "ConditionalCheckFailed"
+                    }
+                    superseded |= {state_key(pending[index][0].bucket) for index in lost}
+                    # The rest were cancelled with them (or conflicted): write them again.
+                    pending = [row for index, row in enumerate(pending) if index not in lost]
+        return superseded
+
+    def _put(
+        self, finding: Finding, state: BucketState, previous: BucketState | None, now: str
+    ) -> dict[str, Any]:
+        item = _item(finding, state, now)
+        put: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if previous is None:
+            put["ConditionExpression"] = "attribute_not_exists(#b)"
+            put["ExpressionAttributeNames"] = {"#b": KEY}
+        else:
+            put["ConditionExpression"] = "evaluatedAt = :seen"
+            put["ExpressionAttributeValues"] = {":seen": {"N": str(previous.evaluated_at)}}
+        return {"Put": put}
+
+
+def _key(bucket: BucketRef) -> dict[str, Any]:
+    return {KEY: {"S": state_key(bucket)}}
+
+
+def _item(finding: Finding, state: BucketState, now: str) -> dict[str, Any]:
+    bucket = finding.bucket
+    item: dict[str, Any] = {
+        KEY: {"S": state_key(bucket)},
+        "account": {"S": bucket.account},
+        "region": {"S": bucket.region},
+        "name": {"S": bucket.name},
+        "status": {"S": state.status.value},
+        "violations": {"L": [{"S": code} for code in state.violations]},
+        "evaluatedAt": {"N": str(state.evaluated_at)},
+        "lastEvaluated": {"S": now},
+        "lastTrigger": {"S": json.dumps(finding.trigger.to_dict())},
+    }
+    optional = {
+        "fingerprint": state.fingerprint,
+        "firstDetected": state.first_detected,
+        "alertedFingerprint": state.alerted_fingerprint,
+        "lastAlerted": state.last_alerted,
+        "lastResolved": state.last_resolved,
+        "sweptStatus": None if state.swept_status is None else state.swept_status.value,
+    }
+    item.update({name: {"S": value} for name, value in optional.items() if value})
+    if state.status is Status.VANISHED:
+        item["expiresAt"] = {"N": str(state.evaluated_at // 1000 + VANISHED_RETENTION_SECONDS)}
+    return item
+
+
+def state_of(item: Mapping[str, Any]) -> BucketState:
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return str(value) if value else None
+
+    swept = text("sweptStatus")
+    return BucketState(
+        status=Status(item["status"]["S"]),
+        fingerprint=text("fingerprint"),
+        evaluated_at=int(item["evaluatedAt"]["N"]),
+        violations=tuple(value["S"] for value in item.get("violations", {}).get("L", [])),
+        first_detected=text("firstDetected"),
+        alerted_fingerprint=text("alertedFingerprint"),
+        last_alerted=text("lastAlerted"),
+        last_resolved=text("lastResolved"),
+        swept_status=Status(swept) if swept else None,
+    )

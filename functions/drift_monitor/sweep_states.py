@@ -1,0 +1,54 @@
+"""A sweep page's findings into the state table, and how each bucket moved since the last sweep.
+
+The sweep's digest is its one message, so what it finds counts as announced: a drift it lists is
+not alerted again by the next event, and a drift it finds fixed is closed (listed as resolved).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .lifecycle import AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE, BucketState, next_state, sweep_change
+from .models import Finding
+from .notifier import iso
+from .state_store import StateStore, state_key
+
+
+@dataclass(frozen=True)
+class SweepChanges:
+    counts: Counter[str] = field(default_factory=Counter)  # newDrift, resolved, age:<band>
+    first_detected: dict[str, str] = field(default_factory=dict)  # by state key, open drift only
+    new: frozenset[str] = frozenset()  # state keys of drift new since the previous sweep
+
+
+def record_sweep(
+    store: StateStore, findings: Sequence[Finding], evaluated_at: int, now: datetime
+) -> SweepChanges:
+    stamp = iso(now)
+    previous = store.states([finding.bucket for finding in findings])
+    rows: list[tuple[Finding, BucketState, BucketState | None]] = []
+    counts: Counter[str] = Counter()
+    first_detected: dict[str, str] = {}
+    new: set[str] = set()
+    for finding in findings:
+        key = state_key(finding.bucket)
+        before = previous.get(key)
+        if before is not None and before.evaluated_at > evaluated_at:
+            continue  # an event read the bucket after this page began: its row stands
+        state = next_state(before, finding, evaluated_at, stamp, swept=True)
+        change = sweep_change(before, state, now)
+        if change.new_drift:
+            counts[NEW_DRIFT] += 1
+            new.add(key)
+        if change.resolved:
+            counts[RESOLVED_SINCE] += 1
+        if change.age_band is not None:
+            counts[AGE_PREFIX + change.age_band] += 1
+        if state.first_detected:
+            first_detected[key] = state.first_detected
+        rows.append((finding, state, before))
+    store.replace(rows, stamp)
+    return SweepChanges(counts, first_detected, frozenset(new))

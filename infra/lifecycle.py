@@ -1,0 +1,223 @@
+"""The alert lifecycle (§11): the state table that makes one alert per drift possible, the delay
+queue that gives new buckets their grace period, the optional outputs' permissions, and the
+dashboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from functions.drift_monitor.permissions import (
+    IMPORT_FINDINGS,
+    PUT_EVENTS,
+    STATE_EVENT_WRITES,
+    STATE_SWEEP_WRITES,
+)
+from functions.drift_monitor.settings import DEFAULT_MAX_RECEIVES, METRICS_NAMESPACE, SERVICE_NAME
+
+from .config import DEFAULT_BUS, MonitorProps
+from .functions import MonitoredFunction
+
+if TYPE_CHECKING:
+    from .monitor import EncryptionDriftMonitor
+
+# Lambda's advice for an SQS event source: a visibility timeout of six times the function's.
+GRACE_VISIBILITY = Duration.minutes(6)
+GRACE_BATCH_SIZE = 10
+
+
+class AlertLifecycle(Construct):
+    """Exposes ``table`` (every reader records its evaluations there) and ``grace_queue`` (None
+    when new buckets are evaluated at once)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: MonitorProps,
+        monitor: EncryptionDriftMonitor,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "StateTable",
+            partition_key=dynamodb.Attribute(name="bucket", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=monitor.data_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # Rows of deleted buckets expire; the others are rewritten by every evaluation.
+            time_to_live_attribute="expiresAt",
+            # The open drifts live here: deleting the stack must not forget them.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        function = monitor.event_function
+        function.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
+        function.allow("RecordBucketStates", list(STATE_EVENT_WRITES), [self.table.table_arn])
+        function.use_key("UseTheDataKey", monitor.data_key)
+        self._outputs(props, function)
+
+        self.grace_queue: sqs.Queue | None = None
+        self.grace_dead_letters: sqs.Queue | None = None
+        if props.new_bucket_grace_seconds > 0:
+            self.grace_dead_letters = monitor.queue(self, "NewBucketDeadLetterQueue")
+            self.grace_queue = monitor.queue(
+                self,
+                "NewBucketQueue",
+                delivery_delay=Duration.seconds(props.new_bucket_grace_seconds),
+                visibility_timeout=GRACE_VISIBILITY,
+                dead_letter_queue=sqs.DeadLetterQueue(
+                    queue=self.grace_dead_letters, max_receive_count=DEFAULT_MAX_RECEIVES
+                ),
+            )
+            function.function.add_event_source(
+                event_sources.SqsEventSource(
+                    self.grace_queue,
+                    batch_size=GRACE_BATCH_SIZE,
+                    report_batch_item_failures=True,
+                )
+            )
+            monitor.alarm(
+                "NewBucketDeadLetterQueueAlarm",
+                self.grace_dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5), statistic="Maximum"
+                ),
+                "Bucket creations failed every evaluation after the new-bucket grace period; "
+                "they wait in the dead-letter queue.",
+            )
+
+    def allow_sweep_writes(self, worker: MonitoredFunction) -> None:
+        """The sweep reads rows a hundred at a time and replaces them in transactions."""
+        worker.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
+        worker.allow("RecordBucketStates", list(STATE_SWEEP_WRITES), [self.table.table_arn])
+
+    def _outputs(self, props: MonitorProps, function: MonitoredFunction) -> None:
+        """Each output's permission exists only when it is turned on."""
+        if props.security_hub:
+            product = (
+                f"arn:{Aws.PARTITION}:securityhub:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                f"product/{Aws.ACCOUNT_ID}/default"
+            )
+            function.function.add_environment("SECURITY_HUB_PRODUCT_ARN", product)
+            function.allow("ImportFindingsIntoSecurityHub", [IMPORT_FINDINGS], [product])
+        if props.event_bus_output is not None:
+            bus = props.event_bus_output
+            if bus == DEFAULT_BUS:
+                bus = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"
+            function.function.add_environment("OUTPUT_EVENT_BUS", bus)
+            function.allow("PutAlertsOnTheEventBus", [PUT_EVENTS], [bus])
+
+
+class MonitorDashboard(Construct):
+    """One page for operators: what was evaluated and decided, what is open, what waits."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        monitor: EncryptionDriftMonitor,
+        queues: dict[str, sqs.IQueue],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        period = Duration.hours(1)
+
+        def metric(name: str, label: str, statistic: str = "Sum") -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE_NAME},
+                statistic=statistic,
+                period=period,
+                label=label,
+            )
+
+        statuses = [
+            metric("CompliantBuckets", "compliant"),
+            metric("Drifts", "drift"),
+            metric("Unverifiable", "unverifiable"),
+            metric("ExemptBuckets", "exempt"),
+            metric("VanishedBuckets", "deleted"),
+        ]
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            default_interval=Duration.days(7),
+            widgets=[
+                [
+                    cloudwatch.GraphWidget(
+                        title="Evaluations by status (events and sweeps)",
+                        left=statuses,
+                        stacked=True,
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Alerts sent, repeats suppressed, drifts resolved",
+                        left=[
+                            metric("AlertsSent", "alerts sent"),
+                            metric("SuppressedRepeats", "repeats suppressed"),
+                            metric("Resolved", "resolved"),
+                        ],
+                        width=12,
+                    ),
+                ],
+                [
+                    cloudwatch.SingleValueWidget(
+                        title="Open drift at the last sweep (drift + unverifiable)",
+                        metrics=[
+                            metric("SweepOpenDrift", "open drift", statistic="Maximum"),
+                        ],
+                        width=8,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Invalid and ignored events",
+                        left=[
+                            metric("InvalidEvents", "invalid (kept in the failure queue)"),
+                            metric("IgnoredFailedCalls", "failed calls ignored"),
+                            metric("SupersededEvaluations", "older than the recorded state"),
+                        ],
+                        width=16,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Sweep duration (seconds) and coverage (buckets swept)",
+                        left=[metric("SweepDurationSeconds", "duration", statistic="Maximum")],
+                        right=[
+                            metric("SweptBuckets", "buckets swept"),
+                            metric("UnreachableAccounts", "accounts not reached"),
+                        ],
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Queue depths (messages waiting)",
+                        left=[
+                            queue.metric_approximate_number_of_messages_visible(
+                                period=Duration.minutes(5), statistic="Maximum", label=label
+                            )
+                            for label, queue in queues.items()
+                        ],
+                        width=12,
+                    ),
+                ],
+                [
+                    cloudwatch.GraphWidget(
+                        title="Event function errors and throttles",
+                        left=[
+                            monitor.function.metric_errors(period=period, statistic="Sum"),
+                            monitor.function.metric_throttles(period=period, statistic="Sum"),
+                        ],
+                        width=24,
+                    )
+                ],
+            ],
+        )
