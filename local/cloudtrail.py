@@ -159,3 +159,22 @@ class RecordedS3:
     def delete_bucket(self, bucket: str) -> None:
         self._s3.delete_bucket(Bucket=bucket)
         self._record("DeleteBucket", bucket)
+
+    def put_tags(self, bucket: str, tags: dict[str, str]) -> None:
+        tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+        self._s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
+        self._record(
+            "PutBucketTagging",
+            bucket,
+            request_parameters={
+                "tagging": "",
+                "Tagging": {
+                    "xmlns": "http://s3.amazonaws.com/doc/2006-03-01/",
+                    "TagSet": {"Tag": tag_set},
+                },
+            },
+        )
+
+    def delete_tags(self, bucket: str) -> None:
+        self._s3.delete_bucket_tagging(Bucket=bucket)
+        self._record("DeleteBucketTagging", bucket, request_parameters={"tagging": ""})

@@ -209,3 +209,13 @@ def create_run_table(emulator: Emulator, name: str) -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def create_state_table(emulator: Emulator, name: str) -> None:
+    """The alert lifecycle's state table, as the stack declares it (``infra/lifecycle.py``)."""
+    emulator.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -124,6 +124,8 @@ class LocalPipeline:
             name = f"{self.prefix}-{logical_id}"
             arn = self._events.create_event_bus(Name=name)["EventBusArn"]
             self._remember(logical_id, name, Arn=arn, Name=name)
+        if self.monitor.new_bucket_rule_id is not None:
+            self._route_to_grace_queue(self.bus_name, self.monitor.new_bucket_rule_id)
         if self.monitor.member_rule_id is not None:
             bus = self.resolve(self.monitor.properties(self.monitor.member_rule_id)["EventBusName"])
             self._put_rule(
@@ -133,8 +135,24 @@ class LocalPipeline:
                 self.monitor.pattern_of(self.monitor.member_rule_id),
                 {"Id": "function", "Arn": self._inbox["Arn"]},
             )
+        if self.monitor.member_new_bucket_rule_id is not None:
+            rule_id = self.monitor.member_new_bucket_rule_id
+            bus = self.resolve(self.monitor.properties(rule_id)["EventBusName"])
+            self._route_to_grace_queue(bus, rule_id)
         for region, template in self.monitor.forwarders.items():
             self._deploy_forwarder(self._session, self.account, region, template, {})
+
+    def _route_to_grace_queue(self, bus: str, rule_id: str) -> None:
+        """Bucket creations to the delay queue the template names: moto's SQS holds each message
+        for the queue's DelaySeconds, as SQS does."""
+        queue_id = self.monitor.target_of(rule_id)
+        self._put_rule(
+            self._events,
+            bus,
+            f"{self.prefix}-{rule_id}",
+            self.monitor.pattern_of(rule_id),
+            {"Id": "grace", "Arn": self._refs[f"{queue_id}.Arn"]},
+        )
 
     def _remember(self, logical_id: str, ref: str, **attributes: str) -> None:
         self._refs[logical_id] = ref
@@ -149,8 +167,9 @@ class LocalPipeline:
     def _configure_queue(self, logical_id: str) -> None:
         properties = self.monitor.properties(logical_id)
         attributes: dict[Any, str] = {}
-        if "VisibilityTimeout" in properties:
-            attributes["VisibilityTimeout"] = str(properties["VisibilityTimeout"])
+        for attribute in ("VisibilityTimeout", "DelaySeconds"):
+            if attribute in properties:
+                attributes[attribute] = str(properties[attribute])
         if "RedrivePolicy" in properties:
             attributes["RedrivePolicy"] = json.dumps(
                 resolve(properties["RedrivePolicy"], self._refs)
@@ -507,6 +526,15 @@ class LocalPipeline:
         if not started.ok:
             return [started]
         return [started, *self.deliver_work(self.start_sweep_worker(worker))]
+
+    def deliver_new_buckets(self, function: LocalFunction) -> list[Invocation]:
+        """The event function's SQS event source on the grace queue: every creation whose delay
+        has passed (the others stay invisible until then)."""
+        rule_id = self.monitor.new_bucket_rule_id
+        if rule_id is None:
+            raise TemplateError("the template has no grace queue (newBucketGraceSeconds=0)")
+        queue_url = self._refs[self.monitor.target_of(rule_id)]
+        return feed_from_queue(function, self._sqs, queue_url, self.region)
 
     def deliver_work(self, worker: LocalFunction) -> list[Invocation]:
         """The worker's event source mapping: every message of the work queue, one at a time."""

@@ -65,6 +65,10 @@ class Template:
         properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
         return properties
 
+    def target_of(self, rule_id: str) -> str:
+        """The logical id of the rule's (first) target."""
+        return str(self.properties(rule_id)["Targets"][0]["Arn"]["Fn::GetAtt"][0])
+
     def s3_rules(self) -> list[str]:
         return [
             logical_id
@@ -86,6 +90,9 @@ class SynthesizedMonitor(Template):
     )
     worker_function_id: str | None = None
     member_rule_id: str | None = None  # the S3 rule on the central bus (organization topology)
+    # The rules sending bucket creations to the grace queue (None: newBucketGraceSeconds=0).
+    new_bucket_rule_id: str | None = None
+    member_new_bucket_rule_id: str | None = None
     forwarders: dict[str, Template] = field(default_factory=dict)  # by region
     member_reader: Template | None = None
     member_forwarder: Template | None = None
@@ -96,26 +103,30 @@ class SynthesizedMonitor(Template):
         if not path.exists():
             raise TemplateError(f"{path} not found: run `make synth` first")
         main = Template.load(path)
-        default_bus_rules = [
-            lid for lid in main.s3_rules() if "EventBusName" not in main.properties(lid)
-        ]
+        rules: dict[tuple[bool, str], list[str]] = {}
+        for lid in main.s3_rules():
+            target = main.target_of(lid)
+            on_default_bus = "EventBusName" not in main.properties(lid)
+            kind = main.resources[target]["Type"]
+            rules.setdefault((on_default_bus, kind), []).append(lid)
+        default_bus_rules = rules.get((True, "AWS::Lambda::Function"), [])
         if len(default_bus_rules) != 1:
             raise TemplateError(
-                f"expected one S3 event rule on the default bus in {path}, "
+                f"expected one S3 event rule targeting a function on the default bus in {path}, "
                 f"found {len(default_bus_rules)}"
             )
         rule_id = default_bus_rules[0]
-        member_rules = [lid for lid in main.s3_rules() if lid != rule_id]
-        function_id = main.properties(rule_id)["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+        member_rules = rules.get((False, "AWS::Lambda::Function"), [])
+        new_bucket_rules = rules.get((True, "AWS::SQS::Queue"), [])
+        member_new_bucket_rules = rules.get((False, "AWS::SQS::Queue"), [])
+        function_id = main.target_of(rule_id)
         schedules = [
             lid
             for lid in main.logical_ids("AWS::Events::Rule")
             if "ScheduleExpression" in main.properties(lid)
         ]
         sweep_function_id = (
-            main.properties(schedules[0])["Targets"][0]["Arn"]["Fn::GetAtt"][0]
-            if schedules
-            else None
+            main.target_of(schedules[0]) if schedules else None
         )
         workers = [
             main.properties(lid)["FunctionName"]["Ref"]
@@ -141,6 +152,10 @@ class SynthesizedMonitor(Template):
             sweep_function_id=sweep_function_id,
             worker_function_id=workers[0] if workers else None,
             member_rule_id=member_rules[0] if member_rules else None,
+            new_bucket_rule_id=new_bucket_rules[0] if new_bucket_rules else None,
+            member_new_bucket_rule_id=(
+                member_new_bucket_rules[0] if member_new_bucket_rules else None
+            ),
             forwarders=forwarders,
             member_reader=reader,
             member_forwarder=forwarder,

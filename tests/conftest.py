@@ -44,6 +44,8 @@ ALERT_KEYS = frozenset(
         "violations",
         "policy",
         "remediation",
+        "fingerprint",
+        "firstDetected",
     }
 )
 

@@ -92,6 +92,7 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "policy": policy.to_dict(),
         "remediation": remediation_command(finding, policy),
         "fingerprint": fingerprint(finding),
+        "firstDetected": None,
     }
 
 

@@ -18,6 +18,7 @@ from functions.drift_monitor.alerts import (
 from functions.drift_monitor.assessment import unverifiable
 from functions.drift_monitor.evaluation import evaluate
 from functions.drift_monitor.events import parse_event
+from functions.drift_monitor.lifecycle import fingerprint
 from functions.drift_monitor.models import (
     EncryptionRule,
     Finding,
@@ -39,7 +40,7 @@ def drift(
 
 
 def test_document_follows_schema_version_1() -> None:
-    alert = build_alert(drift(), Policy())
+    alert = build_alert(drift(), Policy(), first_detected="2026-11-27T08:00:00Z")
 
     assert alert.document == {
         "schemaVersion": "1",
@@ -75,7 +76,11 @@ def test_document_follows_schema_version_1() -> None:
         ],
         "policy": Policy().to_dict(),
         "remediation": alert.document["remediation"],
+        # Added by the alert lifecycle (§11): fields are only ever added to version 1.
+        "fingerprint": fingerprint(drift()),
+        "firstDetected": "2026-11-27T08:00:00Z",
     }
+    assert alert.document["fingerprint"] is not None
     assert alert.attributes == {
         "status": "DRIFT",
         "severity": "MEDIUM",

@@ -13,7 +13,7 @@ import pytest
 
 from infra.functions import FUNCTION_CODE
 from infra.monitor import HANDLER
-from local.emulator import ACCOUNT, Emulator
+from local.emulator import ACCOUNT, Emulator, create_state_table
 from local.function import LocalFunction
 
 LoadEvent = Callable[[str], dict[str, Any]]
@@ -28,12 +28,14 @@ class Account:
     topic_arn: str
     failure_queue_url: str
     subscriber_url: str
+    state_table: str
 
     def start(self, **overrides: str | None) -> LocalFunction:
         environment = {
             **self.emulator.environment(),
             "ALERT_TOPIC_ARN": self.topic_arn,
             "FAILURE_QUEUE_URL": self.failure_queue_url,
+            "STATE_TABLE_NAME": self.state_table,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_SERVICE_NAME": "s3-encryption-drift-monitor",
             "POWERTOOLS_METRICS_NAMESPACE": "S3EncryptionDriftMonitor",
@@ -77,6 +79,7 @@ def account(emulator: Emulator) -> Iterator[Account]:
         QueueUrl=subscriber_url, AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
     clients["sns"].subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    create_state_table(emulator, f"states-{suffix}")
     yield Account(
         emulator,
         clients["s3"],
@@ -85,6 +88,7 @@ def account(emulator: Emulator) -> Iterator[Account]:
         topic_arn,
         failure_url,
         subscriber_url,
+        f"states-{suffix}",
     )
 
 
@@ -117,7 +121,7 @@ def test_drift_publishes_one_alert(account: Account, event_fixture: LoadEvent) -
     assert [v["code"] for v in document["violations"]] == ["ALGORITHM_NOT_ALLOWED"]
     assert notification["Subject"].startswith("[DRIFT] s3://bucket-")
     assert notification["MessageAttributes"]["severity"]["Value"] == "MEDIUM"
-    assert function.metrics() == {"Evaluations": 1, "Drifts": 1}
+    assert function.metrics() == {"Evaluations": 1, "Drifts": 1, "AlertsSent": 1}
 
 
 def test_compliant_bucket_publishes_nothing(account: Account, event_fixture: LoadEvent) -> None:

@@ -26,7 +26,14 @@ from functions.drift_monitor.work import WorkItem
 from infra.functions import FUNCTION_CODE
 from infra.sweep_engine import STARTER_HANDLER, WORKER_HANDLER
 from local.demo_account import DemoBucket, populate
-from local.emulator import ACCOUNT, Emulator, create_organization, create_run_table, moto_server
+from local.emulator import (
+    ACCOUNT,
+    Emulator,
+    create_organization,
+    create_run_table,
+    create_state_table,
+    moto_server,
+)
 from local.function import Invocation, LocalFunction, feed_from_queue, sqs_event
 
 STATUS_METRICS = ("SweptBuckets", "CompliantBuckets", "Drifts", "Unverifiable", "ExemptBuckets",
@@ -67,6 +74,7 @@ class Account:
             },
         )
         create_run_table(emulator, "runs")
+        create_state_table(emulator, "states")
         self.s3.create_bucket(
             Bucket="sweep-reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
@@ -94,6 +102,7 @@ class Account:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "WORK_QUEUE_URL": self.work,
                 "RUN_TABLE_NAME": "runs",
+                "STATE_TABLE_NAME": "states",
                 **environment,
             },
             function_arn=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:sweep",
@@ -372,13 +381,14 @@ def test_starter_settings_name_the_bad_variable(environment: dict[str, str], mes
 
 
 WORKER_BASE = {"ALERT_TOPIC_ARN": "t", "WORK_QUEUE_URL": "q", "RUN_TABLE_NAME": "r",
-               "REPORT_BUCKET": "b"}  # fmt: skip
+               "REPORT_BUCKET": "b", "STATE_TABLE_NAME": "s"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
         ({**WORKER_BASE, "REPORT_BUCKET": ""}, "REPORT_BUCKET is not set"),
+        ({**WORKER_BASE, "STATE_TABLE_NAME": ""}, "STATE_TABLE_NAME is not set"),
         ({**WORKER_BASE, "SWEEP_CONCURRENCY": "many"}, "SWEEP_CONCURRENCY must be"),
         ({**WORKER_BASE, "SWEEP_CONCURRENCY": "65"}, "SWEEP_CONCURRENCY must be"),
         ({**WORKER_BASE, "SWEEP_PAGE_SIZE": "20000"}, "SWEEP_PAGE_SIZE must be"),
