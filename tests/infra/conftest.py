@@ -14,16 +14,34 @@ CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["
 
 BuildTemplate = Callable[..., Template]
 
-# SPEC §3: the pattern every S3 rule has, on a default bus or the central one.
-S3_PATTERN = {
-    "source": ["aws.s3"],
-    "detail-type": ["AWS API Call via CloudTrail"],
-    "detail": {
-        "eventSource": ["s3.amazonaws.com"],
-        "eventName": ["CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption"],
-        "errorCode": [{"exists": False}],
-    },
-}
+# SPEC §3 and §11: every S3 call that can change a verdict under the default policy (which has
+# an exempt tag, so tag changes count); with a grace period, creations have a rule of their own.
+WATCHED = (
+    "CreateBucket",
+    "PutBucketEncryption",
+    "DeleteBucketEncryption",
+    "DeleteBucket",
+    "PutBucketTagging",
+    "DeleteBucketTagging",
+)
+IMMEDIATE = WATCHED[1:]
+
+
+def s3_pattern(*event_names: str) -> dict[str, Any]:
+    """The pattern of an S3 rule, on a default bus or the central one: successful calls only."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "eventSource": ["s3.amazonaws.com"],
+            "eventName": list(event_names),
+            "errorCode": [{"exists": False}],
+        },
+    }
+
+
+# Forwarders send every watched event; the monitor's own rules split them.
+S3_PATTERN = s3_pattern(*WATCHED)
 
 
 def synthesize(**context: Any) -> Template:

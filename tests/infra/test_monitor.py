@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.forwarding import MONITORED_EVENTS
 from infra.functions import POWERTOOLS_VERSION, powertools_layer_parameter
-from tests.infra.conftest import S3_PATTERN, BuildTemplate
+from tests.infra.conftest import IMMEDIATE, BuildTemplate, s3_pattern
 
 
 def _only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
@@ -37,12 +37,39 @@ def _ref_id(value: dict[str, Any]) -> str:
     return str(value.get("Ref") or value["Fn::GetAtt"][0])
 
 
-def test_rule_matches_successful_s3_encryption_calls_only(template: Template) -> None:
-    template.has_resource_properties(
-        "AWS::Events::Rule",
-        {"EventPattern": S3_PATTERN, "State": "ENABLED"},
-    )
+def test_rules_match_successful_s3_calls_creations_after_the_grace_period(
+    template: Template,
+) -> None:
+    _, rule = _one(template, "AWS::Events::Rule", "MonitorS3EncryptionChangeRule")
+    _, creations = _one(template, "AWS::Events::Rule", "MonitorNewBucketRule")
+    queue_id, queue = _one(template, "AWS::SQS::Queue", "MonitorLifecycleNewBucketQueue")
+
+    assert rule["Properties"]["EventPattern"] == s3_pattern(*IMMEDIATE)
+    assert creations["Properties"]["EventPattern"] == s3_pattern("CreateBucket")
+    (target,) = creations["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert queue["Properties"]["DelaySeconds"] == 300
     assert MONITORED_EVENTS == ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
+
+
+def test_without_grace_or_exempt_tag_one_rule_takes_creations_at_once(
+    build_template: BuildTemplate,
+) -> None:
+    # A JSON string: jsii drops None values from a context dict.
+    template = build_template(newBucketGraceSeconds=0, policy='{"exemptTag": null}')
+    function_id, _ = _event_function(template)
+
+    (rule,) = template.find_resources(
+        "AWS::Events::Rule", {"Properties": {"EventPattern": Match.any_value()}}
+    ).values()
+    assert rule["Properties"]["EventPattern"] == s3_pattern(
+        "CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption", "DeleteBucket"
+    )
+    assert not template.find_resources(
+        "AWS::Lambda::EventSourceMapping", {"Properties": {"FunctionName": {"Ref": function_id}}}
+    )
+    assert not template.find_resources("AWS::SQS::Queue", {"Properties": {"DelaySeconds": 300}})
 
 
 def test_rule_target_retries_then_keeps_undeliverable_events(template: Template) -> None:
@@ -220,21 +247,102 @@ def test_bucket_reads_are_limited_to_this_account(template: Template) -> None:
     }
 
 
-def test_function_can_publish_and_keep_but_nothing_more(template: Template) -> None:
+def test_function_can_publish_keep_and_record_but_nothing_more(template: Template) -> None:
     assert _actions(_statements(template, "MonitorFunctionRole")) == [
+        "dynamodb:UpdateItem",  # the state table, one row per evaluation
+        "kms:Decrypt",  # the alert key (topic) and the data key (state table)
         "kms:Decrypt",
+        "kms:GenerateDataKey",
         "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "s3:GetBucketTagging",
         "s3:GetEncryptionConfiguration",
         "sns:Publish",
+        # the grace queue's event source mapping
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
-        "sqs:SendMessage",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",  # the failure queue
         "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
     ]
+    (state,) = [
+        s for s in _statements(template, "MonitorFunctionRole") if s.get("Sid") == "RecordBucketStates"
+    ]
+    table_id, _ = _one(template, "AWS::DynamoDB::Table", "MonitorLifecycleStateTable")
+    assert state["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+
+
+def test_the_state_table_is_on_demand_recoverable_encrypted_and_kept(template: Template) -> None:
+    table_id, table = _one(template, "AWS::DynamoDB::Table", "MonitorLifecycleStateTable")
+    key_id, _ = _one(template, "AWS::KMS::Key", "MonitorDataKey")
+    properties = table["Properties"]
+    _, function = _event_function(template)
+
+    assert properties["KeySchema"] == [{"AttributeName": "bucket", "KeyType": "HASH"}]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["STATE_TABLE_NAME"] == {"Ref": table_id}
+
+
+@pytest.mark.parametrize(
+    ("context", "granted"),
+    [
+        ({}, []),
+        ({"securityHub": True}, ["securityhub:BatchImportFindings"]),
+        ({"eventBusOutput": True}, ["events:PutEvents"]),
+        (
+            {"eventBusOutput": "arn:aws:events:eu-west-1:123456789012:event-bus/security"},
+            ["events:PutEvents"],
+        ),
+    ],
+    ids=["off", "security-hub", "default-bus", "own-bus"],
+)
+def test_only_the_outputs_turned_on_get_permissions(
+    build_template: BuildTemplate, context: dict[str, Any], granted: list[str]
+) -> None:
+    template = build_template(**context)
+    _, function = _event_function(template)
+    variables = function["Properties"]["Environment"]["Variables"]
+
+    outputs = [
+        s
+        for s in _statements(template, "MonitorFunctionRole")
+        if s["Action"] in ("securityhub:BatchImportFindings", "events:PutEvents")
+    ]
+    assert [s["Action"] for s in outputs] == granted
+    assert ("SECURITY_HUB_PRODUCT_ARN" in variables) == bool(context.get("securityHub"))
+    assert ("OUTPUT_EVENT_BUS" in variables) == ("eventBusOutput" in context)
+    for statement in outputs:  # one product or one bus, never a wildcard
+        assert "*" not in json.dumps(statement["Resource"])
+    if "eventBusOutput" in context and context["eventBusOutput"] is not True:
+        assert outputs[0]["Resource"] == context["eventBusOutput"]
+
+
+def test_the_dashboard_shows_lifecycle_sweep_and_queues(template: Template) -> None:
+    _, dashboard = _only(template, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+
+    for metric in (
+        "Drifts",
+        "SuppressedRepeats",
+        "Resolved",
+        "SweepOpenDrift",
+        "InvalidEvents",
+        "SweepDurationSeconds",
+        "SweptBuckets",
+        "ApproximateNumberOfMessagesVisible",
+    ):
+        assert metric in body, metric
 
 
 def test_topic_is_encrypted_with_a_rotated_key_cloudwatch_can_use(template: Template) -> None:
@@ -273,7 +381,9 @@ def test_topic_refuses_plain_http(template: Template) -> None:
 
 def test_queues_are_encrypted_ssl_only_and_keep_14_days(template: Template) -> None:
     queues = template.find_resources("AWS::SQS::Queue")
-    assert len(queues) == 4  # failure, delivery dead-letter, sweep work and its dead-letter
+    # failure, delivery dead-letter, new-bucket grace and its dead-letter, sweep work and its
+    # dead-letter
+    assert len(queues) == 6
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
@@ -299,13 +409,14 @@ def test_alarms_on_errors_and_on_every_queue_notify_the_topic(template: Template
 
     functions = [lid for lid in template.find_resources("AWS::Lambda::Function")]
     queues = [lid for lid in template.find_resources("AWS::SQS::Queue")]
-    work_queue = next(lid for lid in queues if lid.startswith("SweepWorkQueue"))
+    # These hold work in normal operation: a sweep's items, creations in their grace period.
+    busy = ("SweepWorkQueue", "MonitorLifecycleNewBucketQueue")
     assert sorted(watched) == sorted(
         [("Errors", function) for function in functions]
         + [
             ("ApproximateNumberOfMessagesVisible", queue)
             for queue in queues
-            if queue != work_queue  # it holds work while a sweep runs
+            if not queue.startswith(busy)
         ]
     )
 

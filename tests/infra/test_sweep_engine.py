@@ -39,7 +39,9 @@ def test_the_schedule_starts_a_run_daily_by_default(template: Template) -> None:
 
 def test_the_worker_takes_one_item_at_a_time_from_the_work_queue(template: Template) -> None:
     worker_id, worker = _worker(template)
-    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = template.find_resources(
+        "AWS::Lambda::EventSourceMapping", {"Properties": {"FunctionName": {"Ref": worker_id}}}
+    ).values()
     queue_id = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
     queue = template.find_resources("AWS::SQS::Queue")[queue_id]["Properties"]
 
@@ -110,7 +112,9 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
     statements = _statements(template, "SweepWorkerFunctionRole")
 
     assert _actions(statements) == [
+        "dynamodb:BatchGetItem",  # the state table: rows read and replaced in bulk
         "dynamodb:GetItem",
+        "dynamodb:PutItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
@@ -179,10 +183,10 @@ def test_sweep_off_removes_the_whole_engine(build_template: BuildTemplate) -> No
     template = build_template(sweepSchedule="off")
 
     template.resource_count_is("AWS::Lambda::Function", 1)
-    template.resource_count_is("AWS::Events::Rule", 1)
+    template.resource_count_is("AWS::Events::Rule", 2)  # changes, and creations after grace
     template.resource_count_is("AWS::IAM::Role", 1)
-    template.resource_count_is("AWS::CloudWatch::Alarm", 3)
-    template.resource_count_is("AWS::DynamoDB::Table", 0)
+    template.resource_count_is("AWS::CloudWatch::Alarm", 4)
+    template.resource_count_is("AWS::DynamoDB::Table", 1)  # the state table only
     template.resource_count_is("AWS::S3::Bucket", 0)
-    template.resource_count_is("AWS::SQS::Queue", 2)
+    template.resource_count_is("AWS::SQS::Queue", 4)
     assert "s3:ListAllMyBuckets" not in _actions(_statements(template))

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from functions.drift_monitor.permissions import MEMBER_READER_ACTIONS
-from tests.infra.conftest import CDK_JSON_CONTEXT, S3_PATTERN
+from tests.infra.conftest import CDK_JSON_CONTEXT, IMMEDIATE, S3_PATTERN, s3_pattern
 from tests.infra.test_monitor import _actions, _event_function, _one, _statements
 
 REGIONS = "eu-west-1,us-east-1,us-west-2"
@@ -89,7 +89,7 @@ def test_regions_add_one_forwarder_per_other_region_sending_home() -> None:
     # one monitor, one topic, one sweep whatever the number of regions
     home = template_of(found["S3EncryptionDriftMonitor"])
     home.resource_count_is("AWS::SNS::Topic", 1)
-    home.resource_count_is("AWS::DynamoDB::Table", 1)
+    home.resource_count_is("AWS::DynamoDB::Table", 2)  # the sweep's runs and the state
 
 
 def test_a_home_region_other_than_the_first_leads_the_list() -> None:
@@ -111,7 +111,16 @@ def test_the_central_bus_takes_events_from_the_organization_only(
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
     _, rule = _one(template, "AWS::Events::Rule", "OrganizationMemberS3EncryptionChangeRule")
     assert rule["Properties"]["EventBusName"] == {"Ref": bus_id}
-    assert rule["Properties"]["EventPattern"] == S3_PATTERN
+    assert rule["Properties"]["EventPattern"] == s3_pattern(*IMMEDIATE)
+    # member accounts' creations wait out the grace period in the same queue as the central's
+    _, creations = _one(template, "AWS::Events::Rule", "OrganizationMemberNewBucketRule")
+    _, own_creations = _one(template, "AWS::Events::Rule", "MonitorNewBucketRule")
+    assert creations["Properties"]["EventBusName"] == {"Ref": bus_id}
+    assert creations["Properties"]["EventPattern"] == s3_pattern("CreateBucket")
+    assert (
+        creations["Properties"]["Targets"][0]["Arn"]
+        == (own_creations["Properties"]["Targets"][0]["Arn"])
+    )
     function_id, _ = _event_function(template)
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
