@@ -272,7 +272,9 @@ def test_function_can_publish_keep_and_record_but_nothing_more(template: Templat
         "xray:PutTraceSegments",
     ]
     (state,) = [
-        s for s in _statements(template, "MonitorFunctionRole") if s.get("Sid") == "RecordBucketStates"
+        s
+        for s in _statements(template, "MonitorFunctionRole")
+        if s.get("Sid") == "RecordBucketStates"
     ]
     table_id, _ = _one(template, "AWS::DynamoDB::Table", "MonitorLifecycleStateTable")
     assert state["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
