@@ -7,7 +7,8 @@
   regions versus the same engine over one account holding the same number of buckets;
 - cold start: importing the handler module (which creates its clients) versus ``import boto3``
   plus the same clients, each in a fresh interpreter, median of several;
-- AWS calls per event on the compliant and on the drift path, counted at botocore's call site.
+- AWS calls per event on the compliant path, the drift path's first alert and its repeat,
+  counted at botocore's call site.
 
 Usage: python -m local.bench [--buckets N] [--repeats N]
 """
@@ -39,12 +40,15 @@ from botocore.exceptions import ClientError
 from functions.drift_monitor.credentials import AccountAccess, sweep_config
 from functions.drift_monitor.digest import build_digest, run_of_result
 from functions.drift_monitor.models import Trigger
+from functions.drift_monitor.notifier import epoch_ms
 from functions.drift_monitor.policy import DEFAULT_EXEMPT_TAG, Policy
 from functions.drift_monitor.publisher import AlertPublisher
 from functions.drift_monitor.run_store import RunStore
 from functions.drift_monitor.s3_reader import S3Reader
 from functions.drift_monitor.settings import DEFAULT_CONCURRENCY
+from functions.drift_monitor.state_store import StateStore
 from functions.drift_monitor.sweep import sweep
+from functions.drift_monitor.sweep_states import record_sweep
 from functions.drift_monitor.tag_index import exempt_index
 
 from .cloudtrail import s3_call_detail
@@ -53,6 +57,7 @@ from .emulator import (
     Emulator,
     create_organization,
     create_run_table,
+    create_state_table,
     member_admin,
     moto_server,
     role_trusting_the_manager,
@@ -77,7 +82,7 @@ import time
 started = time.perf_counter()
 import boto3
 session = boto3.Session()
-session.client("s3"); session.client("sns"); session.client("sqs")
+session.client("s3"); session.client("sns"); session.client("sqs"); session.client("dynamodb")
 print((time.perf_counter() - started) * 1000)
 """
 OUR_COLD_START = """
@@ -177,6 +182,8 @@ def _sweep_throughput(emu: Emulator, names: list[str], repeats: int) -> dict[str
     reader = S3Reader(access, config=sweep_config(DEFAULT_CONCURRENCY))
     topic_arn = emu.client("sns").create_topic(Name="bench-digest")["TopicArn"]
     publisher = AlertPublisher(emu.client("sns"), topic_arn)
+    create_state_table(emu, "bench-sweep-states")
+    states = StateStore(emu.client("dynamodb"), "bench-sweep-states")
     policy = Policy()
     exempt = len([i for i in range(len(names)) if i % 20 == 1])
 
@@ -191,18 +198,21 @@ def _sweep_throughput(emu: Emulator, names: list[str], repeats: int) -> dict[str
 
     def ours() -> int:
         """The whole sweep of one work item: assess every bucket (exempt ones found in bulk by
-        the tagging API), then build and publish the digest."""
+        the tagging API), record every verdict in the state table, then build and publish the
+        digest."""
         started = datetime.now(UTC).isoformat()
         trigger = Trigger(source="sweep")
+        evaluated_at = epoch_ms()
         result = sweep(
             emu.account,
             policy,
             reader,
             trigger,
-            keep=lambda finding: finding.alerts,
+            keep=lambda _finding: True,
             exempt_tags=exempt_index(access, emu.account, policy),
             concurrency=DEFAULT_CONCURRENCY,
         )
+        record_sweep(states, result.tally.kept, evaluated_at, datetime.now(UTC))
         run = run_of_result(result, policy, trigger.to_dict(), started, started)
         publisher.publish(build_digest(run, policy))
         assert result.tally.alerting == len(names) // 2 - exempt, result.tally.statuses
@@ -326,6 +336,7 @@ class _Engine:
         self.queue = self.sqs.create_queue(QueueName="bench-work")["QueueUrl"]
         topic = emu.client("sns").create_topic(Name="bench-fan-out")["TopicArn"]
         create_run_table(emu, "bench-runs")
+        create_state_table(emu, "bench-states")
         emu.client("s3").create_bucket(
             Bucket="bench-reports", CreateBucketConfiguration={"LocationConstraint": emu.region}
         )
@@ -336,6 +347,7 @@ class _Engine:
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "WORK_QUEUE_URL": self.queue,
             "RUN_TABLE_NAME": "bench-runs",
+            "STATE_TABLE_NAME": "bench-states",
             "ALERT_TOPIC_ARN": topic,
             "REPORT_BUCKET": "bench-reports",
             "MEMBER_ROLE_NAME": READER_ROLE,
@@ -442,6 +454,7 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
     sqs = emu.client("sqs")
     topic = sns.create_topic(Name="bench-alerts")["TopicArn"]
     queue = sqs.create_queue(QueueName="bench-failures")["QueueUrl"]
+    create_state_table(emu, "bench-calls-states")
     for name, algorithm in (("calls-compliant", "aws:kms"), ("calls-drift", "AES256")):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": emu.region})
         by_default: Any = {"SSEAlgorithm": algorithm}
@@ -458,6 +471,7 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
             **emu.environment(),
             "ALERT_TOPIC_ARN": topic,
             "FAILURE_QUEUE_URL": queue,
+            "STATE_TABLE_NAME": "bench-calls-states",
             "ENCRYPTION_POLICY": Policy().to_json(),
             "POWERTOOLS_TRACE_DISABLED": "true",
         },
@@ -467,7 +481,12 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
     if function.init_error:
         raise RuntimeError(function.init_error)
     counted = {}
-    for path, bucket in (("compliant", "calls-compliant"), ("drift", "calls-drift")):
+    paths = (
+        ("compliant", "calls-compliant"),
+        ("drift", "calls-drift"),
+        ("repeat", "calls-drift"),  # the same drift again: counted, not re-sent
+    )
+    for path, bucket in paths:
         event = {
             "version": "0",
             "id": "bench",
@@ -484,12 +503,17 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
         if not invocation.ok:
             raise RuntimeError(invocation.error)
         counted[path] = list(calls)
-    _note(f"calls per event: compliant {counted['compliant']}, drift {counted['drift']}")
+    _note(
+        f"calls per event: compliant {counted['compliant']}, drift {counted['drift']}, "
+        f"repeated drift {counted['repeat']}"
+    )
     return {
         "calls_compliant": len(counted["compliant"]),
         "calls_drift": len(counted["drift"]),
+        "calls_repeat": len(counted["repeat"]),
         "calls_compliant_operations": counted["compliant"],
         "calls_drift_operations": counted["drift"],
+        "calls_repeat_operations": counted["repeat"],
     }
 
 
@@ -524,6 +548,7 @@ def _cold_start(samples: int) -> dict[str, Any]:
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
         "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:alerts",
         "FAILURE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/failures",
+        "STATE_TABLE_NAME": "states",
         "ENCRYPTION_POLICY": Policy().to_json(),
         "POWERTOOLS_SERVICE_NAME": "s3-encryption-drift-monitor",
         "POWERTOOLS_METRICS_NAMESPACE": "S3EncryptionDriftMonitor",
@@ -589,8 +614,14 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{results['cold_start_ratio']:.2f}x",
             "<= 1.15x",
         ),
-        ("AWS calls per event, compliant path", str(results["calls_compliant"]), "", "", "= 1"),
-        ("AWS calls per event, drift path", str(results["calls_drift"]), "", "", "<= 3"),
+        ("AWS calls per event, compliant path", str(results["calls_compliant"]), "", "", "= 2"),
+        (
+            "AWS calls per event, drift path: first alert / repeat",
+            f"{results['calls_drift']} / {results['calls_repeat']}",
+            "",
+            "",
+            "<= 4 / 3",
+        ),
     ]
     headers = ("measure", "ours", "baseline", "ratio", "budget")
     widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from functions.drift_monitor.alerts import render_email
@@ -44,7 +45,15 @@ ORGANIZATION_ID = "o-exampleorg"
 MEMBER_ACCOUNTS = ("retail", "analytics")
 
 
-def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
+@dataclass(frozen=True)
+class Step:
+    title: str
+    expectation: str
+    # Bucket creations wait in the grace queue: deliver them once the grace period has passed.
+    after_grace: bool = False
+
+
+def _scenario(pipeline: LocalPipeline) -> Iterator[Step | tuple[str, str]]:
     """Each step acts on the emulator, then yields what it did and what the monitor should do."""
     s3 = pipeline.recorded_s3
     # Buckets that existed before the monitor was deployed: their creation produced no event.
@@ -54,11 +63,37 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
     s3.put_encryption("payments-ledger", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True)
     yield "payments-ledger: SSE-KMS with the approved key, bucket key on", "compliant: no alert"
 
+    grace = pipeline.monitor.new_bucket_grace_seconds
     s3.create_bucket("analytics-raw")
-    yield "analytics-raw: created with no default encryption", "HIGH: NO_DEFAULT_ENCRYPTION"
+    yield Step(
+        "analytics-raw: created with no default encryption, and left so",
+        f"evaluated {grace} s later (the new-bucket grace period): HIGH: NO_DEFAULT_ENCRYPTION",
+        after_grace=True,
+    )
+
+    s3.create_bucket("etl-staging")
+    s3.put_encryption("etl-staging", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True)
+    yield Step(
+        "etl-staging: created, then set to SSE-KMS by its infrastructure code a moment later",
+        "no alert: the change is compliant, and the creation, evaluated after the grace "
+        "period, finds it compliant too",
+        after_grace=True,
+    )
 
     s3.put_encryption("marketing-assets", "AES256")
     yield "marketing-assets: set to SSE-S3 (AES256)", "MEDIUM: ALGORITHM_NOT_ALLOWED"
+
+    s3.put_encryption("marketing-assets", "AES256")
+    yield (
+        "marketing-assets: set to SSE-S3 again (the same drift)",
+        "no second email: the repeat is counted (SuppressedRepeats)",
+    )
+
+    s3.put_encryption("marketing-assets", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True)
+    yield (
+        "marketing-assets: fixed (SSE-KMS with the approved key, bucket key on)",
+        "INFO: one RESOLVED notice, saying how long it drifted and what fixed it",
+    )
 
     s3.put_encryption("partner-exchange", "aws:kms", FOREIGN_KEY, bucket_key=True)
     yield (
@@ -90,11 +125,18 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
         "exempt: no alert (tags are read only because it would have alerted)",
     )
 
+    s3.delete_tags("build-cache")
+    yield (
+        "build-cache: its exempt tag removed (still SSE-S3)",
+        "MEDIUM: ALGORITHM_NOT_ALLOWED, triggered by DeleteBucketTagging",
+    )
+
     s3.create_bucket("tmp-export")
     s3.delete_bucket("tmp-export")
-    yield (
+    yield Step(
         "tmp-export: created, then deleted before the monitor could read it",
-        "vanished: logged and counted, no alert",
+        "vanished (the deletion at once, the creation after the grace period): no alert",
+        after_grace=True,
     )
 
     s3.denied_put_encryption("payments-ledger")
@@ -112,7 +154,7 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
     pipeline.put_cloudtrail_event(
         {
             "eventSource": "s3.amazonaws.com",
-            "eventName": "CreateBucket",
+            "eventName": "PutBucketEncryption",
             "awsRegion": s3.region,
             "recipientAccountId": s3.account,
             "requestParameters": {},
@@ -182,8 +224,30 @@ def _outcome(invocations: list[Invocation]) -> str:
         else:
             response = invocation.response
             reason = f" ({response['reason']})" if response.get("reason") else ""
-            outcomes.append(f"{response['status']}{reason}")
+            action = response.get("action")
+            done = f" -> {_ACTIONS[action]}" if action in _ACTIONS else ""
+            outcomes.append(f"{response['status']}{reason}{done}")
     return "; ".join(outcomes)
+
+
+_ACTIONS = {
+    "ALERT": "alert sent",
+    "SUPPRESS": "repeat suppressed",
+    "RESOLVE": "RESOLVED notice sent",
+}
+
+
+def _outcomes(function: LocalFunction, invocations: list[Invocation]) -> str:
+    """As ``_outcome``; a batch from the grace queue answers only with its failed items, so its
+    verdict is read from the function's log ("Bucket evaluated"), one event per batch here."""
+    direct = [i for i in invocations if not i.ok or "batchItemFailures" not in i.response]
+    batches = len(invocations) - len(direct)
+    evaluated = [r for r in function.log_records() if r.get("message") == "Bucket evaluated"]
+    delayed = [
+        Invocation(event=None, response={"status": record["status"], "action": record["action"]})
+        for record in evaluated[len(evaluated) - batches :]
+    ] if batches else []  # fmt: skip
+    return _outcome([*direct, *delayed])
 
 
 def _sweep(pipeline: LocalPipeline, number: int) -> tuple[str, str, str]:
@@ -242,11 +306,15 @@ def run(outdir: Path) -> int:
         print(f"  policy:   {json.dumps(policy)}")
         print()
         steps = _scenario(pipeline)
-        for number, (title, expectation) in enumerate(steps, start=1):
-            print(f"{number:>2}. {title}")
-            print(f"    expected: {expectation}")
+        for number, yielded in enumerate(steps, start=1):
+            step = yielded if isinstance(yielded, Step) else Step(*yielded)
+            print(f"{number:>2}. {step.title}")
+            print(f"    expected: {step.expectation}")
             invocations = pipeline.deliver(function)
-            outcome = _outcome(invocations)
+            if step.after_grace:
+                time.sleep(monitor.new_bucket_grace_seconds + 0.5)
+                invocations += pipeline.deliver_new_buckets(function)
+            outcome = _outcomes(function, invocations)
             print(f"    function: {outcome}")
             alerts = pipeline.received_alerts()
             for alert in alerts:
@@ -257,7 +325,7 @@ def run(outdir: Path) -> int:
                     f"    failure queue: kept the event, reason: {message['attributes']['reason']}"
                 )
             severity = ", ".join(a.document["severity"] for a in alerts) or "-"
-            summary.append((title.split(":")[0], outcome, severity))
+            summary.append((step.title.split(":")[0], outcome, severity))
             print()
         summary.append(_sweep(pipeline, len(summary) + 1))
 

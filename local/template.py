@@ -125,12 +125,12 @@ class SynthesizedMonitor(Template):
             for lid in main.logical_ids("AWS::Events::Rule")
             if "ScheduleExpression" in main.properties(lid)
         ]
-        sweep_function_id = (
-            main.target_of(schedules[0]) if schedules else None
-        )
+        sweep_function_id = main.target_of(schedules[0]) if schedules else None
+        # The event function takes the grace queue too; the worker is the other one.
         workers = [
             main.properties(lid)["FunctionName"]["Ref"]
             for lid in main.logical_ids("AWS::Lambda::EventSourceMapping")
+            if main.properties(lid)["FunctionName"]["Ref"] != function_id
         ]
         forwarders = {}
         for candidate in sorted(outdir.glob(f"{stack_name}-*.template.json")):
@@ -160,6 +160,14 @@ class SynthesizedMonitor(Template):
             member_reader=reader,
             member_forwarder=forwarder,
         )
+
+    @property
+    def new_bucket_grace_seconds(self) -> int:
+        """The grace queue's delay; 0 when creations are evaluated at once."""
+        if self.new_bucket_rule_id is None:
+            return 0
+        queue = self.properties(self.target_of(self.new_bucket_rule_id))
+        return int(queue.get("DelaySeconds", 0))
 
     @property
     def event_pattern(self) -> dict[str, Any]:

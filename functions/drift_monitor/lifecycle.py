@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -102,6 +102,14 @@ def next_state(
         last_resolved=now if open_drift and current is None else kept.last_resolved,
         swept_status=finding.status if swept else kept.swept_status,
     )
+
+
+def moved(previous: BucketState | None, state: BucketState) -> bool:
+    """Whether a sweep must rewrite the row: anything but the time of the read changed. A daily
+    sweep of an estate that did not change writes nothing; the run's report records the sweep."""
+    if previous is None:
+        return True
+    return replace(previous, evaluated_at=state.evaluated_at) != state
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,7 @@ if TYPE_CHECKING:
 KEY = "bucket"
 # Rows of deleted buckets are kept this long, so a late event still finds the deletion.
 VANISHED_RETENTION_SECONDS = 30 * 86_400
-# DynamoDB's limits: keys per BatchGetItem, actions per TransactWriteItems.
-READ_BATCH = 100
-WRITE_BATCH = 100
-_ATTEMPTS = 3
+READ_BATCH = 100  # DynamoDB's limit of keys per BatchGetItem
 
 
 def state_key(bucket: BucketRef) -> str:
@@ -143,36 +141,31 @@ class StateStore:
         return found
 
     def replace(
-        self, rows: Sequence[tuple[Finding, BucketState, BucketState | None]], now: str
+        self,
+        rows: Sequence[tuple[Finding, BucketState, BucketState | None]],
+        now: str,
+        concurrency: int = 16,
     ) -> set[str]:
         """Writes each new row unless the bucket's row changed since it was read (a concurrent,
-        newer evaluation wins). Returns the keys that were superseded and not written."""
-        superseded: set[str] = set()
-        for start in range(0, len(rows), WRITE_BATCH):
-            pending = list(rows[start : start + WRITE_BATCH])
-            for attempt in range(1, _ATTEMPTS + 1):
-                if not pending:
-                    break
-                try:
-                    items: list[Any] = [
-                        self._put(finding, state, previous, now)
-                        for finding, state, previous in pending
-                    ]
-                    self._db.transact_write_items(TransactItems=items)
-                    pending = []
-                except ClientError as error:
-                    reasons = error.response.get("CancellationReasons") or []
-                    if error_code(error) != "TransactionCanceledException" or attempt == _ATTEMPTS:
-                        raise
-                    lost = {
-                        index
-                        for index, reason in enumerate(reasons)
-                        if reason.get("Code") == "ConditionalCheckFailed"
-                    }
-                    superseded |= {state_key(pending[index][0].bucket) for index in lost}
-                    # The rest were cancelled with them (or conflicted): write them again.
-                    pending = [row for index, row in enumerate(pending) if index not in lost]
-        return superseded
+        newer evaluation wins), a few at a time. Returns the keys that were superseded.
+
+        One conditional PutItem per row rather than transactions of a hundred: a transaction
+        costs twice the write capacity and fails whole when one row's condition does."""
+
+        def put(row: tuple[Finding, BucketState, BucketState | None]) -> str | None:
+            finding, state, previous = row
+            try:
+                self._db.put_item(**self._put(finding, state, previous, now))
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    return state_key(finding.bucket)
+                raise
+            return None
+
+        if not rows:
+            return set()
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
+            return {key for key in pool.map(put, rows) if key is not None}
 
     def _put(
         self, finding: Finding, state: BucketState, previous: BucketState | None, now: str
@@ -185,7 +178,7 @@ class StateStore:
         else:
             put["ConditionExpression"] = "evaluatedAt = :seen"
             put["ExpressionAttributeValues"] = {":seen": {"N": str(previous.evaluated_at)}}
-        return {"Put": put}
+        return put
 
 
 def _key(bucket: BucketRef) -> dict[str, Any]:

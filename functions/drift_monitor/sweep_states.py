@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .lifecycle import AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE, BucketState, next_state, sweep_change
+from .lifecycle import (
+    AGE_PREFIX,
+    NEW_DRIFT,
+    RESOLVED_SINCE,
+    BucketState,
+    moved,
+    next_state,
+    sweep_change,
+)
 from .models import Finding
 from .notifier import iso
 from .state_store import StateStore, state_key
@@ -25,7 +33,11 @@ class SweepChanges:
 
 
 def record_sweep(
-    store: StateStore, findings: Sequence[Finding], evaluated_at: int, now: datetime
+    store: StateStore,
+    findings: Sequence[Finding],
+    evaluated_at: int,
+    now: datetime,
+    concurrency: int = 16,
 ) -> SweepChanges:
     stamp = iso(now)
     previous = store.states([finding.bucket for finding in findings])
@@ -49,6 +61,7 @@ def record_sweep(
             counts[AGE_PREFIX + change.age_band] += 1
         if state.first_detected:
             first_detected[key] = state.first_detected
-        rows.append((finding, state, before))
-    store.replace(rows, stamp)
+        if moved(before, state):
+            rows.append((finding, state, before))
+    store.replace(rows, stamp, concurrency)
     return SweepChanges(counts, first_detected, frozenset(new))

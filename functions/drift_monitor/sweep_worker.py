@@ -129,7 +129,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         logger.warning("Out of time: the rest of the page is queued", after=result.stopped_after)
         _queue(item.resumed_after(result.stopped_after))
     findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
-    changes = record_sweep(STATE, findings, evaluated_at, datetime.now(UTC))
+    changes = record_sweep(STATE, findings, evaluated_at, datetime.now(UTC), SETTINGS.concurrency)
 
     def entry(finding: Finding) -> dict[str, Any]:
         key = state_key(finding.bucket)

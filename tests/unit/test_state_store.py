@@ -90,7 +90,8 @@ def test_a_sweep_writes_hundreds_of_rows_in_batches_and_counts_its_moves(
     assert second.counts == {"age:<1d": 125}  # nothing new, nothing resolved
     rows = store.states([finding.bucket for finding in findings])
     assert len(rows) == 250
-    assert {row.evaluated_at for row in rows.values()} == {1_000, 2_000}
+    # nothing moved in the second sweep: no row was rewritten
+    assert {row.evaluated_at for row in rows.values()} == {1_000}
     assert all(row.swept_status is row.status for row in rows.values())
 
 
@@ -124,13 +125,28 @@ def test_a_row_changed_between_read_and_write_is_left_to_the_newer_writer(
 
 def test_a_table_that_keeps_refusing_fails_the_write(store: StateStore) -> None:
     stubber = Stubber(store._db)
-    for _ in range(3):
-        stubber.add_client_error(
-            "transact_write_items",
-            service_error_code="TransactionCanceledException",
-            response_meta={},
-            modeled_fields={"CancellationReasons": [{"Code": "TransactionConflict"}]},
-        )
-    with stubber, pytest.raises(ClientError, match="TransactionCanceled"):
+    stubber.add_client_error(
+        "put_item",
+        service_error_code="ProvisionedThroughputExceededException",
+        http_status_code=400,
+    )
+    with stubber, pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
         store.replace([(DRIFT, next_state(None, DRIFT, 1, NOW, swept=True), None)], NOW)
     stubber.assert_no_pending_responses()
+
+
+def test_a_sweep_rewrites_only_rows_whose_verdict_moved(
+    store: StateStore, emulator: Emulator
+) -> None:
+    findings = [_bucket(index) for index in range(20)]
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    record_sweep(store, findings, 1_000, now)
+    fixed = [*findings[:1], replace(findings[1], status=Status.COMPLIANT, violations=()),
+             *findings[2:]]  # fmt: skip
+
+    changes = record_sweep(store, fixed, 2_000, now)
+
+    assert changes.counts == {"resolved": 1, "age:<1d": 9}
+    rows = store.states([finding.bucket for finding in findings])
+    rewritten = {key for key, row in rows.items() if row.evaluated_at == 2_000}
+    assert rewritten == {state_key(findings[1].bucket)}
