@@ -26,6 +26,11 @@ KEY = "bucket"
 # Rows of deleted buckets are kept this long, so a late event still finds the deletion.
 VANISHED_RETENTION_SECONDS = 30 * 86_400
 READ_BATCH = 100  # DynamoDB's limit of keys per BatchGetItem
+# What ``state_of`` reads: a sweep fetches these for every bucket, not the trigger and names.
+_DECISION_ATTRIBUTES = (
+    "#b, #s, fingerprint, evaluatedAt, violations, firstDetected, alertedFingerprint, "
+    "lastAlerted, lastResolved, sweptStatus"
+)
 
 
 def state_key(bucket: BucketRef) -> str:
@@ -122,22 +127,36 @@ class StateStore:
 
     # -- the sweep: rows read and replaced a hundred at a time ---------------------------------
 
-    def states(self, buckets: Sequence[BucketRef]) -> dict[str, BucketState]:
-        """The rows of ``buckets`` that exist, by ``state_key``."""
-        found: dict[str, BucketState] = {}
+    def states(
+        self, buckets: Sequence[BucketRef], concurrency: int = 4
+    ) -> dict[str, BucketState]:
+        """The rows of ``buckets`` that exist, by ``state_key``: a hundred keys per call, a few
+        calls at a time, only the attributes a decision needs."""
         keys = list(dict.fromkeys(state_key(bucket) for bucket in buckets))
-        for start in range(0, len(keys), READ_BATCH):
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": [{KEY: {"S": key}} for key in keys[start : start + READ_BATCH]],
-                    "ConsistentRead": True,
-                }
+        chunks = [keys[start : start + READ_BATCH] for start in range(0, len(keys), READ_BATCH)]
+        if not chunks:
+            return {}
+        found: dict[str, BucketState] = {}
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
+            for rows in pool.map(self._read_batch, chunks):
+                found.update(rows)
+        return found
+
+    def _read_batch(self, keys: list[str]) -> dict[str, BucketState]:
+        found: dict[str, BucketState] = {}
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [{KEY: {"S": key}} for key in keys],
+                "ConsistentRead": True,
+                "ProjectionExpression": _DECISION_ATTRIBUTES,
+                "ExpressionAttributeNames": {"#b": KEY, "#s": "status"},
             }
-            while request:
-                response = self._db.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    found[item[KEY]["S"]] = state_of(item)
-                request = dict(response.get("UnprocessedKeys") or {})
+        }
+        while request:
+            response = self._db.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._table, []):
+                found[item[KEY]["S"]] = state_of(item)
+            request = dict(response.get("UnprocessedKeys") or {})
         return found
 
     def replace(
