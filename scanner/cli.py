@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENC
 from functions.drift_monitor.sweep import sweep
 from functions.drift_monitor.tag_index import exempt_index
 
+from .exports import to_asff, to_csv, to_html, to_ocsf
 from .formats import AccountScan, print_table, scan_document, totals
 
 EXIT_COMPLIANT = 0
@@ -123,11 +125,14 @@ def main() -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "csv", "json-asff", "json-ocsf", "html"]),
     default="table",
     show_default=True,
     help="table: one row per bucket, for people. json: one document (schemaVersion 1) with a "
-    "summary (per account too) and each bucket shaped like the alert document, for machines.",
+    "summary (per account too) and each bucket shaped like the alert document, for machines. "
+    "csv: the sweep report's columns. json-asff: {\"Findings\": [...]} for Security Hub's "
+    "BatchImportFindings (imported by the calling account). json-ocsf: a list of OCSF 1.2.0 "
+    "Compliance Findings. html: one self-contained page with a chart by account and region.",
 )
 @click.option(
     "--only-drift",
@@ -205,11 +210,43 @@ def scan(
                 )
             )
 
-    if output_format == "json":
-        click.echo(json.dumps(scan_document(caller, scans, policy), indent=2))
-    else:
-        print_table(scans, policy_file)
+    rendered = _render(
+        output_format,
+        scans,
+        policy=policy,
+        policy_file=policy_file,
+        caller=caller,
+        region=home_region,
+    )
+    click.echo(rendered, nl=False)
     sys.exit(exit_code(scans))
+
+
+def _render(
+    output_format: str,
+    scans: list[AccountScan],
+    *,
+    policy: Policy,
+    policy_file: Path | None,
+    caller: str,
+    region: str,
+) -> str:
+    now = datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if output_format == "json":
+        return json.dumps(scan_document(caller, scans, policy), indent=2) + "\n"
+    if output_format == "csv":
+        return to_csv(scans, policy)
+    if output_format == "json-asff":
+        document = to_asff(scans, policy, caller=caller, region=region, now=stamp)
+        return json.dumps(document, indent=2) + "\n"
+    if output_format == "json-ocsf":
+        events = to_ocsf(scans, policy, now_ms=int(now.timestamp() * 1000))
+        return json.dumps(events, indent=2) + "\n"
+    if output_format == "html":
+        return to_html(scans, policy, caller=caller, generated_at=stamp)
+    print_table(scans, policy_file)
+    return ""
 
 
 def _scan_account(
