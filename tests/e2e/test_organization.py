@@ -234,3 +234,66 @@ def test_the_organization_sweep_over_3_accounts_x_3_regions(monitor: Synthesized
         manifest = json.loads(report[f"{prefix}manifest.json"])
         assert manifest["summary"] == document["summary"]
         assert len(manifest["files"]) == 6
+
+
+def test_a_member_drift_is_announced_once_whichever_finds_it_first(
+    monitor: SynthesizedMonitor,
+) -> None:
+    with moto_server(organization_id=ORGANIZATION_ID) as emulator:
+        org = organization_of(monitor, emulator, members=1)
+        (member,) = org.members
+        virginia = org.pipeline.s3_in("us-east-1", member)
+        # A: drifts through an event, before any sweep
+        seen_by_event = unique("orders")
+        virginia.create_bucket(seen_by_event, record=False)
+        virginia.put_encryption(seen_by_event, "AES256")
+        (alert,) = [a for a in _deliver(org) if a.document["bucket"] == seen_by_event]
+        # B: drifted with no event reaching the monitor (the sweep finds it first)
+        seen_by_sweep = unique("ledger")
+        virginia.create_bucket(seen_by_sweep, record=False)
+        org.pipeline.member_session(member).client(
+            "s3", region_name="us-east-1", endpoint_url=emulator.endpoint
+        ).put_bucket_encryption(
+            Bucket=seen_by_sweep,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+
+        # When the sweep runs
+        assert all(i.ok for i in org.pipeline.run_sweep())
+        (digest,) = org.pipeline.received_alerts()
+
+        # Then its digest lists both, with when each drift began
+        entries = {e["bucket"]: e for e in digest.document["findings"]}
+        assert entries[seen_by_event]["firstDetected"] == alert.document["firstDetected"]
+        assert entries[seen_by_sweep]["firstDetected"] is not None
+        assert digest.document["changes"]["openDriftByAge"]["<1d"] == 2
+
+        # And events for the same drifts send nothing more, whichever found them first
+        virginia.put_encryption(seen_by_event, "AES256")
+        virginia.put_encryption(seen_by_sweep, "AES256")
+        invocations = org.pipeline.deliver(org.function)
+        assert [i.response["action"] for i in invocations] == ["SUPPRESS", "SUPPRESS"]
+        assert org.pipeline.received_alerts() == []
+
+        # When the sweep's drift is fixed, one RESOLVED notice names the member account
+        virginia.put_encryption(seen_by_sweep, "aws:kms", bucket_key=True)
+        (notice,) = _deliver(org)
+        assert (notice.document["status"], notice.document["account"]) == ("RESOLVED", member)
+        assert notice.document["bucket"] == seen_by_sweep
+
+        # And the next sweep counts it resolved, the other still open and not new
+        assert all(i.ok for i in org.pipeline.run_sweep())
+        (second,) = org.pipeline.received_alerts()
+        changes = second.document["changes"]
+        assert (changes["newDrift"], changes["resolved"]) == (0, 1)
+        entries = {e["bucket"]: e for e in second.document["findings"]}
+        assert entries[seen_by_event]["newSinceLastSweep"] is False
+        assert seen_by_sweep not in entries
+
+
+def _deliver(org: Organization) -> list[Any]:
+    invocations = org.pipeline.deliver(org.function)
+    assert all(i.ok for i in invocations), invocations
+    return org.pipeline.received_alerts()
