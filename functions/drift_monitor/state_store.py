@@ -127,9 +127,7 @@ class StateStore:
 
     # -- the sweep: rows read and replaced a hundred at a time ---------------------------------
 
-    def states(
-        self, buckets: Sequence[BucketRef], concurrency: int = 4
-    ) -> dict[str, BucketState]:
+    def states(self, buckets: Sequence[BucketRef], concurrency: int = 4) -> dict[str, BucketState]:
         """The rows of ``buckets`` that exist, by ``state_key``: a hundred keys per call, a few
         calls at a time, only the attributes a decision needs."""
         keys = list(dict.fromkeys(state_key(bucket) for bucket in buckets))
