@@ -51,6 +51,11 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"sweepDigestWhenCompliant": "sometimes"}, "'sweepDigestWhenCompliant' must be true"),
         ({"sweepReportRetentionDays": 0}, "'sweepReportRetentionDays' must be a whole number"),
         ({"sweepReportRetentionDays": "forever"}, "'sweepReportRetentionDays' must be"),
+        ({"newBucketGraceSeconds": 901}, "'newBucketGraceSeconds' must be a whole number of "
+         "seconds from 0 to 900"),
+        ({"newBucketGraceSeconds": "soon"}, "'newBucketGraceSeconds' must be"),
+        ({"securityHub": "on"}, "context 'securityHub' must be true or false"),
+        ({"eventBusOutput": "my-bus"}, "context 'eventBusOutput' must be false, true"),
         ({"regions": "eu-west-1,mars-north-1"}, "'mars-north-1' is not an AWS region name"),
         ({"regions": " , "}, "context 'regions' must name at least one region"),
         ({"regions": "eu-west-1,eu-west-1"}, "context 'regions' lists eu-west-1 more than once"),

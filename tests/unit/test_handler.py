@@ -227,7 +227,7 @@ def test_an_invalid_policy_fails_every_invocation_naming_the_variable_and_field(
     assert "allowedAlgorithms[0]" in (invocation.error or "")
 
 
-@pytest.mark.parametrize("variable", ["ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL"])
+@pytest.mark.parametrize("variable", ["ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL", "STATE_TABLE_NAME"])
 def test_a_missing_variable_fails_naming_it(account: Account, variable: str) -> None:
     function = account.start(**{variable: None})
 
@@ -256,3 +256,88 @@ def test_a_policy_in_the_environment_is_enforced(
     function = account.start(ENCRYPTION_POLICY='{"allowedAlgorithms": ["AES256", "aws:kms"]}')
 
     assert function.invoke(event).response["status"] == "COMPLIANT"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SECURITY_HUB_PRODUCT_ARN", "arn:aws:securityhub:eu-west-1:123456789012:hub/default",
+         "SECURITY_HUB_PRODUCT_ARN 'arn:aws:securityhub:eu-west-1:123456789012:hub/default' is "
+         "not a Security Hub product ARN"),
+        ("OUTPUT_EVENT_BUS", "not a bus!", "OUTPUT_EVENT_BUS 'not a bus!' is not an event bus"),
+    ],
+)  # fmt: skip
+def test_a_bad_output_setting_fails_the_cold_start_naming_it(
+    account: Account, variable: str, value: str, message: str
+) -> None:
+    assert message in (account.start(**{variable: value}).init_error or "")
+
+
+def _sqs_record(body: str, message_id: str) -> dict[str, Any]:
+    return {"messageId": message_id, "eventSource": "aws:sqs", "body": body, "attributes": {}}
+
+
+def test_creations_from_the_grace_queue_are_evaluated_and_only_failures_return(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    # Given a batch from the grace queue: a drifting bucket, a body that is not JSON, and an
+    # event whose evaluation fails (its bucket cannot be read: a throttled S3 would do the same)
+    drifting = event_fixture("create-bucket-v1.03.json")
+    drifting["detail"]["awsRegion"] = "eu-west-1"
+    _bucket(account, drifting, "AES256")
+    function = account.start()
+    broken = account.start(STATE_TABLE_NAME="no-such-table")
+    batch = {
+        "Records": [
+            _sqs_record(json.dumps(drifting), "m-1"),
+            _sqs_record("{not json", "m-2"),
+        ]
+    }
+
+    # When the function takes the batch
+    invocation = function.invoke(batch)
+    failing = broken.invoke({"Records": [_sqs_record(json.dumps(drifting), "m-3")]})
+
+    # Then the creation alerts, the unreadable body is kept, and only the failure goes back
+    assert invocation.response == {"batchItemFailures": []}
+    (notification,) = account.alerts()
+    assert json.loads(notification["Message"])["trigger"]["eventName"] == "CreateBucket"
+    (kept,) = account.drain(account.failure_queue_url)
+    assert kept["MessageAttributes"]["reason"]["StringValue"] == (
+        "delay queue message body is not JSON"
+    )
+    assert failing.response == {"batchItemFailures": [{"itemIdentifier": "m-3"}]}
+
+
+def test_outputs_receive_every_alert_once(account: Account, event_fixture: LoadEvent) -> None:
+    # Given Security Hub on and an event bus output to a bus with a subscriber
+    emulator = account.emulator
+    events = emulator.client("events")
+    bus = events.create_event_bus(Name=f"alerts-{uuid.uuid4().hex[:6]}")["EventBusArn"]
+    queue = account.sqs.create_queue(QueueName=f"bus-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    queue_arn = account.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name="all", EventBusName=bus, EventPattern='{"source": ["s3-encryption-monitor"]}'
+    )
+    events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "AES256")
+    function = account.start(
+        SECURITY_HUB_PRODUCT_ARN=f"arn:aws:securityhub:eu-west-1:{ACCOUNT}:product/{ACCOUNT}/default",
+        OUTPUT_EVENT_BUS=bus,
+    )
+
+    # When the same drift is reported twice
+    first, second = function.invoke(event), function.invoke(event)
+
+    # Then one alert, one finding, one event
+    assert (first.response["action"], second.response["action"]) == ("ALERT", "SUPPRESS")
+    assert len(account.alerts()) == 1
+    bucket = event["detail"]["requestParameters"]["bucketName"]
+    findings = emulator.client("securityhub").get_findings()["Findings"]
+    (finding,) = [f for f in findings if f["Id"].endswith(f"/{bucket}")]
+    assert finding["Compliance"]["Status"] == "FAILED"
+    (delivered,) = account.drain(queue)
+    assert json.loads(delivered["Body"])["detail"]["bucket"] == bucket

@@ -1,0 +1,99 @@
+"""The notifier against moto server's DynamoDB and SNS: record, decide, send, remember."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from functions.drift_monitor.lifecycle import Action
+from functions.drift_monitor.notifier import Notifier
+from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.publisher import AlertPublisher
+from functions.drift_monitor.state_store import StateStore
+from local.emulator import Emulator, create_state_table
+from tests.unit.test_lifecycle import COMPLIANT, DRIFT, VANISHED
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+class RecordingOutput:
+    """Stands in for Security Hub or a bus: the notifier's contract is one send per message."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, document: dict[str, Any], now: str) -> None:
+        self.sent.append(document)
+
+
+def notifier(emulator: Emulator, topic: str | None = None) -> tuple[Notifier, RecordingOutput]:
+    table = f"states-{uuid.uuid4().hex[:8]}"
+    create_state_table(emulator, table)
+    topic = topic or emulator.client("sns").create_topic(Name=table)["TopicArn"]
+    output = RecordingOutput()
+    store = StateStore(emulator.client("dynamodb"), table)
+    return Notifier(
+        store, AlertPublisher(emulator.client("sns"), topic), [output], Policy()
+    ), output
+
+
+def test_a_drift_is_sent_once_and_its_fix_once(emulator: Emulator) -> None:
+    settle, output = notifier(emulator)
+
+    actions = [
+        settle.settle(DRIFT, 100, NOW),
+        settle.settle(DRIFT, 200, NOW),
+        settle.settle(COMPLIANT, 300, NOW),
+        settle.settle(COMPLIANT, 400, NOW),
+    ]
+
+    assert [a.action for a in actions] == [
+        Action.ALERT,
+        Action.SUPPRESS,
+        Action.RESOLVE,
+        Action.NONE,
+    ]
+    assert [a.message_id is not None for a in actions] == [True, False, True, False]
+    assert [d["status"] for d in output.sent] == ["DRIFT", "RESOLVED"]
+    assert output.sent[1]["resolution"]["driftedSince"] == output.sent[0]["firstDetected"]
+
+
+def test_an_older_evaluation_sends_nothing(emulator: Emulator) -> None:
+    settle, output = notifier(emulator)
+    settle.settle(COMPLIANT, 500, NOW)
+
+    late = settle.settle(DRIFT, 100, NOW)
+
+    assert (late.action, late.message_id, output.sent) == (Action.SUPERSEDED, None, [])
+
+
+def test_a_deleted_bucket_closes_its_open_drift(emulator: Emulator) -> None:
+    settle, output = notifier(emulator)
+    settle.settle(DRIFT, 100, NOW)
+
+    assert settle.settle(VANISHED, 200, NOW).action is Action.RESOLVE
+    assert output.sent[-1]["resolution"]["outcome"] == "VANISHED"
+
+
+def test_a_failed_publish_is_not_remembered_as_sent(emulator: Emulator) -> None:
+    gone = "arn:aws:sns:eu-west-1:123456789012:no-such-topic"
+    failing, output = notifier(emulator, topic=gone)
+
+    with pytest.raises(ClientError, match="NotFound"):
+        failing.settle(DRIFT, 100, NOW)
+
+    assert output.sent == []
+    # the same table, a working topic: the retry announces it
+    working = Notifier(
+        failing._store,
+        AlertPublisher(
+            emulator.client("sns"), emulator.client("sns").create_topic(Name="t")["TopicArn"]
+        ),
+        [output],
+        Policy(),
+    )
+    assert working.settle(DRIFT, 200, NOW).action is Action.ALERT
