@@ -45,6 +45,7 @@ class AlertLifecycle(Construct):
         monitor: EncryptionDriftMonitor,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._security_hub = props.security_hub
         self.table = dynamodb.Table(
             self,
             "StateTable",
@@ -96,25 +97,32 @@ class AlertLifecycle(Construct):
             )
 
     def allow_sweep_writes(self, worker: MonitoredFunction) -> None:
-        """The sweep reads rows a hundred at a time and replaces them in transactions."""
+        """The sweep reads rows a hundred at a time and rewrites those that moved; with Security
+        Hub on, it imports the drifts it announces first and those it finds gone."""
         worker.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
         worker.allow("RecordBucketStates", list(STATE_SWEEP_WRITES), [self.table.table_arn])
+        if self._security_hub:
+            self._allow_security_hub(worker)
 
     def _outputs(self, props: MonitorProps, function: MonitoredFunction) -> None:
         """Each output's permission exists only when it is turned on."""
         if props.security_hub:
-            product = (
-                f"arn:{Aws.PARTITION}:securityhub:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-                f"product/{Aws.ACCOUNT_ID}/default"
-            )
-            function.function.add_environment("SECURITY_HUB_PRODUCT_ARN", product)
-            function.allow("ImportFindingsIntoSecurityHub", [IMPORT_FINDINGS], [product])
+            self._allow_security_hub(function)
         if props.event_bus_output is not None:
             bus = props.event_bus_output
             if bus == DEFAULT_BUS:
                 bus = f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:event-bus/default"
             function.function.add_environment("OUTPUT_EVENT_BUS", bus)
             function.allow("PutAlertsOnTheEventBus", [PUT_EVENTS], [bus])
+
+    @staticmethod
+    def _allow_security_hub(function: MonitoredFunction) -> None:
+        product = (
+            f"arn:{Aws.PARTITION}:securityhub:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"product/{Aws.ACCOUNT_ID}/default"
+        )
+        function.function.add_environment("SECURITY_HUB_PRODUCT_ARN", product)
+        function.allow("ImportFindingsIntoSecurityHub", [IMPORT_FINDINGS], [product])
 
 
 class MonitorDashboard(Construct):

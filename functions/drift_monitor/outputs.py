@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 EVENT_SOURCE = "s3-encryption-monitor"
+IMPORT_BATCH = 100  # findings per BatchImportFindings call
 DETAIL_TYPES = {
     "DRIFT": "S3 Encryption Drift",
     "UNVERIFIABLE": "S3 Encryption Unverifiable",
@@ -37,16 +38,24 @@ class SecurityHubOutput:
         _, _, _, self._region, self._account, _ = product_arn.split(":", 5)
 
     def send(self, document: dict[str, Any], now: str) -> None:
-        finding = asff_finding(
-            document, importer_account=self._account, importer_region=self._region, now=now
-        )
-        response = self._client.batch_import_findings(Findings=[finding])
-        if response.get("FailedCount"):
-            failed = response.get("FailedFindings") or [{}]
-            raise OutputFailed(
-                f"Security Hub refused finding {finding['Id']}: "
-                f"{failed[0].get('ErrorCode')} {failed[0].get('ErrorMessage')}"
+        self.send_many([document], now)
+
+    def send_many(self, documents: list[dict[str, Any]], now: str) -> None:
+        """A hundred findings per call, Security Hub's limit (the sweep's transitions)."""
+        findings = [
+            asff_finding(d, importer_account=self._account, importer_region=self._region, now=now)
+            for d in documents
+        ]
+        for start in range(0, len(findings), IMPORT_BATCH):
+            response = self._client.batch_import_findings(
+                Findings=findings[start : start + IMPORT_BATCH]
             )
+            if response.get("FailedCount"):
+                failed = response.get("FailedFindings") or [{}]
+                raise OutputFailed(
+                    f"Security Hub refused finding {failed[0].get('Id')}: "
+                    f"{failed[0].get('ErrorCode')} {failed[0].get('ErrorMessage')}"
+                )
 
 
 class EventBusOutput:

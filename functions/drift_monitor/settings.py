@@ -49,12 +49,7 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     require(environ, "ALERT_TOPIC_ARN", "FAILURE_QUEUE_URL", "STATE_TABLE_NAME")
     policy, from_defaults = policy_from(environ)
-    product_arn = environ.get("SECURITY_HUB_PRODUCT_ARN") or None
-    if product_arn is not None and not _PRODUCT_ARN.match(product_arn):
-        raise ConfigurationError(
-            f"SECURITY_HUB_PRODUCT_ARN {product_arn!r} is not a Security Hub product ARN "
-            "(arn:aws:securityhub:<region>:<account>:product/<account>/default)"
-        )
+    product_arn = security_hub_from(environ)
     bus = environ.get("OUTPUT_EVENT_BUS") or None
     if bus is not None and not _EVENT_BUS.match(bus):
         raise ConfigurationError(f"OUTPUT_EVENT_BUS {bus!r} is not an event bus name or ARN")
@@ -68,6 +63,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         security_hub_product_arn=product_arn,
         output_event_bus=bus,
     )
+
+
+def security_hub_from(environ: Mapping[str, str]) -> str | None:
+    """The product ARN findings are imported under; None: the Security Hub output is off."""
+    product_arn = environ.get("SECURITY_HUB_PRODUCT_ARN") or None
+    if product_arn is not None and not _PRODUCT_ARN.match(product_arn):
+        raise ConfigurationError(
+            f"SECURITY_HUB_PRODUCT_ARN {product_arn!r} is not a Security Hub product ARN "
+            "(arn:aws:securityhub:<region>:<account>:product/<account>/default)"
+        )
+    return product_arn
 
 
 def role_name_from(environ: Mapping[str, str]) -> str | None:

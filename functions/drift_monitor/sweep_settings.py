@@ -16,6 +16,7 @@ from .settings import (
     policy_from,
     require,
     role_name_from,
+    security_hub_from,
 )
 
 
@@ -36,6 +37,7 @@ class SweepWorkerSettings:
     run_table: str
     report_bucket: str
     state_table: str
+    security_hub_product_arn: str | None  # None: the Security Hub output is off
     member_role_name: str | None
     concurrency: int
     digest_when_compliant: bool
@@ -80,6 +82,7 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         run_table=environ["RUN_TABLE_NAME"],
         report_bucket=environ["REPORT_BUCKET"],
         state_table=environ["STATE_TABLE_NAME"],
+        security_hub_product_arn=security_hub_from(environ),
         member_role_name=role_name_from(environ),
         concurrency=_whole(environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
         digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),

@@ -24,12 +24,36 @@ from .models import Finding
 from .notifier import iso
 from .state_store import StateStore, state_key
 
+Row = tuple[Finding, BucketState, BucketState | None]  # the finding, its new row, the old one
+
 
 @dataclass(frozen=True)
 class SweepChanges:
     counts: Counter[str] = field(default_factory=Counter)  # newDrift, resolved, age:<band>
     first_detected: dict[str, str] = field(default_factory=dict)  # by state key, open drift only
     new: frozenset[str] = frozenset()  # state keys of drift new since the previous sweep
+    rows: list[Row] = field(default_factory=list)  # the rows to rewrite (their verdict moved)
+
+    @property
+    def announced(self) -> list[Row]:
+        """Drifts this sweep announces first (its digest lists them)."""
+        return [
+            row
+            for row in self.rows
+            if row[1].alerted_fingerprint is not None
+            and (row[2] is None or row[2].alerted_fingerprint != row[1].alerted_fingerprint)
+        ]
+
+    @property
+    def closed(self) -> list[Row]:
+        """Announced drifts this sweep finds gone."""
+        return [
+            row
+            for row in self.rows
+            if row[1].alerted_fingerprint is None
+            and row[2] is not None
+            and row[2].alerted_fingerprint is not None
+        ]
 
 
 def record_sweep(
@@ -39,9 +63,20 @@ def record_sweep(
     now: datetime,
     concurrency: int = 16,
 ) -> SweepChanges:
+    """``plan_sweep`` and its rows written at once."""
+    changes = plan_sweep(store, findings, evaluated_at, now)
+    store.replace(changes.rows, iso(now), concurrency)
+    return changes
+
+
+def plan_sweep(
+    store: StateStore, findings: Sequence[Finding], evaluated_at: int, now: datetime
+) -> SweepChanges:
+    """What the page's findings change, from the rows as they are; nothing written yet, so what
+    must be sent first (Security Hub) can be sent before the rows say it was."""
     stamp = iso(now)
     previous = store.states([finding.bucket for finding in findings])
-    rows: list[tuple[Finding, BucketState, BucketState | None]] = []
+    rows: list[Row] = []
     counts: Counter[str] = Counter()
     first_detected: dict[str, str] = {}
     new: set[str] = set()
@@ -63,5 +98,4 @@ def record_sweep(
             first_detected[key] = state.first_detected
         if moved(before, state):
             rows.append((finding, state, before))
-    store.replace(rows, stamp, concurrency)
-    return SweepChanges(counts, first_detected, frozenset(new))
+    return SweepChanges(counts, first_detected, frozenset(new), rows)

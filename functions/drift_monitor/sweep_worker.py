@@ -16,12 +16,14 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .alerts import SCHEMA_VERSION
+from .alerts import SCHEMA_VERSION, alert_document, build_notice
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
+from .lifecycle import drift_seconds
 from .models import Finding, Status, Trigger
-from .notifier import epoch_ms
+from .notifier import epoch_ms, iso
+from .outputs import SecurityHubOutput
 from .publisher import AlertPublisher
 from .report import ReportStore
 from .run_store import ItemOutcome, RunRecord, RunStore
@@ -29,7 +31,7 @@ from .s3_reader import ListingDenied, S3Reader
 from .state_store import StateStore, state_key
 from .sweep import sweep
 from .sweep_settings import load_sweep_worker_settings
-from .sweep_states import record_sweep
+from .sweep_states import SweepChanges, plan_sweep
 from .tag_index import exempt_index
 from .telemetry import STATUS_METRIC, logger, metrics, tracer
 from .work import InvalidWorkItem, WorkItem
@@ -51,6 +53,13 @@ READER.client(READER.home_region)
 _dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
 STORE = RunStore(_dynamodb, SETTINGS.run_table)
 STATE = StateStore(_dynamodb, SETTINGS.state_table)
+SECURITY_HUB = (
+    SecurityHubOutput(
+        _session.client("securityhub", config=RETRY_CONFIG), SETTINGS.security_hub_product_arn
+    )
+    if SETTINGS.security_hub_product_arn
+    else None
+)
 REPORTS = ReportStore(_session.client("s3", config=RETRY_CONFIG), SETTINGS.report_bucket)
 QUEUE = WorkQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.work_queue_url)
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
@@ -129,7 +138,12 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         logger.warning("Out of time: the rest of the page is queued", after=result.stopped_after)
         _queue(item.resumed_after(result.stopped_after))
     findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
-    changes = record_sweep(STATE, findings, evaluated_at, datetime.now(UTC), SETTINGS.concurrency)
+    now = datetime.now(UTC)
+    changes = plan_sweep(STATE, findings, evaluated_at, now)
+    if SECURITY_HUB is not None:
+        # Before the rows say so: a failed import fails the item, and its retry imports again.
+        _import_transitions(SECURITY_HUB, changes, now)
+    STATE.replace(changes.rows, iso(now), SETTINGS.concurrency)
 
     def entry(finding: Finding) -> dict[str, Any]:
         key = state_key(finding.bucket)
@@ -152,6 +166,23 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         violations={code.value: n for code, n in result.tally.violations.items()},
         changes=dict(changes.counts),
     )
+
+
+def _import_transitions(output: SecurityHubOutput, changes: SweepChanges, now: datetime) -> None:
+    """The drifts this page announces first and those it finds gone, as Security Hub findings:
+    one finding per bucket, whether an event or the sweep saw it first."""
+    documents = []
+    for finding, state, _ in changes.announced:
+        document = alert_document(finding, SETTINGS.policy)
+        document["firstDetected"] = state.first_detected
+        documents.append(document)
+    for finding, _, previous in changes.closed:
+        assert previous is not None
+        notice = build_notice(finding, previous, SETTINGS.policy, drift_seconds(previous, now))
+        documents.append(notice.document)
+    if documents:
+        output.send_many(documents, iso(now))
+        metrics.add_metric(name="SecurityHubImports", unit=MetricUnit.Count, value=len(documents))
 
 
 def _queue(item: WorkItem) -> None:

@@ -299,3 +299,43 @@ def test_a_failed_publish_is_retried_not_remembered_as_sent(lifecycle: Lifecycle
     assert retried.response["action"] == "ALERT"
     (alert,) = lifecycle.pipeline.received_alerts()
     assert alert.document["bucket"] == bucket
+
+
+def test_the_sweep_keeps_security_hub_in_step_with_what_it_finds(lifecycle: Lifecycle) -> None:
+    # Given a bucket that drifted with no event reaching the monitor
+    bucket = unique("quiet")
+    lifecycle.s3.create_bucket(bucket, record=False)
+    raw_s3 = lifecycle.pipeline.s3
+    raw_s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+
+    # When the sweep runs, then its finding is in Security Hub
+    assert all(i.ok for i in lifecycle.pipeline.run_sweep())
+    (finding,) = lifecycle.security_hub_findings(bucket)
+    assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("FAILED", "ACTIVE")
+    lifecycle.pipeline.received_alerts()  # the digest
+
+    # When it is fixed, again with no event, the next sweep closes the same finding
+    raw_s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": APPROVED,
+                    },
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    assert all(i.ok for i in lifecycle.pipeline.run_sweep())
+    (finding,) = lifecycle.security_hub_findings(bucket)
+    assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("PASSED", "ARCHIVED")
+    assert lifecycle.state(bucket)["sweptStatus"] == "COMPLIANT"
+    lifecycle.pipeline.received_alerts()

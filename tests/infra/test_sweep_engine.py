@@ -190,3 +190,22 @@ def test_sweep_off_removes_the_whole_engine(build_template: BuildTemplate) -> No
     template.resource_count_is("AWS::S3::Bucket", 0)
     template.resource_count_is("AWS::SQS::Queue", 4)
     assert "s3:ListAllMyBuckets" not in _actions(_statements(template))
+
+
+@pytest.mark.parametrize("security_hub", [False, True])
+def test_the_worker_imports_into_security_hub_only_when_it_is_on(
+    build_template: BuildTemplate, security_hub: bool
+) -> None:
+    template = build_template(securityHub=security_hub)
+    _, worker = _worker(template)
+
+    granted = [
+        s
+        for s in _statements(template, "SweepWorkerFunctionRole")
+        if s["Action"] == "securityhub:BatchImportFindings"
+    ]
+    variables = worker["Properties"]["Environment"]["Variables"]
+    assert len(granted) == int(security_hub)
+    assert ("SECURITY_HUB_PRODUCT_ARN" in variables) is security_hub
+    if security_hub:
+        assert granted[0]["Resource"] == variables["SECURITY_HUB_PRODUCT_ARN"]

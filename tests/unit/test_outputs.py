@@ -104,7 +104,10 @@ def test_a_finding_security_hub_refuses_fails_the_output() -> None:
             "FailedFindings": [{"Id": "x", "ErrorCode": "InvalidInput", "ErrorMessage": "bad"}],
         },
     )
-    with stubber, pytest.raises(OutputFailed, match=r"Security Hub refused .* InvalidInput bad"):
+    with (
+        stubber,
+        pytest.raises(OutputFailed, match=r"Security Hub refused finding x: InvalidInput bad"),
+    ):
         SecurityHubOutput(client, PRODUCT).send(documents()["drift"], NOW)
 
 
@@ -134,3 +137,20 @@ def test_the_notice_email_says_how_long_and_what_fixed_it() -> None:
     assert "Resolved:  PutBucketEncryption by" in notice.email
     exempt = build_notice(EXEMPT, DRIFTED, Policy(), None)
     assert "now exempt from your encryption policy (bucket tagged team=sandbox)" in exempt.email
+
+
+def test_the_sweep_s_findings_go_a_hundred_per_call() -> None:
+    client = boto3.Session().client("securityhub", region_name="eu-west-1")
+    stubber = Stubber(client)
+    for size in (100, 100, 50):
+        stubber.add_response(
+            "batch_import_findings",
+            {"FailedCount": 0, "SuccessCount": size, "FailedFindings": []},
+        )
+    drift = documents()["drift"]
+    many = [{**drift, "bucket": f"bucket-{n:03d}"} for n in range(250)]
+
+    with stubber:
+        SecurityHubOutput(client, PRODUCT).send_many(many, NOW)
+
+    stubber.assert_no_pending_responses()
