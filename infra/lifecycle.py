@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -46,20 +45,10 @@ class AlertLifecycle(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._security_hub = props.security_hub
-        self.table = dynamodb.Table(
-            self,
-            "StateTable",
-            partition_key=dynamodb.Attribute(name="bucket", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=monitor.data_key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            # Rows of deleted buckets expire; the others are rewritten by every evaluation.
-            time_to_live_attribute="expiresAt",
-            # The open drifts live here: deleting the stack must not forget them.
-            removal_policy=RemovalPolicy.RETAIN,
+        # Only rows of deleted buckets carry expiresAt. The open drifts live here: deleting the
+        # stack must not forget them.
+        self.table = monitor.table(
+            self, "StateTable", partition_key="bucket", removal_policy=RemovalPolicy.RETAIN
         )
         function = monitor.event_function
         function.function.add_environment("STATE_TABLE_NAME", self.table.table_name)

@@ -9,6 +9,7 @@ from aws_cdk import Aws, Duration, RemovalPolicy, Tags
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -114,6 +115,38 @@ class EncryptionDriftMonitor(Construct):
             enforce_ssl=True,
             retention_period=QUEUE_RETENTION,
             **extra,
+        )
+
+    def table(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        partition_key: str,
+        sort_key: str | None = None,
+        removal_policy: RemovalPolicy,
+    ) -> dynamodb.Table:
+        """On demand, point-in-time recovery, encrypted with the data key; rows expire at their
+        ``expiresAt`` (DynamoDB's TTL)."""
+        return dynamodb.Table(
+            scope,
+            construct_id,
+            partition_key=dynamodb.Attribute(
+                name=partition_key, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=(
+                None
+                if sort_key is None
+                else dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING)
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.data_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expiresAt",
+            removal_policy=removal_policy,
         )
 
     def new_function(

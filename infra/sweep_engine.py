@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -63,19 +62,8 @@ class SweepEngine(Construct):
         accounts: SweepAccounts,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.runs = dynamodb.Table(
-            self,
-            "Runs",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=monitor.data_key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute="expiresAt",
-            removal_policy=RemovalPolicy.DESTROY,
+        self.runs = monitor.table(
+            self, "Runs", partition_key="pk", sort_key="sk", removal_policy=RemovalPolicy.DESTROY
         )
         self.report_access_logs = monitor.private_bucket(
             self,

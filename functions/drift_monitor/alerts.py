@@ -132,15 +132,9 @@ def render_email(document: dict[str, Any]) -> str:
             f"S3 bucket {bucket} no longer meets your encryption policy "
             f"({len(violations)} violation{'s' if len(violations) != 1 else ''}: {codes})."
         )
-    trigger = document["trigger"]
     lines = [
-        headline,
-        "",
-        f"Bucket:    s3://{bucket}",
-        f"Account:   {document['account']}",
-        f"Region:    {document['region']}",
-        f"Severity:  {document['severity']}",
-        f"Trigger:   {_describe_trigger(trigger)}",
+        *_heading(headline, document),
+        f"Trigger:   {_describe_trigger(document['trigger'])}",
         *([f"Since:     {document['firstDetected']}"] if document.get("firstDetected") else []),
         "",
         "Observed default encryption:",
@@ -172,12 +166,7 @@ def render_notice_email(document: dict[str, Any]) -> str:
     }[resolution["outcome"]]
     previous = ", ".join(resolution["previousViolations"]) or "none"
     lines = [
-        headline,
-        "",
-        f"Bucket:    s3://{bucket}",
-        f"Account:   {document['account']}",
-        f"Region:    {document['region']}",
-        f"Severity:  {document['severity']}",
+        *_heading(headline, document),
         f"Resolved:  {_describe_trigger(document['trigger'])}",
         f"Drifted:   since {resolution['driftedSince'] or 'an unknown time'}"
         + (f" ({lasted})" if lasted else ""),
@@ -187,6 +176,18 @@ def render_notice_email(document: dict[str, Any]) -> str:
         lines += ["", "Default encryption now:", *_describe_observed(document["observed"])]
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "notice")
     return "\n".join(lines)
+
+
+def _heading(headline: str, document: dict[str, Any]) -> list[str]:
+    """How every single-bucket email begins: what happened, and to which bucket."""
+    return [
+        headline,
+        "",
+        f"Bucket:    s3://{document['bucket']}",
+        f"Account:   {document['account']}",
+        f"Region:    {document['region']}",
+        f"Severity:  {document['severity']}",
+    ]
 
 
 def _duration(seconds: int | None) -> str | None:

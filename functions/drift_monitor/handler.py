@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,12 +21,14 @@ from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
 from .lifecycle import Action
 from .notifier import Notifier, epoch_ms
-from .outputs import EventBusOutput, Output, SecurityHubOutput
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
 from .settings import load_settings
 from .state_store import StateStore
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from .outputs import Output
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.
@@ -39,16 +41,24 @@ READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
-if SETTINGS.security_hub_product_arn:
-    _outputs.append(
-        SecurityHubOutput(
-            _session.client("securityhub", config=RETRY_CONFIG), SETTINGS.security_hub_product_arn
+if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
+    # Imported only when an output is on: most deployments have none, and each module is
+    # compiled at every cold start.
+    from .outputs import EventBusOutput, SecurityHubOutput
+
+    if SETTINGS.security_hub_product_arn:
+        _outputs.append(
+            SecurityHubOutput(
+                _session.client("securityhub", config=RETRY_CONFIG),
+                SETTINGS.security_hub_product_arn,
+            )
         )
-    )
-if SETTINGS.output_event_bus:
-    _outputs.append(
-        EventBusOutput(_session.client("events", config=RETRY_CONFIG), SETTINGS.output_event_bus)
-    )
+    if SETTINGS.output_event_bus:
+        _outputs.append(
+            EventBusOutput(
+                _session.client("events", config=RETRY_CONFIG), SETTINGS.output_event_bus
+            )
+        )
 NOTIFIER = Notifier(
     StateStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.state_table),
     AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn),

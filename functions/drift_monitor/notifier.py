@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from .lifecycle import Action, decide, drift_seconds, fingerprint
 from .models import Finding
-from .outputs import Output
 from .policy import Policy
 from .publisher import AlertPublisher
 from .state_store import StateStore
+
+if TYPE_CHECKING:
+    from .outputs import Output
 
 
 @dataclass(frozen=True)

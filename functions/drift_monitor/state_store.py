@@ -125,7 +125,7 @@ class StateStore:
             ExpressionAttributeValues={":now": {"S": now}},
         )
 
-    # -- the sweep: rows read and replaced a hundred at a time ---------------------------------
+    # -- the sweep: rows read a hundred at a time, rewritten one by one where they moved ---
 
     def states(self, buckets: Sequence[BucketRef], concurrency: int = 4) -> dict[str, BucketState]:
         """The rows of ``buckets`` that exist, by ``state_key``: a hundred keys per call, a few
