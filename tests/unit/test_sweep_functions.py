@@ -439,3 +439,34 @@ def test_a_member_account_that_may_not_list_names_its_role(account: Account) -> 
         f"AccessDenied on s3:ListAllMyBuckets; arn:aws:iam::{member}:role/Reader needs "
         "s3:ListAllMyBuckets"
     )
+
+
+def test_with_security_hub_the_sweep_imports_what_it_announces_and_closes(
+    account: Account,
+) -> None:
+    # Given an account whose "assets" bucket drifted with no event, and Security Hub turned on
+    populate(account.emulator, MIXED)
+    product = f"arn:aws:securityhub:eu-west-1:{ACCOUNT}:product/{ACCOUNT}/default"
+    hub = account.emulator.client("securityhub")
+
+    # When a sweep runs, then that drift is a FAILED finding
+    worker, _ = account.run(SECURITY_HUB_PRODUCT_ARN=product)
+    (finding,) = hub.get_findings()["Findings"]
+    assert finding["Resources"][0]["Id"] == "arn:aws:s3:::assets"
+    assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("FAILED", "ACTIVE")
+    assert worker.metrics()["SecurityHubImports"] == 1
+
+    # When the bucket is fixed and the next sweep runs, the same finding is closed
+    account.s3.put_bucket_encryption(
+        Bucket="assets",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    next_day = {**SCHEDULED, "id": str(uuid.uuid4()), "time": "2026-11-27T06:00:00Z"}
+    assert account.starter().invoke(next_day).ok
+    worker = account.worker(SECURITY_HUB_PRODUCT_ARN=product)
+    feed_from_queue(worker, account.sqs, account.work, account.emulator.region)
+    (finding,) = hub.get_findings()["Findings"]
+    assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("PASSED", "ARCHIVED")
+    assert worker.metrics()["SecurityHubImports"] == 1
