@@ -34,6 +34,7 @@ from functions.drift_monitor.credentials import (
     RoleRefused,
     sweep_config,
 )
+from functions.drift_monitor.keys import KeyDirectory
 from functions.drift_monitor.models import ACCOUNT_ID, REGION_NAME, Finding, Status, Trigger
 from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
@@ -271,6 +272,7 @@ def _scan_account(
                 keep=keep,
                 buckets=_in_regions(reader.list_buckets(account), regions),
                 exempt_tags=exempt_index(reader.access, account, policy),
+                keys=KeyDirectory(reader.access) if policy.key_checks else None,
                 concurrency=concurrency,
                 on_finding=advance,
             )

@@ -46,6 +46,7 @@ ALERT_KEYS = frozenset(
         "remediation",
         "fingerprint",
         "firstDetected",
+        "keys",
     }
 )
 

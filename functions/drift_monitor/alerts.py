@@ -13,7 +13,7 @@ from typing import Any
 
 from .evaluation import SSE_C, rule_violations
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import EncryptionRule, Finding, Severity, Status
+from .models import Code, EncryptionRule, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 SCHEMA_VERSION = "1"
@@ -93,6 +93,8 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "remediation": remediation_command(finding, policy),
         "fingerprint": fingerprint(finding),
         "firstDetected": None,
+        # keyChecks: what KMS said about each key the rules name (empty without key checks).
+        "keys": [fact.to_dict() for fact in finding.keys],
     }
 
 
@@ -287,7 +289,8 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
         return EncryptionRule(SSE_S3, blocked_encryption_types=blocked)
 
     keys: list[str | None] = []
-    if current and current.kms_key_id:
+    broken = {Code.KMS_KEY_UNUSABLE, Code.KMS_KEY_NOT_FOUND}
+    if current and current.kms_key_id and not broken & {v.code for v in finding.violations}:
         keys.append(current.kms_key_id)
     # S3 takes only a key of the bucket's own region.
     keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)

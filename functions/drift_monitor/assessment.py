@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -9,7 +10,17 @@ from botocore.exceptions import ClientError
 
 from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate
-from .models import BucketRef, Code, Finding, ObservedEncryption, Status, Trigger, Violation
+from .models import (
+    BucketRef,
+    Code,
+    EncryptionRule,
+    Finding,
+    KeyFact,
+    ObservedEncryption,
+    Status,
+    Trigger,
+    Violation,
+)
 from .policy import ExemptTag, Policy
 from .s3_reader import BucketUnreadable, BucketVanished
 
@@ -20,6 +31,14 @@ class BucketReader(Protocol):
     def read_encryption(self, bucket: BucketRef) -> ObservedEncryption: ...
 
     def read_tags(self, bucket: BucketRef) -> dict[str, str]: ...
+
+
+class KeyFacts(Protocol):
+    """What KMS says about the keys of a bucket's rules (``KeyDirectory`` in production)."""
+
+    def facts(
+        self, bucket: BucketRef, rules: Iterable[EncryptionRule], policy: Policy
+    ) -> dict[str, KeyFact]: ...
 
 
 class ExemptTags(Protocol):
@@ -33,10 +52,15 @@ def assess(
     trigger: Trigger,
     policy: Policy,
     reader: BucketReader,
+    *,
     exempt_tags: ExemptTags | None = None,
+    keys: KeyFacts | None = None,
 ) -> Finding:
+    """``keys`` is asked only when the policy turns ``keyChecks`` on."""
     try:
-        finding = evaluate(reader.read_encryption(bucket), policy, trigger)
+        observed = reader.read_encryption(bucket)
+        facts = keys.facts(bucket, observed.rules, policy) if keys and policy.key_checks else None
+        finding = evaluate(observed, policy, trigger, facts)
     except BucketVanished as vanished:
         return _without_state(bucket, trigger, Status.VANISHED, str(vanished))
     except BucketUnreadable as denied:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .models import (
+    UNUSABLE_KEY_STATES,
     BucketRef,
     Code,
     EncryptionRule,
     Finding,
+    KeyFact,
     ObservedEncryption,
     Status,
     Trigger,
@@ -34,7 +38,14 @@ def normalize_key(key_id: str | None, bucket: BucketRef) -> str:
     return f"arn:{partition_of(bucket.region)}:kms:{bucket.region}:{bucket.account}:{resource}"
 
 
-def evaluate(observed: ObservedEncryption, policy: Policy, trigger: Trigger) -> Finding:
+def evaluate(
+    observed: ObservedEncryption,
+    policy: Policy,
+    trigger: Trigger,
+    keys: Mapping[str, KeyFact] | None = None,
+) -> Finding:
+    """``keys`` (with ``keyChecks``): what KMS said about each key the rules and the policy
+    name, by ``normalize_key``; without it keys are compared as written."""
     violations: list[Violation] = []
     if not observed.rules:
         violations.append(
@@ -46,7 +57,7 @@ def evaluate(observed: ObservedEncryption, policy: Policy, trigger: Trigger) -> 
         )
     for index, rule in enumerate(observed.rules):
         prefix = f"Rule {index + 1} of {len(observed.rules)}: " if len(observed.rules) > 1 else ""
-        for violation in rule_violations(rule, policy, observed.bucket):
+        for violation in rule_violations(rule, policy, observed.bucket, keys):
             violations.append(Violation(violation.code, prefix + violation.message))
 
     status = Status.COMPLIANT
@@ -63,10 +74,29 @@ def evaluate(observed: ObservedEncryption, policy: Policy, trigger: Trigger) -> 
         violations=tuple(violations),
         trigger=trigger,
         detail=detail,
+        keys=_facts_of(observed, keys),
     )
 
 
-def rule_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> list[Violation]:
+def _facts_of(
+    observed: ObservedEncryption, keys: Mapping[str, KeyFact] | None
+) -> tuple[KeyFact, ...]:
+    if not keys:
+        return ()
+    named = dict.fromkeys(
+        normalize_key(rule.kms_key_id, observed.bucket)
+        for rule in observed.rules
+        if rule.algorithm in KMS_ALGORITHMS
+    )
+    return tuple(keys[key] for key in named if key in keys)
+
+
+def rule_violations(
+    rule: EncryptionRule,
+    policy: Policy,
+    bucket: BucketRef,
+    keys: Mapping[str, KeyFact] | None = None,
+) -> list[Violation]:
     found: list[Violation] = []
     if rule.algorithm not in policy.allowed_algorithms:
         found.append(
@@ -77,7 +107,7 @@ def rule_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> 
             )
         )
     if rule.algorithm in KMS_ALGORITHMS:
-        found.extend(_key_violations(rule, policy, bucket))
+        found.extend(_key_violations(rule, policy, bucket, keys or {}))
     if policy.require_sse_c_blocked and SSE_C not in (rule.blocked_encryption_types or ()):
         found.append(
             Violation(
@@ -89,12 +119,22 @@ def rule_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> 
     return found
 
 
-def _key_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> list[Violation]:
+def _key_violations(
+    rule: EncryptionRule, policy: Policy, bucket: BucketRef, keys: Mapping[str, KeyFact]
+) -> list[Violation]:
     found: list[Violation] = []
     key = normalize_key(rule.kms_key_id, bucket)
-    listed = key in policy.allowed_kms_keys
-    aws_managed = key.endswith(f":{AWS_MANAGED_ALIAS}")
-    key_account = _key_account(key)
+    fact = keys.get(key)
+    listed = key in policy.allowed_kms_keys or (
+        fact is not None
+        and any(
+            fact.same_key(keys[allowed]) for allowed in policy.allowed_kms_keys if allowed in keys
+        )
+    )
+    aws_managed = key.endswith(f":{AWS_MANAGED_ALIAS}") or (
+        fact is not None and fact.manager == "AWS"
+    )
+    key_account = (fact.account if fact else None) or _key_account(key)
 
     if policy.allowed_kms_keys and not listed:
         found.append(
@@ -118,6 +158,22 @@ def _key_violations(rule: EncryptionRule, policy: Policy, bucket: BucketRef) -> 
                 Code.AWS_MANAGED_KEY,
                 "Default encryption uses the AWS managed key aws/s3; the policy requires a "
                 "customer managed key.",
+            )
+        )
+    if fact is not None and fact.not_found:
+        found.append(
+            Violation(
+                Code.KMS_KEY_NOT_FOUND,
+                f"KMS key {key} does not exist: every upload that relies on the bucket's default "
+                "encryption fails.",
+            )
+        )
+    elif fact is not None and fact.state in UNUSABLE_KEY_STATES:
+        found.append(
+            Violation(
+                Code.KMS_KEY_UNUSABLE,
+                f"KMS key {fact.arn} is {fact.state}: every upload that relies on the bucket's "
+                "default encryption fails until the key is usable again.",
             )
         )
     if policy.require_bucket_key and rule.algorithm == SSE_KMS and not rule.bucket_key_enabled:

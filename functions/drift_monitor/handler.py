@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .assessment import assess
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
+from .keys import KeyDirectory
 from .lifecycle import Action
 from .notifier import Notifier, epoch_ms
 from .publisher import AlertPublisher, FailureQueue
@@ -39,6 +40,8 @@ _session = boto3.Session()
 # Buckets of other accounts (the organization topology) are read through MEMBER_ROLE_NAME there.
 READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
+# keyChecks: DescribeKey in the bucket's account, through the same credentials as its reads.
+KEYS = KeyDirectory(READER.access) if SETTINGS.policy.key_checks else None
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
@@ -92,7 +95,7 @@ def _process(event: Any) -> dict[str, Any]:
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
-    finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER)
+    finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER, keys=KEYS)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
     settled = NOTIFIER.settle(finding, evaluated_at)

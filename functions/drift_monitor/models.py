@@ -37,6 +37,8 @@ class Code(StrEnum):
     SSE_C_NOT_BLOCKED = "SSE_C_NOT_BLOCKED"
     ACCESS_DENIED = "ACCESS_DENIED"
     READ_FAILED = "READ_FAILED"  # sweep and scan only: S3 kept failing after every retry
+    KMS_KEY_UNUSABLE = "KMS_KEY_UNUSABLE"  # keyChecks: disabled, pending deletion, unavailable
+    KMS_KEY_NOT_FOUND = "KMS_KEY_NOT_FOUND"  # keyChecks: no such key
 
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -131,6 +133,7 @@ class Finding:
     violations: tuple[Violation, ...]
     trigger: Trigger
     detail: str | None = None  # why a bucket is exempt, vanished or unverifiable
+    keys: tuple[KeyFact, ...] = ()  # with keyChecks: what KMS said about the rules' keys
 
     @property
     def alerts(self) -> bool:
@@ -149,4 +152,53 @@ class Finding:
         return Severity.MEDIUM
 
 
-_HIGH_SEVERITY = frozenset({Code.KMS_KEY_CROSS_ACCOUNT, Code.NO_DEFAULT_ENCRYPTION})
+_HIGH_SEVERITY = frozenset(
+    {
+        Code.KMS_KEY_CROSS_ACCOUNT,
+        Code.NO_DEFAULT_ENCRYPTION,
+        Code.KMS_KEY_UNUSABLE,
+        Code.KMS_KEY_NOT_FOUND,
+    }
+)
+# KMS key states in which S3 cannot encrypt with the key: writes relying on the default fail.
+UNUSABLE_KEY_STATES = frozenset(
+    {"Disabled", "PendingDeletion", "PendingReplicaDeletion", "PendingImport", "Unavailable"}
+)
+
+
+@dataclass(frozen=True)
+class KeyFact:
+    """What KMS said about a key a bucket rule or the policy names (``keyChecks``)."""
+
+    requested: str  # the key as named, as an ARN (key or alias)
+    arn: str | None = None  # the key's own ARN; None when it could not be described
+    key_id: str | None = None
+    account: str | None = None
+    manager: str | None = None  # AWS or CUSTOMER
+    state: str | None = None  # KMS KeyState
+    multi_region: bool = False
+    not_found: bool = False
+    unknown_because: str | None = None  # why it could not be described (typically AccessDenied)
+
+    def same_key(self, other: KeyFact) -> bool:
+        """The same key, or replicas of one multi-Region key (same account and mrk- id)."""
+        if self.arn is None or other.arn is None:
+            return False
+        if self.arn == other.arn:
+            return True
+        return (
+            self.multi_region
+            and other.multi_region
+            and self.key_id == other.key_id
+            and self.account == other.account
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kmsKeyId": self.requested,
+            "arn": self.arn,
+            "state": "NotFound" if self.not_found else self.state,
+            "keyManager": self.manager,
+            "multiRegion": self.multi_region,
+            "unknownBecause": self.unknown_because,
+        }

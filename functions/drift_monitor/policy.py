@@ -93,6 +93,9 @@ class Policy:
     exempt_tag: ExemptTag | None = field(
         default_factory=lambda: ExemptTag.parse(DEFAULT_EXEMPT_TAG)
     )
+    # §12: ask KMS about each key (DescribeKey): aliases and ARNs match both ways, multi-Region
+    # replicas match the key listed once, and a disabled, deleted or missing key is reported.
+    key_checks: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> Policy:
@@ -154,6 +157,7 @@ class Policy:
             "requireSseCBlocked": self.require_sse_c_blocked,
             "exemptBuckets": list(self.exempt_buckets),
             "exemptTag": None if self.exempt_tag is None else str(self.exempt_tag),
+            "keyChecks": self.key_checks,
         }
 
     def to_json(self) -> str:
@@ -228,4 +232,5 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "requireSseCBlocked": ("require_sse_c_blocked", _bool),
     "exemptBuckets": ("exempt_buckets", _globs),
     "exemptTag": ("exempt_tag", _exempt_tag),
+    "keyChecks": ("key_checks", _bool),
 }

@@ -14,7 +14,15 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .assessment import BucketReader, ExemptTags, assess, role_refused, unreadable, unverifiable
+from .assessment import (
+    BucketReader,
+    ExemptTags,
+    KeyFacts,
+    assess,
+    role_refused,
+    unreadable,
+    unverifiable,
+)
 from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME
 from .models import BucketRef, Code, Finding, Status, Trigger
@@ -77,6 +85,7 @@ def sweep(
     keep: Callable[[Finding], bool],
     buckets: Iterable[ListedBucket] | None = None,
     exempt_tags: ExemptTags | None = None,
+    keys: KeyFacts | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_finding: Callable[[Finding], None] | None = None,
     out_of_time: Callable[[], bool] = lambda: False,
@@ -108,7 +117,14 @@ def sweep(
                 break
             in_flight.add(
                 pool.submit(
-                    assess_listed, listed, account, policy, reader, trigger, exempt_tags=exempt_tags
+                    assess_listed,
+                    listed,
+                    account,
+                    policy,
+                    reader,
+                    trigger,
+                    exempt_tags=exempt_tags,
+                    keys=keys,
                 )
             )
             last_started = listed.name
@@ -134,13 +150,14 @@ def assess_listed(
     trigger: Trigger,
     *,
     exempt_tags: ExemptTags | None = None,
+    keys: KeyFacts | None = None,
 ) -> Finding:
     """One bucket of the listing; every S3 error becomes a finding rather than an exception."""
     bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION)
     try:
         if listed.region is None:
             bucket = BucketRef(listed.name, account, reader.locate(bucket))
-        return assess(bucket, trigger, policy, reader, exempt_tags)
+        return assess(bucket, trigger, policy, reader, exempt_tags=exempt_tags, keys=keys)
     except BucketVanished as vanished:
         return Finding(bucket, Status.VANISHED, None, (), trigger, detail=str(vanished))
     except BucketUnreadable as denied:  # GetBucketLocation refused

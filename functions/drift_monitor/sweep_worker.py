@@ -20,6 +20,7 @@ from .alerts import SCHEMA_VERSION, alert_document, build_notice
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
+from .keys import KeyDirectory
 from .lifecycle import drift_seconds
 from .models import Finding, Status, Trigger
 from .notifier import epoch_ms, iso
@@ -50,6 +51,7 @@ _session = boto3.Session()
 ACCESS = AccountAccess(_session, role_name=SETTINGS.member_role_name)
 READER = S3Reader(ACCESS, config=sweep_config(SETTINGS.concurrency))
 READER.client(READER.home_region)
+KEYS = KeyDirectory(ACCESS) if SETTINGS.policy.key_checks else None
 _dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
 STORE = RunStore(_dynamodb, SETTINGS.run_table)
 STATE = StateStore(_dynamodb, SETTINGS.state_table)
@@ -130,6 +132,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         keep=lambda _finding: True,
         buckets=buckets,
         exempt_tags=exempt_index(ACCESS, item.account, SETTINGS.policy),
+        keys=KEYS,
         concurrency=SETTINGS.concurrency,
         on_finding=_log_finding,
         out_of_time=lambda: context.get_remaining_time_in_millis() < FINISH_MARGIN_MS,

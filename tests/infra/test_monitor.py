@@ -138,6 +138,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
         "requireSseCBlocked": False,
         "exemptBuckets": ["tmp-*"],
         "exemptTag": "encryption-monitor:exempt=true",
+        "keyChecks": False,
     }
     assert variables["POWERTOOLS_SERVICE_NAME"] == "s3-encryption-drift-monitor"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3EncryptionDriftMonitor"

@@ -79,6 +79,7 @@ def test_document_follows_schema_version_1() -> None:
         # Added by the alert lifecycle (§11): fields are only ever added to version 1.
         "fingerprint": fingerprint(drift()),
         "firstDetected": "2026-11-27T08:00:00Z",
+        "keys": [],  # what KMS said about the keys, with keyChecks (§12)
     }
     assert alert.document["fingerprint"] is not None
     assert alert.attributes == {

@@ -26,6 +26,7 @@ def test_defaults_match_the_spec() -> None:
         "requireSseCBlocked": False,
         "exemptBuckets": [],
         "exemptTag": "encryption-monitor:exempt=true",
+        "keyChecks": False,
     }
 
 
@@ -39,6 +40,7 @@ def test_every_field_round_trips_through_json() -> None:
         "requireSseCBlocked": True,
         "exemptBuckets": ["sandbox-*", "tmp-?[0-9]"],
         "exemptTag": "team",
+        "keyChecks": True,
     }
 
     policy = Policy.from_json(json.dumps(raw))
@@ -52,6 +54,7 @@ def test_every_field_round_trips_through_json() -> None:
     [
         ({"allowedAlgoritms": ["aws:kms"]}, "allowedAlgoritms", "unknown field"),
         ({"allowedAlgorithms": []}, "allowedAlgorithms", "at least one"),
+        ({"keyChecks": "yes"}, "keyChecks", "must be true or false"),
         ({"allowedAlgorithms": "aws:kms"}, "allowedAlgorithms", "list of strings"),
         ({"allowedAlgorithms": ["aws:kms", "aws:fsx"]}, "allowedAlgorithms[1]", "not one of"),
         ({"allowedAlgorithms": ["AES-256"]}, "allowedAlgorithms[0]", "not one of"),

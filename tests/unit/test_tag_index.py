@@ -115,6 +115,6 @@ def test_assess_asks_the_index_first(indexed: bool | None, status: Status, tag_r
 
     reader = Reader()
 
-    finding = assess(bucket("b"), Trigger(source="sweep"), Policy(), reader, Index())
+    finding = assess(bucket("b"), Trigger(source="sweep"), Policy(), reader, exempt_tags=Index())
 
     assert (finding.status, reader.tag_reads) == (status, tag_reads)
