@@ -28,7 +28,10 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
     if props.organization is not None:
         stage = cdk.Stage(app, "MemberTemplates")
         member_templates = synthesize_member_templates(
-            stage, props.organization.member_role_name, props.watched_events
+            stage,
+            props.organization.member_role_name,
+            props.watched_events,
+            key_checks=props.policy.key_checks,
         )
     # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
     home = cdk.Environment(region=props.home_region) if props.home_region else None

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from functions.drift_monitor.permissions import DESCRIBE_KEY
 from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 # Must equal the aws-lambda-powertools pin in pyproject.toml: the tests run against that version.
@@ -118,10 +119,35 @@ class MonitoredFunction:
             {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
         )
 
+    def describe_keys(self) -> None:
+        """``keyChecks``: the metadata of this account's KMS keys, any region (a bucket names its
+        region's key). Other accounts' keys stay "unknown": their key policies decide."""
+        self.role.add_to_policy(describe_keys_statement())
+        acknowledge_key_wildcard(self.role)
+
     def use_key(self, sid: str, key: kms.IKey) -> None:
         """Encrypt and decrypt with ``key`` (SQS, SNS, DynamoDB and S3 use it on our behalf).
         Not ``key.grant_encrypt_decrypt``: it grants wildcard actions."""
         self.allow(sid, ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
+
+
+def describe_keys_statement() -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="DescribeTheKeysOfThisAccountsBuckets",
+        actions=[DESCRIBE_KEY],
+        resources=[f"arn:{Aws.PARTITION}:kms:*:{Aws.ACCOUNT_ID}:key/*"],
+    )
+
+
+def acknowledge_key_wildcard(role: iam.IRole) -> None:
+    Validations.of(role).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:*:"
+            "<AWS::AccountId>:key/*]",
+            reason="keyChecks: a bucket may name any key of its account, in its own region; "
+            "kms:DescribeKey reads only the key's metadata, and only this account's keys.",
+        )
+    )
 
 
 def data_key(scope: Construct, construct_id: str, description: str) -> kms.Key:

@@ -34,6 +34,7 @@ from functions.drift_monitor.permissions import (
 )
 
 from .forwarding import EventForwarder
+from .functions import acknowledge_key_wildcard, describe_keys_statement
 
 # Parameter names, shared with the StackSets that fill them in.
 MONITOR_ACCOUNT = "MonitorAccountId"
@@ -56,7 +57,9 @@ class _MemberStack(Stack):
 
 
 class MemberReaderStack(_MemberStack):
-    def __init__(self, scope: Construct, construct_id: str, *, role_name: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, role_name: str, key_checks: bool
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -97,7 +100,7 @@ class MemberReaderStack(_MemberStack):
             ),
             description="Lets the S3 Encryption Drift Monitor read this account's bucket "
             "encryption, tags and locations; no write",
-            inline_policies={"ReadBucketEncryption": reader_policy()},
+            inline_policies={"ReadBucketEncryption": reader_policy(key_checks=key_checks)},
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(
@@ -107,6 +110,8 @@ class MemberReaderStack(_MemberStack):
                 "account's buckets with the s3:ResourceAccount condition.",
             )
         )
+        if key_checks:
+            acknowledge_key_wildcard(self.role)
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
@@ -116,10 +121,11 @@ class MemberReaderStack(_MemberStack):
         )
 
 
-def reader_policy() -> iam.PolicyDocument:
+def reader_policy(*, key_checks: bool) -> iam.PolicyDocument:
     """Exactly what the event function and the sweep call in a member account."""
     return iam.PolicyDocument(
         statements=[
+            *([describe_keys_statement()] if key_checks else []),
             iam.PolicyStatement(
                 sid="ReadBucketsOfThisAccount",
                 actions=list(SWEEP_BUCKET_READS),
@@ -167,11 +173,11 @@ class MemberTemplates:
 
 
 def synthesize_member_templates(
-    stage: Stage, role_name: str, event_names: tuple[str, ...]
+    stage: Stage, role_name: str, event_names: tuple[str, ...], *, key_checks: bool
 ) -> MemberTemplates:
     """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
     synthesized now because the central stack's StackSets carry their templates."""
-    reader = MemberReaderStack(stage, "Reader", role_name=role_name)
+    reader = MemberReaderStack(stage, "Reader", role_name=role_name, key_checks=key_checks)
     forwarder = MemberForwarderStack(stage, "Forwarder", event_names=event_names)
     assembly = stage.synth()
     return MemberTemplates(

@@ -241,6 +241,8 @@ class EncryptionDriftMonitor(Construct):
             ),
         )
         monitored.read_buckets("ReadBucketsInThisAccount", EVENT_BUCKET_READS)
+        if props.policy.key_checks:
+            monitored.describe_keys()
         self.allow_publishing(monitored)
         self.failure_queue.grant_send_messages(monitored.role)
         return monitored

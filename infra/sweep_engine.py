@@ -188,6 +188,8 @@ class SweepEngine(Construct):
             ),
         )
         worker.read_buckets("ReadBucketsInThisAccount", SWEEP_BUCKET_READS)
+        if props.policy.key_checks:
+            worker.describe_keys()
         # Neither supports resource-level permissions; both only list.
         worker.allow("ListBucketsAndFindExemptOnes", [LIST_BUCKETS, FIND_TAGGED_BUCKETS], ["*"])
         worker.allow(

@@ -21,6 +21,8 @@ LIST_ACCOUNTS = "organizations:ListAccounts"
 # batches and replaces them in transactions (authorized as PutItem per row).
 STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
 STATE_SWEEP_WRITES = ("dynamodb:BatchGetItem", "dynamodb:PutItem")
+# keyChecks (§12): what a reader asks KMS about a bucket's key, granted only when it is on.
+DESCRIBE_KEY = "kms:DescribeKey"
 # The optional outputs, granted only when turned on.
 IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"
