@@ -11,9 +11,9 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from .evaluation import SSE_C, rule_violations
+from .evaluation import SSE_C, normalize_key, rule_violations
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import Code, EncryptionRule, Finding, Severity, Status
+from .models import UNUSABLE_KEY_STATES, EncryptionRule, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 SCHEMA_VERSION = "1"
@@ -289,13 +289,22 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
         return EncryptionRule(SSE_S3, blocked_encryption_types=blocked)
 
     keys: list[str | None] = []
-    broken = {Code.KMS_KEY_UNUSABLE, Code.KMS_KEY_NOT_FOUND}
-    if current and current.kms_key_id and not broken & {v.code for v in finding.violations}:
+    if current and current.kms_key_id:
         keys.append(current.kms_key_id)
     # S3 takes only a key of the bucket's own region.
     keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)
     keys.append(None)  # the AWS managed key, where the policy accepts it
+    # keyChecks: never a key KMS said is disabled, pending deletion or missing.
+    broken = {
+        name
+        for fact in finding.keys
+        if fact.not_found or fact.state in UNUSABLE_KEY_STATES
+        for name in (fact.requested, fact.arn)
+        if name
+    }
     for key in keys:
+        if key is not None and normalize_key(key, finding.bucket) in broken:
+            continue
         candidate = EncryptionRule(algorithm, key, algorithm == SSE_KMS, blocked)
         if not rule_violations(candidate, policy, finding.bucket):
             return candidate

@@ -482,3 +482,22 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
         for s in bucket_policy["Properties"]["PolicyDocument"]["Statement"]
     )
     assert trail_id
+
+
+@pytest.mark.parametrize("key_checks", [False, True])
+def test_only_key_checks_grant_describe_key_on_this_account_s_keys(
+    build_template: BuildTemplate, key_checks: bool
+) -> None:
+    template = build_template(policy=json.dumps({"keyChecks": key_checks}))
+
+    for role in ("MonitorFunctionRole", "SweepWorkerFunctionRole"):
+        granted = [s for s in _statements(template, role) if s["Action"] == "kms:DescribeKey"]
+        assert len(granted) == int(key_checks), role
+        if key_checks:
+            assert granted[0]["Resource"] == {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, ":kms:*:", {"Ref": "AWS::AccountId"},
+                     ":key/*"],
+                ]
+            }  # fmt: skip

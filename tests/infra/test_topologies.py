@@ -278,3 +278,18 @@ def test_the_member_forwarder_sends_the_monitor_s_events_to_the_central_bus(
     )
     # StackSets deploy into accounts never bootstrapped for the CDK
     assert "BootstrapVersion" not in template.to_json().get("Parameters", {})
+
+
+def test_with_key_checks_the_member_reader_may_describe_its_account_s_keys_and_no_more() -> None:
+    found = stacks(**ORGANIZATION, policy=json.dumps({"keyChecks": True}))
+    template = template_of(found["MemberTemplates/Reader"])
+    _, role = _one(template, "AWS::IAM::Role", "Reader")
+    statements = [
+        s
+        for policy in role["Properties"]["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
+
+    assert sorted(_actions(statements)) == sorted([*MEMBER_READER_ACTIONS, "kms:DescribeKey"])
+    (describe,) = [s for s in statements if s["Action"] == "kms:DescribeKey"]
+    assert describe["Resource"]["Fn::Join"][1][-2:] == [{"Ref": "AWS::AccountId"}, ":key/*"]
