@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, AssetHashType, Aws, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -16,12 +16,22 @@ from constructs import Construct
 from functions.drift_monitor.permissions import DESCRIBE_KEY
 from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
 
+from .asset import function_asset
+
 # Must equal the aws-lambda-powertools pin in pyproject.toml: the tests run against that version.
 POWERTOOLS_VERSION = "3.37.0"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 FUNCTION_CODE = Path(__file__).resolve().parent.parent / "functions"
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+
+
+def _asset_code() -> lambda_.Code:
+    """Our code with the locked AWS SDK (``infra/asset.py``), identified by its content hash."""
+    path, asset_hash = function_asset()
+    return lambda_.Code.from_asset(
+        str(path), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM
+    )
 
 
 def powertools_layer_parameter() -> str:
@@ -80,9 +90,7 @@ class MonitoredFunction:
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=spec.handler,
-            code=lambda_.Code.from_asset(
-                str(FUNCTION_CODE), exclude=["**/__pycache__", "**/*.pyc", "**/.*"]
-            ),
+            code=_asset_code(),
             layers=[layer],
             role=self.role,
             memory_size=spec.memory_size,

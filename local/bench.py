@@ -50,6 +50,7 @@ from functions.drift_monitor.state_store import StateStore
 from functions.drift_monitor.sweep import sweep
 from functions.drift_monitor.sweep_states import record_sweep
 from functions.drift_monitor.tag_index import exempt_index
+from infra.asset import function_asset
 
 from .cloudtrail import s3_call_detail
 from .emulator import (
@@ -565,18 +566,28 @@ def _cold_start(samples: int) -> dict[str, Any]:
         "POWERTOOLS_METRICS_NAMESPACE": "S3EncryptionDriftMonitor",
     }
     ours_script = OUR_COLD_START.format(code=str(FUNCTION_CODE))
-    bare_ms, our_ms = [], []
+    # As deployed: the asset with its own boto3 and botocore first on the path (infra/asset.py).
+    shipped_script = OUR_COLD_START.format(code=str(function_asset()[0]))
+    bare_ms, our_ms, shipped_ms = [], [], []
     for _ in range(samples):
         bare_ms.append(_fresh_interpreter(BARE_COLD_START, environment))
         our_ms.append(_fresh_interpreter(ours_script, environment))
+        shipped_ms.append(_fresh_interpreter(shipped_script, environment))
     bare, ours = statistics.median(bare_ms), statistics.median(our_ms)
-    _note(f"cold start: ours {ours:.0f} ms, import boto3 + clients {bare:.0f} ms")
+    shipped = statistics.median(shipped_ms)
+    _note(
+        f"cold start: ours {ours:.0f} ms ({shipped:.0f} ms with the shipped SDK), "
+        f"import boto3 + clients {bare:.0f} ms"
+    )
     return {
         "cold_start_ms": ours,
         "cold_start_bare_ms": bare,
         "cold_start_samples_ms": our_ms,
         "cold_start_bare_samples_ms": bare_ms,
         "cold_start_ratio": ours / bare,
+        "cold_start_shipped_sdk_ms": shipped,
+        "cold_start_shipped_sdk_samples_ms": shipped_ms,
+        "cold_start_shipped_sdk_ratio": shipped / bare,
     }
 
 
@@ -631,6 +642,13 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{results['cold_start_bare_ms']:.0f} ms",
             f"{results['cold_start_ratio']:.2f}x",
             "<= 1.15x",
+        ),
+        (
+            "  the same with the asset's own boto3/botocore (§12)",
+            f"{results['cold_start_shipped_sdk_ms']:.0f} ms",
+            f"{results['cold_start_bare_ms']:.0f} ms",
+            f"{results['cold_start_shipped_sdk_ratio']:.2f}x",
+            "",
         ),
         ("AWS calls per event, compliant path", str(results["calls_compliant"]), "", "", "= 2"),
         (
