@@ -27,7 +27,7 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from functions.drift_monitor.accounts import organization_accounts
+from functions.drift_monitor.accounts import OrganizationDirectory, organization_accounts
 from functions.drift_monitor.credentials import (
     RETRY_CONFIG,
     AccountAccess,
@@ -273,6 +273,7 @@ def _scan_account(
                 buckets=_in_regions(reader.list_buckets(account), regions),
                 exempt_tags=exempt_index(reader.access, account, policy),
                 keys=KeyDirectory(reader.access) if policy.key_checks else None,
+                organization=_organization_directory(reader, policy),
                 concurrency=concurrency,
                 on_finding=advance,
             )
@@ -289,6 +290,13 @@ def _scan_account(
                 f"{denied}; grant s3:ListAllMyBuckets to {reader.access.role_arn(account)}",
             )
     return AccountScan(account, result)
+
+
+def _organization_directory(reader: S3Reader, policy: Policy) -> OrganizationDirectory | None:
+    if not policy.allow_organization_keys:
+        return None
+    access = reader.access
+    return OrganizationDirectory(lambda: access.client("organizations", access.home_region))
 
 
 def _in_regions(

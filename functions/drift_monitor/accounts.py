@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .credentials import error_code, is_denied
 
 # Organizations reports an account's life cycle in ``State`` (since 2025) and, before that, in
 # ``Status``; only active accounts can be entered.
 _ACTIVE = "ACTIVE"
+_NOT_IN_AN_ORGANIZATION = frozenset({"AWSOrganizationsNotInUseException"})
 
 
 def organization_accounts(organizations: Any) -> list[str]:
@@ -26,3 +34,35 @@ def organization_accounts(organizations: Any) -> list[str]:
 def accounts_to_sweep(home: str, explicit: tuple[str, ...], organization: list[str]) -> list[str]:
     """The monitor's own account always, then the explicit or the organization's accounts."""
     return sorted(dict.fromkeys([home, *explicit, *organization]))
+
+
+class OrganizationDirectory:
+    """The accounts of the caller's organization (``allowOrganizationKeys``), listed when first
+    needed and again after ``CACHE_SECONDS``. None when Organizations refuses the listing (not
+    the management account or a delegated administrator): no key counts as the organization's."""
+
+    CACHE_SECONDS = 900
+
+    def __init__(
+        self, organizations: Callable[[], Any], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._organizations = organizations
+        self._clock = clock
+        self._listed: tuple[float, frozenset[str] | None] | None = None
+        self._lock = threading.Lock()
+
+    def accounts(self) -> frozenset[str] | None:
+        with self._lock:
+            now = self._clock()
+            if self._listed is not None and now - self._listed[0] < self.CACHE_SECONDS:
+                return self._listed[1]
+            try:
+                listed: frozenset[str] | None = frozenset(
+                    organization_accounts(self._organizations())
+                )
+            except ClientError as error:
+                if not is_denied(error) and error_code(error) not in _NOT_IN_AN_ORGANIZATION:
+                    raise
+                listed = None
+            self._listed = (now, listed)
+            return listed

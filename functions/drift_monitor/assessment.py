@@ -9,7 +9,7 @@ from typing import Protocol
 from botocore.exceptions import ClientError
 
 from .credentials import RoleRefused
-from .evaluation import EXEMPT_BY_NAME, evaluate
+from .evaluation import EXEMPT_BY_NAME, evaluate, names_foreign_key
 from .models import (
     BucketRef,
     Code,
@@ -41,6 +41,12 @@ class KeyFacts(Protocol):
     ) -> dict[str, KeyFact]: ...
 
 
+class OrganizationAccounts(Protocol):
+    """The accounts of the bucket owner's organization (``OrganizationDirectory``)."""
+
+    def accounts(self) -> frozenset[str] | None: ...
+
+
 class ExemptTags(Protocol):
     """Tag exemptions known in bulk (``ExemptIndex`` in a sweep); None: unknown for that bucket."""
 
@@ -55,12 +61,17 @@ def assess(
     *,
     exempt_tags: ExemptTags | None = None,
     keys: KeyFacts | None = None,
+    organization: OrganizationAccounts | None = None,
 ) -> Finding:
-    """``keys`` is asked only when the policy turns ``keyChecks`` on."""
+    """``keys`` is asked only when the policy turns ``keyChecks`` on; ``organization`` only with
+    ``allowOrganizationKeys``, when a rule names another account's key."""
     try:
         observed = reader.read_encryption(bucket)
         facts = keys.facts(bucket, observed.rules, policy) if keys and policy.key_checks else None
-        finding = evaluate(observed, policy, trigger, facts)
+        accounts = None
+        if organization and policy.allow_organization_keys and names_foreign_key(observed):
+            accounts = organization.accounts()
+        finding = evaluate(observed, policy, trigger, facts, accounts)
     except BucketVanished as vanished:
         return _without_state(bucket, trigger, Status.VANISHED, str(vanished))
     except BucketUnreadable as denied:

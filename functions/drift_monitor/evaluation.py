@@ -43,9 +43,11 @@ def evaluate(
     policy: Policy,
     trigger: Trigger,
     keys: Mapping[str, KeyFact] | None = None,
+    organization: frozenset[str] | None = None,
 ) -> Finding:
     """``keys`` (with ``keyChecks``): what KMS said about each key the rules and the policy
-    name, by ``normalize_key``; without it keys are compared as written."""
+    name, by ``normalize_key``; without it keys are compared as written. ``organization``
+    (with ``allowOrganizationKeys``): the accounts of the bucket owner's organization."""
     violations: list[Violation] = []
     if not observed.rules:
         violations.append(
@@ -57,7 +59,7 @@ def evaluate(
         )
     for index, rule in enumerate(observed.rules):
         prefix = f"Rule {index + 1} of {len(observed.rules)}: " if len(observed.rules) > 1 else ""
-        for violation in rule_violations(rule, policy, observed.bucket, keys):
+        for violation in rule_violations(rule, policy, observed.bucket, keys, organization):
             violations.append(Violation(violation.code, prefix + violation.message))
 
     status = Status.COMPLIANT
@@ -96,6 +98,7 @@ def rule_violations(
     policy: Policy,
     bucket: BucketRef,
     keys: Mapping[str, KeyFact] | None = None,
+    organization: frozenset[str] | None = None,
 ) -> list[Violation]:
     found: list[Violation] = []
     if rule.algorithm not in policy.allowed_algorithms:
@@ -107,7 +110,7 @@ def rule_violations(
             )
         )
     if rule.algorithm in KMS_ALGORITHMS:
-        found.extend(_key_violations(rule, policy, bucket, keys or {}))
+        found.extend(_key_violations(rule, policy, bucket, keys or {}, organization or frozenset()))
     if policy.require_sse_c_blocked and SSE_C not in (rule.blocked_encryption_types or ()):
         found.append(
             Violation(
@@ -120,7 +123,11 @@ def rule_violations(
 
 
 def _key_violations(
-    rule: EncryptionRule, policy: Policy, bucket: BucketRef, keys: Mapping[str, KeyFact]
+    rule: EncryptionRule,
+    policy: Policy,
+    bucket: BucketRef,
+    keys: Mapping[str, KeyFact],
+    organization: frozenset[str],
 ) -> list[Violation]:
     found: list[Violation] = []
     key = normalize_key(rule.kms_key_id, bucket)
@@ -134,7 +141,8 @@ def _key_violations(
     aws_managed = key.endswith(f":{AWS_MANAGED_ALIAS}") or (
         fact is not None and fact.manager == "AWS"
     )
-    key_account = (fact.account if fact else None) or _key_account(key)
+    key_account = (fact.account if fact else None) or key_account_of(key)
+    in_organization = policy.allow_organization_keys and key_account in organization
 
     if policy.allowed_kms_keys and not listed:
         found.append(
@@ -143,7 +151,8 @@ def _key_violations(
                 f"Default encryption uses KMS key {key}, which is not in allowedKmsKeys.",
             )
         )
-    if key_account != bucket.account and not listed and not policy.allow_cross_account_keys:
+    foreign = key_account != bucket.account and not in_organization
+    if foreign and not listed and not policy.allow_cross_account_keys:
         owner = f"account {key_account}" if key_account else "an account that cannot be read"
         found.append(
             Violation(
@@ -187,7 +196,17 @@ def _key_violations(
     return found
 
 
-def _key_account(key_arn: str) -> str | None:
+def names_foreign_key(observed: ObservedEncryption) -> bool:
+    """Whether any rule names a key owned by an account other than the bucket's."""
+    bucket = observed.bucket
+    return any(
+        key_account_of(normalize_key(rule.kms_key_id, bucket)) != bucket.account
+        for rule in observed.rules
+        if rule.algorithm in KMS_ALGORITHMS
+    )
+
+
+def key_account_of(key_arn: str) -> str | None:
     parsed = KmsArn.parse(key_arn)
     if parsed is not None:
         return parsed.account

@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from .accounts import OrganizationDirectory
 from .assessment import assess
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
@@ -42,6 +43,11 @@ READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
 # keyChecks: DescribeKey in the bucket's account, through the same credentials as its reads.
 KEYS = KeyDirectory(READER.access) if SETTINGS.policy.key_checks else None
+ORGANIZATION = (
+    OrganizationDirectory(lambda: READER.access.client("organizations", READER.home_region))
+    if SETTINGS.policy.allow_organization_keys
+    else None
+)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
@@ -95,7 +101,14 @@ def _process(event: Any) -> dict[str, Any]:
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
-    finding = assess(change.bucket, change.trigger, SETTINGS.policy, READER, keys=KEYS)
+    finding = assess(
+        change.bucket,
+        change.trigger,
+        SETTINGS.policy,
+        READER,
+        keys=KEYS,
+        organization=ORGANIZATION,
+    )
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
     settled = NOTIFIER.settle(finding, evaluated_at)

@@ -96,6 +96,9 @@ class Policy:
     # §12: ask KMS about each key (DescribeKey): aliases and ARNs match both ways, multi-Region
     # replicas match the key listed once, and a disabled, deleted or missing key is reported.
     key_checks: bool = False
+    # §12: a key owned by another account of the bucket owner's organization is not "cross
+    # account" (the accounts come from Organizations ListAccounts).
+    allow_organization_keys: bool = False
 
     @classmethod
     def from_json(cls, text: str) -> Policy:
@@ -129,6 +132,12 @@ class Policy:
                 "allowedKmsKeys",
                 "lists keys but allowedAlgorithms allows neither aws:kms nor aws:kms:dsse",
             )
+        if self.allow_organization_keys and self.allow_cross_account_keys:
+            raise PolicyError(
+                "allowOrganizationKeys",
+                "has no effect while allowCrossAccountKeys is true (every account's key is "
+                "accepted); set one of them",
+            )
         if self.require_customer_managed_key and SSE_S3 in self.allowed_algorithms:
             raise PolicyError(
                 "requireCustomerManagedKey",
@@ -158,6 +167,7 @@ class Policy:
             "exemptBuckets": list(self.exempt_buckets),
             "exemptTag": None if self.exempt_tag is None else str(self.exempt_tag),
             "keyChecks": self.key_checks,
+            "allowOrganizationKeys": self.allow_organization_keys,
         }
 
     def to_json(self) -> str:
@@ -233,4 +243,5 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "exemptBuckets": ("exempt_buckets", _globs),
     "exemptTag": ("exempt_tag", _exempt_tag),
     "keyChecks": ("key_checks", _bool),
+    "allowOrganizationKeys": ("allow_organization_keys", _bool),
 }

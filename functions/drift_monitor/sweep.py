@@ -18,6 +18,7 @@ from .assessment import (
     BucketReader,
     ExemptTags,
     KeyFacts,
+    OrganizationAccounts,
     assess,
     role_refused,
     unreadable,
@@ -86,6 +87,7 @@ def sweep(
     buckets: Iterable[ListedBucket] | None = None,
     exempt_tags: ExemptTags | None = None,
     keys: KeyFacts | None = None,
+    organization: OrganizationAccounts | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_finding: Callable[[Finding], None] | None = None,
     out_of_time: Callable[[], bool] = lambda: False,
@@ -125,6 +127,7 @@ def sweep(
                     trigger,
                     exempt_tags=exempt_tags,
                     keys=keys,
+                    organization=organization,
                 )
             )
             last_started = listed.name
@@ -151,13 +154,22 @@ def assess_listed(
     *,
     exempt_tags: ExemptTags | None = None,
     keys: KeyFacts | None = None,
+    organization: OrganizationAccounts | None = None,
 ) -> Finding:
     """One bucket of the listing; every S3 error becomes a finding rather than an exception."""
     bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION)
     try:
         if listed.region is None:
             bucket = BucketRef(listed.name, account, reader.locate(bucket))
-        return assess(bucket, trigger, policy, reader, exempt_tags=exempt_tags, keys=keys)
+        return assess(
+            bucket,
+            trigger,
+            policy,
+            reader,
+            exempt_tags=exempt_tags,
+            keys=keys,
+            organization=organization,
+        )
     except BucketVanished as vanished:
         return Finding(bucket, Status.VANISHED, None, (), trigger, detail=str(vanished))
     except BucketUnreadable as denied:  # GetBucketLocation refused

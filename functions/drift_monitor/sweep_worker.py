@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from .accounts import OrganizationDirectory
 from .alerts import SCHEMA_VERSION, alert_document, build_notice
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
@@ -52,6 +53,11 @@ ACCESS = AccountAccess(_session, role_name=SETTINGS.member_role_name)
 READER = S3Reader(ACCESS, config=sweep_config(SETTINGS.concurrency))
 READER.client(READER.home_region)
 KEYS = KeyDirectory(ACCESS) if SETTINGS.policy.key_checks else None
+ORGANIZATION = (
+    OrganizationDirectory(lambda: ACCESS.client("organizations", ACCESS.home_region))
+    if SETTINGS.policy.allow_organization_keys
+    else None
+)
 _dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
 STORE = RunStore(_dynamodb, SETTINGS.run_table)
 STATE = StateStore(_dynamodb, SETTINGS.state_table)
@@ -133,6 +139,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         buckets=buckets,
         exempt_tags=exempt_index(ACCESS, item.account, SETTINGS.policy),
         keys=KEYS,
+        organization=ORGANIZATION,
         concurrency=SETTINGS.concurrency,
         on_finding=_log_finding,
         out_of_time=lambda: context.get_remaining_time_in_millis() < FINISH_MARGIN_MS,

@@ -139,6 +139,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
         "exemptBuckets": ["tmp-*"],
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,
+        "allowOrganizationKeys": False,
     }
     assert variables["POWERTOOLS_SERVICE_NAME"] == "s3-encryption-drift-monitor"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3EncryptionDriftMonitor"
@@ -501,3 +502,16 @@ def test_only_key_checks_grant_describe_key_on_this_account_s_keys(
                      ":key/*"],
                 ]
             }  # fmt: skip
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_only_organization_keys_let_the_readers_list_the_organization(
+    build_template: BuildTemplate, allow: bool
+) -> None:
+    template = build_template(policy=json.dumps({"allowOrganizationKeys": allow}))
+
+    for role in ("MonitorFunctionRole", "SweepWorkerFunctionRole"):
+        listing = [
+            s for s in _statements(template, role) if s["Action"] == "organizations:ListAccounts"
+        ]
+        assert len(listing) == int(allow), role

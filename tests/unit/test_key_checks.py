@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 
+from functions.drift_monitor.accounts import OrganizationDirectory
 from functions.drift_monitor.alerts import build_alert
 from functions.drift_monitor.credentials import AccountAccess
 from functions.drift_monitor.evaluation import evaluate
@@ -205,3 +207,55 @@ def test_a_key_it_may_not_describe_is_unknown_and_aws_s3_may_not_exist_yet(
         "AccessDeniedException on kms:DescribeKey",
     )
     assert (aws_s3.not_found, aws_s3.manager) == (False, "AWS")
+
+
+# -- allowOrganizationKeys ----------------------------------------------------------------------
+
+PARTNER_KEY = "arn:aws:kms:eu-west-1:222233334444:key/9f8e7d6c-5b4a-4f3e-8d2c-1b0a9f8e7d6c"
+
+
+@pytest.mark.parametrize(
+    ("allow", "organization", "codes"),
+    [
+        (True, frozenset({ACCOUNT, "222233334444"}), []),
+        (True, frozenset({ACCOUNT}), [Code.KMS_KEY_CROSS_ACCOUNT]),
+        (True, None, [Code.KMS_KEY_CROSS_ACCOUNT]),  # the organization could not be listed
+        (False, frozenset({ACCOUNT, "222233334444"}), [Code.KMS_KEY_CROSS_ACCOUNT]),
+    ],
+    ids=["member-key", "outside-key", "unknown-organization", "not-asked"],
+)
+def test_a_key_of_the_organization_is_not_cross_account_when_asked(
+    allow: bool, organization: frozenset[str] | None, codes: list[Code]
+) -> None:
+    rules = (EncryptionRule("aws:kms", PARTNER_KEY, bucket_key_enabled=True),)
+    policy = Policy.from_dict({"allowOrganizationKeys": allow})
+
+    finding = evaluate(ObservedEncryption(BUCKET, rules), policy, TRIGGER, None, organization)
+
+    assert [violation.code for violation in finding.violations] == codes
+
+
+def test_the_organization_is_listed_once_and_a_refusal_means_unknown() -> None:
+    clock = Clock()
+    listings: list[str] = []
+
+    class Organizations:
+        def get_paginator(self, name: str) -> Any:
+            listings.append(name)
+            return self
+
+        def paginate(self) -> list[dict[str, Any]]:
+            return [{"Accounts": [{"Id": ACCOUNT, "State": "ACTIVE"},
+                                  {"Id": "222233334444", "Status": "ACTIVE"},
+                                  {"Id": "999999999999", "State": "SUSPENDED"}]}]  # fmt: skip
+
+    directory = OrganizationDirectory(Organizations, clock)
+    assert directory.accounts() == {ACCOUNT, "222233334444"}
+    assert directory.accounts() == {ACCOUNT, "222233334444"}
+    assert listings == ["list_accounts"]
+
+    refused = boto3.Session().client("organizations", region_name="us-east-1")
+    stubber = Stubber(refused)
+    stubber.add_client_error("list_accounts", "AccessDeniedException", http_status_code=400)
+    with stubber:
+        assert OrganizationDirectory(lambda: refused, clock).accounts() is None

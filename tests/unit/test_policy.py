@@ -27,6 +27,7 @@ def test_defaults_match_the_spec() -> None:
         "exemptBuckets": [],
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,
+        "allowOrganizationKeys": False,
     }
 
 
@@ -34,13 +35,14 @@ def test_every_field_round_trips_through_json() -> None:
     raw = {
         "allowedAlgorithms": ["aws:kms"],
         "allowedKmsKeys": [KEY, ALIAS, MRK],
-        "allowCrossAccountKeys": True,
+        "allowCrossAccountKeys": False,
         "requireCustomerManagedKey": True,
         "requireBucketKey": True,
         "requireSseCBlocked": True,
         "exemptBuckets": ["sandbox-*", "tmp-?[0-9]"],
         "exemptTag": "team",
         "keyChecks": True,
+        "allowOrganizationKeys": True,
     }
 
     policy = Policy.from_json(json.dumps(raw))
@@ -55,6 +57,11 @@ def test_every_field_round_trips_through_json() -> None:
         ({"allowedAlgoritms": ["aws:kms"]}, "allowedAlgoritms", "unknown field"),
         ({"allowedAlgorithms": []}, "allowedAlgorithms", "at least one"),
         ({"keyChecks": "yes"}, "keyChecks", "must be true or false"),
+        (
+            {"allowOrganizationKeys": True, "allowCrossAccountKeys": True},
+            "allowOrganizationKeys",
+            "has no effect while allowCrossAccountKeys is true",
+        ),
         ({"allowedAlgorithms": "aws:kms"}, "allowedAlgorithms", "list of strings"),
         ({"allowedAlgorithms": ["aws:kms", "aws:fsx"]}, "allowedAlgorithms[1]", "not one of"),
         ({"allowedAlgorithms": ["AES-256"]}, "allowedAlgorithms[0]", "not one of"),
