@@ -1,0 +1,97 @@
+"""The fix for a drifted bucket: the default encryption configuration that meets the policy.
+
+Pure: from the finding and the policy only. The alert prints it as an ``aws s3api
+put-bucket-encryption`` command; remediation (``apply``) sends the same configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .evaluation import SSE_C, normalize_key, rule_violations
+from .models import UNUSABLE_KEY_STATES, EncryptionRule, Finding, Status
+from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
+
+KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
+
+
+@dataclass(frozen=True)
+class Fix:
+    rule: EncryptionRule
+
+    @property
+    def complete(self) -> bool:
+        """False when no key the policy allows could be chosen (the placeholder stands in)."""
+        return self.rule.kms_key_id != KEY_PLACEHOLDER
+
+    @property
+    def configuration(self) -> dict[str, Any]:
+        """``ServerSideEncryptionConfiguration`` as ``PutBucketEncryption`` takes it."""
+        rule = self.rule
+        by_default: dict[str, Any] = {"SSEAlgorithm": rule.algorithm}
+        if rule.kms_key_id:
+            by_default["KMSMasterKeyID"] = rule.kms_key_id
+        api_rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": by_default}
+        if rule.algorithm == SSE_KMS:
+            api_rule["BucketKeyEnabled"] = True
+        if rule.blocked_encryption_types:
+            api_rule["BlockedEncryptionTypes"] = {
+                "EncryptionType": list(rule.blocked_encryption_types)
+            }
+        return {"Rules": [api_rule]}
+
+
+def plan_fix(finding: Finding, policy: Policy) -> Fix | None:
+    """The fix of a DRIFT finding; None for any other status."""
+    if finding.status is not Status.DRIFT:
+        return None
+    return Fix(_compliant_rule(finding, policy))
+
+
+def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
+    current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
+    kept = set(current.blocked_encryption_types or ()) if current else set()
+    if policy.require_sse_c_blocked:
+        kept.add(SSE_C)
+    blocked = tuple(sorted(kept)) or None
+
+    algorithm = _preferred_algorithm(current, policy)
+    if algorithm == SSE_S3:
+        return EncryptionRule(SSE_S3, blocked_encryption_types=blocked)
+
+    keys: list[str | None] = []
+    if current and current.kms_key_id:
+        keys.append(current.kms_key_id)
+    # S3 takes only a key of the bucket's own region.
+    keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)
+    keys.append(None)  # the AWS managed key, where the policy accepts it
+    # keyChecks: never a key KMS said is disabled, pending deletion or missing.
+    broken = {
+        name
+        for fact in finding.keys
+        if fact.not_found or fact.state in UNUSABLE_KEY_STATES
+        for name in (fact.requested, fact.arn)
+        if name
+    }
+    for key in keys:
+        if key is not None and normalize_key(key, finding.bucket) in broken:
+            continue
+        candidate = EncryptionRule(algorithm, key, algorithm == SSE_KMS, blocked)
+        if not rule_violations(candidate, policy, finding.bucket):
+            return candidate
+    return EncryptionRule(algorithm, KEY_PLACEHOLDER, algorithm == SSE_KMS, blocked)
+
+
+def _region_of(key_arn: str) -> str | None:
+    parsed = KmsArn.parse(key_arn)
+    return None if parsed is None else parsed.region
+
+
+def _preferred_algorithm(current: EncryptionRule | None, policy: Policy) -> str:
+    if current and current.algorithm in policy.allowed_algorithms:
+        return current.algorithm
+    for algorithm in (SSE_KMS, DSSE_KMS, SSE_S3):
+        if algorithm in policy.allowed_algorithms:
+            return algorithm
+    raise AssertionError("a validated policy allows at least one algorithm")  # pragma: no cover
