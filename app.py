@@ -32,6 +32,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             props.organization.member_role_name,
             props.watched_events,
             key_checks=props.policy.key_checks,
+            remediates=props.remediates,
         )
     # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
     home = cdk.Environment(region=props.home_region) if props.home_region else None

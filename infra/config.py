@@ -13,6 +13,11 @@ import boto3
 from functions.drift_monitor.models import ACCOUNT_ID
 from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
+from functions.drift_monitor.settings import (
+    DEFAULT_REMEDIATION_LIMIT,
+    MAX_REMEDIATION_LIMIT,
+    REMEDIATION_MODES,
+)
 
 from .forwarding import monitored_events
 
@@ -59,6 +64,14 @@ class MonitorProps:
     security_hub: bool = False
     # None: off; "default": this account's default bus; otherwise the ARN of a bus.
     event_bus_output: str | None = None
+    # §12: off | dry-run | apply, and the most buckets remediation may change per hour.
+    remediation: str = "off"
+    remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
+
+    @property
+    def remediates(self) -> bool:
+        """Whether the monitor may write bucket encryption (``apply``)."""
+        return self.remediation == "apply"
 
     @property
     def home_region(self) -> str | None:
@@ -110,6 +123,8 @@ CONTEXT_KEYS = (
     "newBucketGraceSeconds",
     "securityHub",
     "eventBusOutput",
+    "remediation",
+    "remediationLimitPerHour",
 )
 _ORGANIZATION_KEYS = ("memberTargets", "memberRoleName", "accounts", "stackSetCallAs")
 
@@ -134,7 +149,36 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
         new_bucket_grace_seconds=_grace(context.get("newBucketGraceSeconds")),
         security_hub=_flag("securityHub", context.get("securityHub")),
         event_bus_output=_event_bus_output(context.get("eventBusOutput")),
+        remediation=_remediation(context.get("remediation")),
+        remediation_limit_per_hour=_limit(context.get("remediationLimitPerHour")),
     )
+
+
+def _remediation(value: Any) -> str:
+    if value is None or value == "":
+        return "off"
+    if value not in REMEDIATION_MODES:
+        raise ConfigError(
+            f"context 'remediation' must be one of {', '.join(REMEDIATION_MODES)}, got {value!r}"
+        )
+    return str(value)
+
+
+def _limit(value: Any) -> int:
+    if value is None or value == "":
+        return DEFAULT_REMEDIATION_LIMIT
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_REMEDIATION_LIMIT
+    ):
+        raise ConfigError(
+            "context 'remediationLimitPerHour' must be a whole number from 1 to "
+            f"{MAX_REMEDIATION_LIMIT}, got {value!r}"
+        )
+    return value
 
 
 def _grace(value: Any) -> int:

@@ -30,6 +30,7 @@ from constructs import Construct
 from functions.drift_monitor.permissions import (
     FIND_TAGGED_BUCKETS,
     LIST_BUCKETS,
+    PUT_ENCRYPTION,
     SWEEP_BUCKET_READS,
 )
 
@@ -58,7 +59,13 @@ class _MemberStack(Stack):
 
 class MemberReaderStack(_MemberStack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, role_name: str, key_checks: bool
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        role_name: str,
+        key_checks: bool,
+        remediates: bool,
     ) -> None:
         super().__init__(
             scope,
@@ -100,7 +107,9 @@ class MemberReaderStack(_MemberStack):
             ),
             description="Lets the S3 Encryption Drift Monitor read this account's bucket "
             "encryption, tags and locations; no write",
-            inline_policies={"ReadBucketEncryption": reader_policy(key_checks=key_checks)},
+            inline_policies={
+                "ReadBucketEncryption": reader_policy(key_checks=key_checks, remediates=remediates)
+            },
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(
@@ -121,11 +130,19 @@ class MemberReaderStack(_MemberStack):
         )
 
 
-def reader_policy(*, key_checks: bool) -> iam.PolicyDocument:
-    """Exactly what the event function and the sweep call in a member account."""
+def reader_policy(*, key_checks: bool, remediates: bool) -> iam.PolicyDocument:
+    """Exactly what the event function and the sweep call in a member account: reads, and the
+    one write remediation makes only when it is ``apply``."""
+    remediation = iam.PolicyStatement(
+        sid="RemediateBucketsOfThisAccount",
+        actions=[PUT_ENCRYPTION],
+        resources=["arn:aws:s3:::*"],
+        conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
+    )
     return iam.PolicyDocument(
         statements=[
             *([describe_keys_statement()] if key_checks else []),
+            *([remediation] if remediates else []),
             iam.PolicyStatement(
                 sid="ReadBucketsOfThisAccount",
                 actions=list(SWEEP_BUCKET_READS),
@@ -173,11 +190,18 @@ class MemberTemplates:
 
 
 def synthesize_member_templates(
-    stage: Stage, role_name: str, event_names: tuple[str, ...], *, key_checks: bool
+    stage: Stage,
+    role_name: str,
+    event_names: tuple[str, ...],
+    *,
+    key_checks: bool,
+    remediates: bool,
 ) -> MemberTemplates:
     """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
     synthesized now because the central stack's StackSets carry their templates."""
-    reader = MemberReaderStack(stage, "Reader", role_name=role_name, key_checks=key_checks)
+    reader = MemberReaderStack(
+        stage, "Reader", role_name=role_name, key_checks=key_checks, remediates=remediates
+    )
     forwarder = MemberForwarderStack(stage, "Forwarder", event_names=event_names)
     assembly = stage.synth()
     return MemberTemplates(

@@ -24,7 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.drift_monitor.permissions import EVENT_BUCKET_READS, LIST_ACCOUNTS
+from functions.drift_monitor.permissions import EVENT_BUCKET_READS, LIST_ACCOUNTS, PUT_ENCRYPTION
 
 from .config import MonitorProps
 from .forwarding import CREATE_BUCKET, s3_change_pattern
@@ -247,6 +247,13 @@ class EncryptionDriftMonitor(Construct):
             # allowOrganizationKeys: which accounts are the organization's (no resource-level
             # permissions).
             monitored.allow("ListTheOrganizationsAccounts", [LIST_ACCOUNTS], ["*"])
+        if props.remediation != "off":
+            monitored.function.add_environment("REMEDIATION", props.remediation)
+            monitored.function.add_environment(
+                "REMEDIATION_LIMIT_PER_HOUR", str(props.remediation_limit_per_hour)
+            )
+        if props.remediates:
+            monitored.read_buckets("RemediateBucketsInThisAccount", (PUT_ENCRYPTION,))
         self.allow_publishing(monitored)
         self.failure_queue.grant_send_messages(monitored.role)
         return monitored

@@ -47,6 +47,7 @@ ALERT_KEYS = frozenset(
         "fingerprint",
         "firstDetected",
         "keys",
+        "autoRemediation",
     }
 )
 

@@ -15,6 +15,7 @@ from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
 from .models import Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
+from .remediation import Remediation
 
 SCHEMA_VERSION = "1"
 SUBJECT_LIMIT = 100
@@ -32,18 +33,30 @@ class Alert:
         return message_body(self)
 
 
-def build_alert(finding: Finding, policy: Policy, *, first_detected: str | None = None) -> Alert:
-    """A DRIFT or UNVERIFIABLE alert; ``first_detected``: when this drift began, if known."""
+def build_alert(
+    finding: Finding,
+    policy: Policy,
+    *,
+    first_detected: str | None = None,
+    remediation: Remediation | None = None,
+) -> Alert:
+    """A DRIFT or UNVERIFIABLE alert; ``first_detected``: when this drift began, if known;
+    ``remediation``: what automatic remediation did (dry-run, refused, limited)."""
     document = alert_document(finding, policy)
     document["firstDetected"] = first_detected
+    document["autoRemediation"] = None if remediation is None else remediation.to_dict()
     return _alert(document)
 
 
 def build_notice(
-    finding: Finding, previous: BucketState, policy: Policy, drifted_seconds: int | None
+    finding: Finding,
+    previous: BucketState,
+    policy: Policy,
+    drifted_seconds: int | None,
+    remediation: Remediation | None = None,
 ) -> Alert:
     """The one RESOLVED notice for an announced drift that is gone: the bucket is compliant,
-    exempt or deleted now."""
+    exempt or deleted now, or the monitor remediated it (``remediation``)."""
     document = alert_document(finding, policy)
     document.update(
         status=RESOLVED,
@@ -58,7 +71,9 @@ def build_notice(
             "driftedSeconds": drifted_seconds,
             "previousStatus": previous.status.value,
             "previousViolations": list(previous.violations),
+            "remediatedAutomatically": remediation is not None and remediation.verified,
         },
+        autoRemediation=None if remediation is None else remediation.to_dict(),
     )
     return _alert(document)
 
@@ -94,6 +109,8 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "firstDetected": None,
         # keyChecks: what KMS said about each key the rules name (empty without key checks).
         "keys": [fact.to_dict() for fact in finding.keys],
+        # remediation (§12): what it did or would do; null when off or not a drift.
+        "autoRemediation": None,
     }
 
 
@@ -144,6 +161,7 @@ def render_email(document: dict[str, Any]) -> str:
         "What is wrong:",
         *[f"  - {v['code']}: {v['message']}" for v in violations],
     ]
+    lines += _describe_auto_remediation(document.get("autoRemediation"))
     if document["remediation"]:
         lines += ["", "To fix it, run:", f"  {document['remediation']}"]
         if KEY_PLACEHOLDER in document["remediation"]:
@@ -157,14 +175,20 @@ def render_notice_email(document: dict[str, Any]) -> str:
     bucket = document["bucket"]
     lasted = _duration(resolution["driftedSeconds"])
     after = f" after {lasted}" if lasted else ""
-    headline = {
+    headlines = {
         Status.COMPLIANT.value: f"S3 bucket {bucket} meets your encryption policy again{after}.",
         Status.EXEMPT.value: (
             f"S3 bucket {bucket} is now exempt from your encryption policy "
             f"({resolution['detail']}); its open alert is closed{after}."
         ),
         Status.VANISHED.value: f"S3 bucket {bucket} was deleted; its open alert is closed{after}.",
-    }[resolution["outcome"]]
+    }
+    headline = headlines[resolution["outcome"]]
+    if resolution.get("remediatedAutomatically"):
+        headline = (
+            f"S3 bucket {bucket} drifted from your encryption policy and was remediated "
+            "automatically: the monitor applied the fix and read the bucket again."
+        )
     previous = ", ".join(resolution["previousViolations"]) or "none"
     lines = [
         *_heading(headline, document),
@@ -175,8 +199,22 @@ def render_notice_email(document: dict[str, Any]) -> str:
     ]
     if document["observed"] is not None:
         lines += ["", "Default encryption now:", *_describe_observed(document["observed"])]
+    lines += _describe_auto_remediation(document.get("autoRemediation"))
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "notice")
     return "\n".join(lines)
+
+
+def _describe_auto_remediation(done: dict[str, Any] | None) -> list[str]:
+    if not done:
+        return []
+    configuration = json.dumps(done["configuration"], separators=(",", ":"))
+    if done["applied"]:
+        outcome = "applied" + ("" if done["verified"] else f" ({done['reason']})")
+        return ["", f"Automatic remediation ({done['mode']}): {outcome}:", f"  {configuration}"]
+    lines = ["", f"Automatic remediation ({done['mode']}): {done['reason']}."]
+    if done["configuration"] is not None:
+        lines.append(f"  It would apply: {configuration}")
+    return lines
 
 
 def _heading(headline: str, document: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -22,7 +23,8 @@ from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
 from .keys import KeyDirectory
 from .lifecycle import Action
-from .notifier import Notifier, epoch_ms
+from .models import BucketRef, Finding, Trigger
+from .notifier import Notifier, Remediated, epoch_ms
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
 from .settings import load_settings
@@ -31,6 +33,7 @@ from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from .outputs import Output
+    from .remediation import Remediation, Remediator
 
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.
@@ -68,12 +71,27 @@ if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
                 _session.client("events", config=RETRY_CONFIG), SETTINGS.output_event_bus
             )
         )
+STATE = StateStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.state_table)
 NOTIFIER = Notifier(
-    StateStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.state_table),
+    STATE,
     AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn),
     _outputs,
     SETTINGS.policy,
 )
+REMEDIATOR: Remediator | None = None
+if SETTINGS.remediation != "off":
+    # Imported only when remediation is on (cold start).
+    from .remediation import Mode, Remediator
+    from .s3_reader import EncryptionWriter
+
+    REMEDIATOR = Remediator(
+        Mode(SETTINGS.remediation),
+        limit_per_hour=SETTINGS.remediation_limit_per_hour,
+        policy=SETTINGS.policy,
+        writer=EncryptionWriter(READER),
+        limit=STATE,
+        reassess=lambda drift: _assess(drift.bucket, drift.trigger),
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -101,17 +119,17 @@ def _process(event: Any) -> dict[str, Any]:
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
-    finding = assess(
-        change.bucket,
-        change.trigger,
-        SETTINGS.policy,
-        READER,
-        keys=KEYS,
-        organization=ORGANIZATION,
-    )
+    finding = _assess(change.bucket, change.trigger)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
-    settled = NOTIFIER.settle(finding, evaluated_at)
+    remediated = None
+    if REMEDIATOR is not None:
+        fixed, outcome = REMEDIATOR.attempt(finding, datetime.now(UTC))
+        if outcome is not None:
+            remediated = Remediated(finding, outcome)
+            metrics.add_metric(name=_remediation_metric(outcome), unit=MetricUnit.Count, value=1)
+            finding = fixed
+    settled = NOTIFIER.settle(finding, evaluated_at, remediation=remediated)
     if settled.action in ACTION_METRIC:
         metrics.add_metric(name=ACTION_METRIC[settled.action], unit=MetricUnit.Count, value=1)
     logger.info(
@@ -132,6 +150,16 @@ def _process(event: Any) -> dict[str, Any]:
         "alert": settled.message_id if settled.action is Action.ALERT else None,
         "notice": settled.message_id if settled.action is Action.RESOLVE else None,
     }
+
+
+def _assess(bucket: BucketRef, trigger: Trigger) -> Finding:
+    return assess(bucket, trigger, SETTINGS.policy, READER, keys=KEYS, organization=ORGANIZATION)
+
+
+def _remediation_metric(outcome: Remediation) -> str:
+    if outcome.applied:
+        return "Remediated" if outcome.verified else "RemediationNotVerified"
+    return "RemediationsDryRun" if outcome.mode == "dry-run" else "RemediationsRefused"
 
 
 def _is_sqs_batch(event: Any) -> bool:

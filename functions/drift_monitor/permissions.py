@@ -23,6 +23,8 @@ STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
 STATE_SWEEP_WRITES = ("dynamodb:BatchGetItem", "dynamodb:PutItem")
 # keyChecks (§12): what a reader asks KMS about a bucket's key, granted only when it is on.
 DESCRIBE_KEY = "kms:DescribeKey"
+# remediation apply (§12): the one write, granted only then (in member reader roles too).
+PUT_ENCRYPTION = "s3:PutEncryptionConfiguration"
 # The optional outputs, granted only when turned on.
 IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"

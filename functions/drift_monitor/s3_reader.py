@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
-from .models import BucketRef, EncryptionRule, ObservedEncryption
+from .models import BucketRef, EncryptionRule, Finding, ObservedEncryption
 from .settings import LIST_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -164,3 +164,18 @@ def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Except
     if is_denied(error):
         return BucketUnreadable(bucket, permission, code or "403")
     return error
+
+
+class EncryptionWriter:
+    """Remediation's one write: ``PutBucketEncryption``, in the bucket's account and region."""
+
+    def __init__(self, reader: S3Reader) -> None:
+        self._reader = reader
+
+    def put_encryption(self, finding: Finding, configuration: dict[str, Any]) -> None:
+        bucket = finding.bucket
+        self._reader.client(bucket.region, bucket.account).put_bucket_encryption(
+            Bucket=bucket.name,
+            ExpectedBucketOwner=bucket.account,
+            ServerSideEncryptionConfiguration=configuration,  # type: ignore[arg-type]
+        )

@@ -21,6 +21,10 @@ MAX_CONCURRENCY = 64
 DEFAULT_MAX_RECEIVES = 3
 # The largest page ListBuckets serves, and so the most buckets one sweep work item holds.
 LIST_PAGE_SIZE = 10_000
+# Remediation (§12): the modes, and how many buckets it may change per hour.
+REMEDIATION_MODES = ("off", "dry-run", "apply")
+DEFAULT_REMEDIATION_LIMIT = 20
+MAX_REMEDIATION_LIMIT = 1000
 
 
 _PRODUCT_ARN = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:(\d{12}):product/\1/default$")
@@ -44,6 +48,8 @@ class Settings:
     # Optional outputs (§11), each None when turned off.
     security_hub_product_arn: str | None = None
     output_event_bus: str | None = None
+    remediation: str = "off"  # off | dry-run | apply (remediation.Mode)
+    remediation_limit_per_hour: int = 20
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -53,6 +59,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     bus = environ.get("OUTPUT_EVENT_BUS") or None
     if bus is not None and not _EVENT_BUS.match(bus):
         raise ConfigurationError(f"OUTPUT_EVENT_BUS {bus!r} is not an event bus name or ARN")
+    remediation = environ.get("REMEDIATION") or "off"
+    if remediation not in REMEDIATION_MODES:
+        raise ConfigurationError(
+            f"REMEDIATION must be one of {', '.join(REMEDIATION_MODES)}, not {remediation!r}"
+        )
+    limit_text = environ.get("REMEDIATION_LIMIT_PER_HOUR") or str(DEFAULT_REMEDIATION_LIMIT)
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_REMEDIATION_LIMIT:
+        raise ConfigurationError(
+            f"REMEDIATION_LIMIT_PER_HOUR must be a whole number from 1 to "
+            f"{MAX_REMEDIATION_LIMIT}, not {limit_text!r}"
+        )
     return Settings(
         topic_arn=environ["ALERT_TOPIC_ARN"],
         failure_queue_url=environ["FAILURE_QUEUE_URL"],
@@ -62,6 +79,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         state_table=environ["STATE_TABLE_NAME"],
         security_hub_product_arn=product_arn,
         output_event_bus=bus,
+        remediation=remediation,
+        remediation_limit_per_hour=int(limit_text),
     )
 
 

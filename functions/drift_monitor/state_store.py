@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -31,6 +32,10 @@ _DECISION_ATTRIBUTES = (
     "#b, #s, fingerprint, evaluatedAt, violations, firstDetected, alertedFingerprint, "
     "lastAlerted, lastResolved, sweptStatus"
 )
+
+
+def _hour_epoch(hour: str) -> int:
+    return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
 
 def state_key(bucket: BucketRef) -> str:
@@ -124,6 +129,27 @@ class StateStore:
             UpdateExpression="SET lastResolved = :now REMOVE alertedFingerprint",
             ExpressionAttributeValues={":now": {"S": now}},
         )
+
+    def take(self, hour: str, limit: int) -> bool:
+        """One of ``limit`` remediations of ``hour`` (``YYYY-MM-DDTHH``), atomically; False when
+        they are all taken. The counter row expires two days later."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={KEY: {"S": f"remediations#{hour}"}},
+                UpdateExpression="ADD used :one SET expiresAt = if_not_exists(expiresAt, :exp)",
+                ConditionExpression="attribute_not_exists(used) OR used < :limit",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":limit": {"N": str(limit)},
+                    ":exp": {"N": str(_hour_epoch(hour) + 2 * 86_400)},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # -- the sweep: rows read a hundred at a time, rewritten one by one where they moved ---
 

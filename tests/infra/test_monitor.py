@@ -515,3 +515,23 @@ def test_only_organization_keys_let_the_readers_list_the_organization(
             s for s in _statements(template, role) if s["Action"] == "organizations:ListAccounts"
         ]
         assert len(listing) == int(allow), role
+
+
+@pytest.mark.parametrize("mode", ["off", "dry-run", "apply"])
+def test_only_apply_may_write_bucket_encryption(build_template: BuildTemplate, mode: str) -> None:
+    template = build_template(remediation=mode, remediationLimitPerHour=5)
+    _, function = _event_function(template)
+    variables = function["Properties"]["Environment"]["Variables"]
+
+    writes = [
+        s
+        for s in _statements(template)
+        if "s3:PutEncryptionConfiguration" in json.dumps(s["Action"])
+    ]
+    assert len(writes) == int(mode == "apply")
+    for statement in writes:  # this account's buckets only
+        assert statement["Condition"] == {
+            "StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}
+        }
+    assert variables.get("REMEDIATION") == (None if mode == "off" else mode)
+    assert variables.get("REMEDIATION_LIMIT_PER_HOUR") == (None if mode == "off" else "5")

@@ -56,6 +56,8 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"newBucketGraceSeconds": "soon"}, "'newBucketGraceSeconds' must be"),
         ({"securityHub": "on"}, "context 'securityHub' must be true or false"),
         ({"eventBusOutput": "my-bus"}, "context 'eventBusOutput' must be false, true"),
+        ({"remediation": "auto"}, "context 'remediation' must be one of off, dry-run, apply"),
+        ({"remediationLimitPerHour": 0}, "'remediationLimitPerHour' must be a whole number"),
         ({"regions": "eu-west-1,mars-north-1"}, "'mars-north-1' is not an AWS region name"),
         ({"regions": " , "}, "context 'regions' must name at least one region"),
         ({"regions": "eu-west-1,eu-west-1"}, "context 'regions' lists eu-west-1 more than once"),

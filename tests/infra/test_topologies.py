@@ -293,3 +293,19 @@ def test_with_key_checks_the_member_reader_may_describe_its_account_s_keys_and_n
     assert sorted(_actions(statements)) == sorted([*MEMBER_READER_ACTIONS, "kms:DescribeKey"])
     (describe,) = [s for s in statements if s["Action"] == "kms:DescribeKey"]
     assert describe["Resource"]["Fn::Join"][1][-2:] == [{"Ref": "AWS::AccountId"}, ":key/*"]
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "apply"])
+def test_the_member_reader_may_write_encryption_only_with_apply(mode: str) -> None:
+    found = stacks(**ORGANIZATION, remediation=mode)
+    template = template_of(found["MemberTemplates/Reader"])
+    _, role = _one(template, "AWS::IAM::Role", "Reader")
+    actions = _actions(
+        [
+            s
+            for policy in role["Properties"]["Policies"]
+            for s in policy["PolicyDocument"]["Statement"]
+        ]
+    )
+
+    assert ("s3:PutEncryptionConfiguration" in actions) is (mode == "apply")

@@ -1,0 +1,126 @@
+"""Remediation (SPEC §12): put the fix command's configuration back, when asked and when safe.
+
+``off`` does nothing; ``dry-run`` says in the alert exactly what it would apply; ``apply`` sends
+``PutBucketEncryption`` (with ``ExpectedBucketOwner``) only for a DRIFT finding (so never an
+exempt or unreadable bucket) whose fix is complete (a key the policy allows was found), within
+``remediationLimitPerHour``, then reads the bucket again. A refusal is reported, never retried:
+the next change to the bucket is the next chance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from .credentials import RoleRefused, error_code, is_denied
+from .fix import plan_fix
+from .models import Finding, Status
+from .permissions import PUT_ENCRYPTION
+from .policy import Policy
+
+
+class Mode(StrEnum):
+    OFF = "off"
+    DRY_RUN = "dry-run"
+    APPLY = "apply"
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """What was done about one drift, as the alert and the notice report it."""
+
+    mode: Mode
+    configuration: dict[str, Any] | None  # the ServerSideEncryptionConfiguration (would be) sent
+    applied: bool = False
+    verified: bool = False  # read again after applying, and compliant
+    reason: str | None = None  # why nothing was applied, or why it still drifts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "applied": self.applied,
+            "verified": self.verified,
+            "configuration": self.configuration,
+            "reason": self.reason,
+        }
+
+
+class BucketWriter(Protocol):
+    def put_encryption(self, finding: Finding, configuration: dict[str, Any]) -> None: ...
+
+
+class HourlyLimit(Protocol):
+    def take(self, hour: str, limit: int) -> bool: ...
+
+
+class Remediator:
+    def __init__(
+        self,
+        mode: Mode,
+        *,
+        limit_per_hour: int,
+        policy: Policy,
+        writer: BucketWriter,
+        limit: HourlyLimit,
+        reassess: Callable[[Finding], Finding],
+    ) -> None:
+        self._mode = mode
+        self._limit_per_hour = limit_per_hour
+        self._policy = policy
+        self._writer = writer
+        self._limit = limit
+        self._reassess = reassess
+
+    def attempt(self, finding: Finding, now: datetime) -> tuple[Finding, Remediation | None]:
+        """The finding to report (read again after a fix) and what was done; None when the
+        finding is not a drift or remediation is off."""
+        fix = plan_fix(finding, self._policy)
+        if self._mode is Mode.OFF or fix is None or finding.status is not Status.DRIFT:
+            return finding, None
+        configuration = fix.configuration
+        if not fix.complete:
+            return finding, Remediation(
+                self._mode,
+                None,
+                reason="no key the policy allows in the bucket's region: a person must choose "
+                "one (see the fix command)",
+            )
+        if self._mode is Mode.DRY_RUN:
+            return finding, Remediation(
+                self._mode, configuration, reason="dry-run: this configuration was not applied"
+            )
+        if not self._limit.take(now.strftime("%Y-%m-%dT%H"), self._limit_per_hour):
+            return finding, Remediation(
+                self._mode,
+                configuration,
+                reason=f"remediationLimitPerHour ({self._limit_per_hour}) reached this hour: "
+                "not applied",
+            )
+        try:
+            self._writer.put_encryption(finding, configuration)
+        except RoleRefused as refused:
+            return finding, Remediation(self._mode, configuration, reason=str(refused))
+        except ClientError as error:
+            if not is_denied(error):
+                raise
+            return finding, Remediation(
+                self._mode,
+                configuration,
+                reason=f"{error_code(error)} on {PUT_ENCRYPTION}: an SCP, a Control Tower "
+                "guardrail, a permissions boundary or the bucket policy denies it, or the "
+                "monitor may only read this account",
+            )
+        after = self._reassess(finding)
+        verified = after.status is Status.COMPLIANT
+        return after, Remediation(
+            self._mode,
+            configuration,
+            applied=True,
+            verified=verified,
+            reason=None if verified else f"applied, but read again it is {after.status.value}",
+        )
