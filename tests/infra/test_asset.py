@@ -73,3 +73,20 @@ def test_an_environment_that_differs_from_the_lock_stops_the_synth(
             function_asset()
     finally:
         function_asset.cache_clear()
+
+
+def test_the_asset_is_built_from_scratch_when_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(asset, "BUILD", tmp_path)
+    function_asset.cache_clear()
+    try:
+        path, _ = function_asset()
+    finally:
+        function_asset.cache_clear()
+
+    assert path.parent == tmp_path
+    assert (path / "botocore" / "data" / "s3").is_dir()
+    assert not (path / "botocore" / "data" / "ec2").exists()  # a service no function calls
+    assert (path / "botocore" / "data" / "endpoints.json").is_file()
+    assert not list(tmp_path.glob("*.partial"))

@@ -341,3 +341,46 @@ def test_outputs_receive_every_alert_once(account: Account, event_fixture: LoadE
     assert finding["Compliance"]["Status"] == "FAILED"
     (delivered,) = account.drain(queue)
     assert json.loads(delivered["Body"])["detail"]["bucket"] == bucket
+
+
+def test_remediation_apply_fixes_the_bucket_and_sends_one_resolved_notice(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, event, "AES256")
+    function = account.start(REMEDIATION="apply", REMEDIATION_LIMIT_PER_HOUR="1")
+
+    first = function.invoke(event)
+
+    assert (first.response["status"], first.response["action"]) == ("COMPLIANT", "RESOLVE")
+    (notice,) = account.alerts()
+    document = json.loads(notice["Message"])
+    assert document["resolution"]["remediatedAutomatically"] is True
+    bucket = event["detail"]["requestParameters"]["bucketName"]
+    rules = account.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert function.metrics()["Remediated"] == 1
+
+    # the hour's one remediation is spent: the next drift is alerted, not fixed
+    second_event = event_fixture("put-bucket-encryption.json")
+    _bucket(account, second_event, "AES256")
+    second = function.invoke(second_event)
+    assert second.response["action"] == "ALERT"
+    (alert,) = account.alerts()
+    assert (
+        "remediationLimitPerHour (1) reached"
+        in json.loads(alert["Message"])["autoRemediation"]["reason"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("REMEDIATION", "auto", "REMEDIATION must be one of off, dry-run, apply"),
+        ("REMEDIATION_LIMIT_PER_HOUR", "0", "REMEDIATION_LIMIT_PER_HOUR must be a whole number"),
+    ],
+)
+def test_a_bad_remediation_setting_fails_the_cold_start(
+    account: Account, variable: str, value: str, message: str
+) -> None:
+    assert message in (account.start(**{variable: value}).init_error or "")
