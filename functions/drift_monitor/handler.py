@@ -17,11 +17,9 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .accounts import OrganizationDirectory
 from .assessment import assess
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
-from .keys import KeyDirectory
 from .lifecycle import Action
 from .models import BucketRef, Finding, Trigger
 from .notifier import Notifier, Remediated, epoch_ms
@@ -32,6 +30,8 @@ from .state_store import StateStore
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
 
 if TYPE_CHECKING:
+    from .accounts import OrganizationDirectory
+    from .keys import KeyDirectory
     from .outputs import Output
     from .remediation import Remediation, Remediator
 
@@ -44,13 +44,21 @@ _session = boto3.Session()
 # Buckets of other accounts (the organization topology) are read through MEMBER_ROLE_NAME there.
 READER = S3Reader(AccountAccess(_session, role_name=SETTINGS.member_role_name))
 READER.client(READER.home_region)
-# keyChecks: DescribeKey in the bucket's account, through the same credentials as its reads.
-KEYS = KeyDirectory(READER.access) if SETTINGS.policy.key_checks else None
-ORGANIZATION = (
-    OrganizationDirectory(lambda: READER.access.client("organizations", READER.home_region))
-    if SETTINGS.policy.allow_organization_keys
-    else None
-)
+# Optional parts are imported only when turned on: each module costs its compilation at every
+# cold start (Lambda's /var/task holds no bytecode cache).
+KEYS: KeyDirectory | None = None
+if SETTINGS.policy.key_checks:
+    # DescribeKey in the bucket's account, through the same credentials as its reads.
+    from .keys import KeyDirectory
+
+    KEYS = KeyDirectory(READER.access)
+ORGANIZATION: OrganizationDirectory | None = None
+if SETTINGS.policy.allow_organization_keys:
+    from .accounts import OrganizationDirectory
+
+    ORGANIZATION = OrganizationDirectory(
+        lambda: READER.access.client("organizations", READER.home_region)
+    )
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
