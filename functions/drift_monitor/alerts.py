@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
 from .models import Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
 from .remediation import Remediation
+
+if TYPE_CHECKING:
+    from .remediation import Remediation
 
 SCHEMA_VERSION = "1"
 SUBJECT_LIMIT = 100
