@@ -13,7 +13,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.drift_monitor.permissions import DESCRIBE_KEY
+from functions.drift_monitor.permissions import DESCRIBE_KEY, LIST_ACCOUNTS
+from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 from .asset import function_asset
@@ -127,11 +128,16 @@ class MonitoredFunction:
             {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
         )
 
-    def describe_keys(self) -> None:
-        """``keyChecks``: the metadata of this account's KMS keys, any region (a bucket names its
-        region's key). Other accounts' keys stay "unknown": their key policies decide."""
-        self.role.add_to_policy(describe_keys_statement())
-        acknowledge_key_wildcard(self.role)
+    def look_up_keys(self, policy: Policy) -> None:
+        """What a reader asks about keys, only as the policy asks: ``keyChecks``, the metadata
+        of this account's KMS keys in any region (a bucket names its region's key; other
+        accounts' keys stay "unknown", their key policies decide); ``allowOrganizationKeys``,
+        the organization's accounts (ListAccounts has no resource-level permissions)."""
+        if policy.key_checks:
+            self.role.add_to_policy(describe_keys_statement())
+            acknowledge_key_wildcard(self.role)
+        if policy.allow_organization_keys:
+            self.allow("ListTheOrganizationsAccounts", [LIST_ACCOUNTS], ["*"])
 
     def use_key(self, sid: str, key: kms.IKey) -> None:
         """Encrypt and decrypt with ``key`` (SQS, SNS, DynamoDB and S3 use it on our behalf).

@@ -24,7 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.drift_monitor.permissions import EVENT_BUCKET_READS, LIST_ACCOUNTS, PUT_ENCRYPTION
+from functions.drift_monitor.permissions import EVENT_BUCKET_READS, PUT_ENCRYPTION
 
 from .config import MonitorProps
 from .forwarding import CREATE_BUCKET, s3_change_pattern
@@ -241,12 +241,7 @@ class EncryptionDriftMonitor(Construct):
             ),
         )
         monitored.read_buckets("ReadBucketsInThisAccount", EVENT_BUCKET_READS)
-        if props.policy.key_checks:
-            monitored.describe_keys()
-        if props.policy.allow_organization_keys:
-            # allowOrganizationKeys: which accounts are the organization's (no resource-level
-            # permissions).
-            monitored.allow("ListTheOrganizationsAccounts", [LIST_ACCOUNTS], ["*"])
+        monitored.look_up_keys(props.policy)
         if props.remediation != "off":
             monitored.function.add_environment("REMEDIATION", props.remediation)
             monitored.function.add_environment(

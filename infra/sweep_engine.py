@@ -188,12 +188,7 @@ class SweepEngine(Construct):
             ),
         )
         worker.read_buckets("ReadBucketsInThisAccount", SWEEP_BUCKET_READS)
-        if props.policy.key_checks:
-            worker.describe_keys()
-        if props.policy.allow_organization_keys:
-            # allowOrganizationKeys: which accounts are the organization's (no resource-level
-            # permissions).
-            worker.allow("ListTheOrganizationsAccounts", [LIST_ACCOUNTS], ["*"])
+        worker.look_up_keys(props.policy)
         # Neither supports resource-level permissions; both only list.
         worker.allow("ListBucketsAndFindExemptOnes", [LIST_BUCKETS, FIND_TAGGED_BUCKETS], ["*"])
         worker.allow(

@@ -38,10 +38,10 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from functions.drift_monitor.clock import epoch_ms
 from functions.drift_monitor.credentials import AccountAccess, sweep_config
 from functions.drift_monitor.digest import build_digest, run_of_result
 from functions.drift_monitor.models import Trigger
-from functions.drift_monitor.notifier import epoch_ms
 from functions.drift_monitor.policy import DEFAULT_EXEMPT_TAG, Policy
 from functions.drift_monitor.publisher import AlertPublisher
 from functions.drift_monitor.run_store import RunStore

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from functions.drift_monitor.accounts import OrganizationDirectory, organization_accounts
+from functions.drift_monitor.clock import iso
 from functions.drift_monitor.credentials import (
     RETRY_CONFIG,
     AccountAccess,
@@ -233,7 +234,7 @@ def _render(
     region: str,
 ) -> str:
     now = datetime.now(UTC)
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = iso(now)
     if output_format == "json":
         return json.dumps(scan_document(caller, scans, policy), indent=2) + "\n"
     if output_format == "csv":
@@ -295,8 +296,7 @@ def _scan_account(
 def _organization_directory(reader: S3Reader, policy: Policy) -> OrganizationDirectory | None:
     if not policy.allow_organization_keys:
         return None
-    access = reader.access
-    return OrganizationDirectory(lambda: access.client("organizations", access.home_region))
+    return OrganizationDirectory.of(reader.access)
 
 
 def _in_regions(

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .credentials import error_code, is_denied
+from .credentials import AccountAccess, error_code, is_denied
 
 # Organizations reports an account's life cycle in ``State`` (since 2025) and, before that, in
 # ``Status``; only active accounts can be entered.
@@ -50,6 +50,11 @@ class OrganizationDirectory:
         self._clock = clock
         self._listed: tuple[float, frozenset[str] | None] | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, access: AccountAccess) -> OrganizationDirectory:
+        """Listed with ``access``'s own credentials, from its home region."""
+        return cls(lambda: access.client("organizations", access.home_region))
 
     def accounts(self) -> frozenset[str] | None:
         with self._lock:

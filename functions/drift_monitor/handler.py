@@ -18,11 +18,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .assessment import assess
+from .clock import epoch_ms
 from .credentials import RETRY_CONFIG, AccountAccess
 from .events import FailedCall, InvalidEvent, account_of, parse_event
 from .lifecycle import Action
 from .models import BucketRef, Finding, Trigger
-from .notifier import Notifier, Remediated, epoch_ms
+from .notifier import Notifier, Remediated
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
 from .settings import load_settings
@@ -56,9 +57,7 @@ ORGANIZATION: OrganizationDirectory | None = None
 if SETTINGS.policy.allow_organization_keys:
     from .accounts import OrganizationDirectory
 
-    ORGANIZATION = OrganizationDirectory(
-        lambda: READER.access.client("organizations", READER.home_region)
-    )
+    ORGANIZATION = OrganizationDirectory.of(READER.access)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:

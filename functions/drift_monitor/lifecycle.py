@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from .clock import parse_iso
 from .models import Finding, Status
 
 RESOLVED = "RESOLVED"
@@ -136,7 +137,7 @@ def sweep_change(previous: BucketState | None, state: BucketState, now: datetime
 def age_band(first_detected: str | None, now: datetime) -> str:
     days = 0.0
     if first_detected:
-        started = datetime.fromisoformat(first_detected.replace("Z", "+00:00"))
+        started = parse_iso(first_detected)
         days = max((now - started).total_seconds(), 0.0) / 86_400
     for band, below in AGE_BANDS:
         if below is None or days < below:
@@ -148,5 +149,5 @@ def drift_seconds(previous: BucketState | None, now: datetime) -> int | None:
     """How long the drift being resolved lasted, when its start is known."""
     if previous is None or not previous.first_detected:
         return None
-    started = datetime.fromisoformat(previous.first_detected.replace("Z", "+00:00"))
+    started = parse_iso(previous.first_detected)
     return max(int((now - started).total_seconds()), 0)

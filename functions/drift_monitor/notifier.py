@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from .clock import iso
 from .lifecycle import Action, BucketState, decide, drift_seconds, fingerprint
 from .models import Finding
 from .policy import Policy
@@ -108,11 +109,3 @@ class Remediated:
 
     drift: Finding
     outcome: Remediation
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def epoch_ms(moment: datetime | None = None) -> int:
-    return int((moment or datetime.now(UTC)).timestamp() * 1000)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -16,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .accounts import accounts_to_sweep, organization_accounts
+from .clock import iso
 from .credentials import RETRY_CONFIG
 from .events import account_of, schedule_trigger
 from .models import Trigger
@@ -39,7 +39,7 @@ ORGANIZATIONS = (
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = schedule_trigger(event)
-    started_at = trigger.event_time or _now()
+    started_at = trigger.event_time or iso()
     members = organization_accounts(ORGANIZATIONS) if ORGANIZATIONS is not None else []
     accounts = accounts_to_sweep(account_of(context), SETTINGS.accounts, members)
     run_id = run_id_of(trigger, started_at)
@@ -57,7 +57,3 @@ def run_id_of(trigger: Trigger, started_at: str) -> str:
     """Sortable by start time, and the same for every retry of one schedule event."""
     suffix = (trigger.event_id or uuid.uuid4().hex)[:8]
     return f"{started_at.replace(':', '-')}-{suffix}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .clock import iso
 from .lifecycle import (
     AGE_PREFIX,
     NEW_DRIFT,
@@ -21,7 +22,6 @@ from .lifecycle import (
     sweep_change,
 )
 from .models import Finding
-from .notifier import iso
 from .state_store import StateStore, state_key
 
 Row = tuple[Finding, BucketState, BucketState | None]  # the finding, its new row, the old one

@@ -18,13 +18,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .accounts import OrganizationDirectory
 from .alerts import SCHEMA_VERSION, alert_document, build_notice
+from .clock import epoch_ms, iso, parse_iso
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
 from .keys import KeyDirectory
 from .lifecycle import drift_seconds
 from .models import Finding, Status, Trigger
-from .notifier import epoch_ms, iso
 from .outputs import SecurityHubOutput
 from .publisher import AlertPublisher
 from .report import ReportStore
@@ -53,11 +53,7 @@ ACCESS = AccountAccess(_session, role_name=SETTINGS.member_role_name)
 READER = S3Reader(ACCESS, config=sweep_config(SETTINGS.concurrency))
 READER.client(READER.home_region)
 KEYS = KeyDirectory(ACCESS) if SETTINGS.policy.key_checks else None
-ORGANIZATION = (
-    OrganizationDirectory(lambda: ACCESS.client("organizations", ACCESS.home_region))
-    if SETTINGS.policy.allow_organization_keys
-    else None
-)
+ORGANIZATION = OrganizationDirectory.of(ACCESS) if SETTINGS.policy.allow_organization_keys else None
 _dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
 STORE = RunStore(_dynamodb, SETTINGS.run_table)
 STATE = StateStore(_dynamodb, SETTINGS.state_table)
@@ -205,7 +201,7 @@ def _finish_if_last(item: WorkItem) -> None:
     run = STORE.run(item.run_id)
     if run.pending > 0 or run.finished_at or not STORE.claim_digest(run.run_id, item.item_id):
         return
-    finished_at = _now()
+    finished_at = iso()
     accounts = {
         record.account: {**summary(record.statuses), "error": record.error}
         for record in STORE.accounts(run.run_id)
@@ -292,7 +288,7 @@ def _log_finding(finding: Finding) -> None:
 
 def _seconds(run: RunRecord) -> float:
     try:
-        started = datetime.fromisoformat(run.started_at.replace("Z", "+00:00"))
+        started = parse_iso(run.started_at)
     except ValueError:
         return 0.0
     return max((datetime.now(UTC) - started).total_seconds(), 0.0)
@@ -300,7 +296,3 @@ def _seconds(run: RunRecord) -> float:
 
 def _id(record: dict[str, Any]) -> str:
     return str(record.get("messageId", ""))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -10,11 +10,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from functions.drift_monitor.accounts import OrganizationDirectory
 from functions.drift_monitor.alerts import build_alert
-from functions.drift_monitor.credentials import AccountAccess
+from functions.drift_monitor.credentials import AccountAccess, RoleRefused
 from functions.drift_monitor.evaluation import evaluate
 from functions.drift_monitor.keys import CACHE_SECONDS, KeyDirectory
 from functions.drift_monitor.models import (
@@ -259,3 +260,43 @@ def test_the_organization_is_listed_once_and_a_refusal_means_unknown() -> None:
     stubber.add_client_error("list_accounts", "AccessDeniedException", http_status_code=400)
     with stubber:
         assert OrganizationDirectory(lambda: refused, clock).accounts() is None
+
+
+def test_a_key_lookup_that_keeps_failing_fails_the_evaluation(kms_account: Emulator) -> None:
+    keys = directory(kms_account)
+    kms = keys._access.client("kms", "eu-west-1", ACCOUNT)
+    stubber = Stubber(kms)
+    stubber.add_client_error("describe_key", "KMSInternalException", http_status_code=500)
+
+    with stubber, pytest.raises(ClientError, match="KMSInternalException"):
+        keys.describe(KEY, BUCKET)
+
+
+def test_a_member_whose_role_is_refused_has_keys_of_unknown_state() -> None:
+    class Refusing:
+        def client(self, *_: Any) -> Any:
+            raise RoleRefused("222233334444", "arn:aws:iam::222233334444:role/r", "AccessDenied")
+
+    fact = KeyDirectory(Refusing(), Clock()).describe(KEY, BUCKET)  # type: ignore[arg-type]
+
+    assert (fact.arn, fact.unknown_because) == (None, "AccessDenied on sts:AssumeRole")
+
+
+@pytest.mark.parametrize(
+    ("code", "listed"),
+    [("AWSOrganizationsNotInUseException", None), ("TooManyRequestsException", "raises")],
+)
+def test_an_account_outside_any_organization_has_none_and_other_failures_raise(
+    code: str, listed: str | None
+) -> None:
+    client = boto3.Session().client("organizations", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("list_accounts", code, http_status_code=400)
+    directory_ = OrganizationDirectory(lambda: client, Clock())
+
+    with stubber:
+        if listed == "raises":
+            with pytest.raises(ClientError, match=code):
+                directory_.accounts()
+        else:
+            assert directory_.accounts() is None

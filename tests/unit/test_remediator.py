@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from functions.drift_monitor.credentials import RoleRefused
 from functions.drift_monitor.models import Finding
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.remediation import Mode, Remediator
@@ -116,3 +117,14 @@ def test_dry_run_and_off_write_nothing() -> None:
     assert writer.written == [] and off is None
     assert dry is not None and dry.configuration is not None and dry.applied is False
     assert dry.reason == "dry-run: this configuration was not applied"
+
+
+def test_a_member_role_that_cannot_be_assumed_is_reported_not_retried() -> None:
+    class Refused(Writer):
+        def put_encryption(self, finding: Finding, configuration: dict[str, Any]) -> None:
+            raise RoleRefused("222233334444", "arn:aws:iam::222233334444:role/r", "AccessDenied")
+
+    _, done = remediator(Mode.APPLY, Refused(), Limit(5)).attempt(DRIFT, NOW)
+
+    assert done is not None and done.applied is False
+    assert "222233334444" in (done.reason or "")

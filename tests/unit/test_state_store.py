@@ -150,3 +150,33 @@ def test_a_sweep_rewrites_only_rows_whose_verdict_moved(
     rows = store.states([finding.bucket for finding in findings])
     rewritten = {key for key, row in rows.items() if row.evaluated_at == 2_000}
     assert rewritten == {state_key(findings[1].bucket)}
+
+
+def test_a_table_that_is_not_there_fails_the_evaluation_rather_than_skipping_it(
+    emulator: Emulator,
+) -> None:
+    missing = StateStore(emulator.client("dynamodb"), "no-such-table")
+
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        missing.record(DRIFT, 100, NOW)
+
+
+def test_keys_dynamodb_leaves_unprocessed_are_read_again(store: StateStore) -> None:
+    store.record(DRIFT, 100, NOW)
+    key = state_key(DRIFT.bucket)
+    item = store._db.get_item(TableName=store._table, Key={"bucket": {"S": key}})["Item"]
+    stubber = Stubber(store._db)
+    stubber.add_response(
+        "batch_get_item",
+        {
+            "Responses": {store._table: []},
+            "UnprocessedKeys": {store._table: {"Keys": [{"bucket": {"S": key}}]}},
+        },
+    )
+    stubber.add_response("batch_get_item", {"Responses": {store._table: [item]}})
+
+    with stubber:
+        rows = store.states([DRIFT.bucket])
+
+    assert rows[key].status is Status.DRIFT
+    stubber.assert_no_pending_responses()
