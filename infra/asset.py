@@ -40,6 +40,7 @@ SERVICES = (
     "organizations",
     "resourcegroupstaggingapi",
     "s3",
+    "s3tables",
     "securityhub",
     "sns",
     "sqs",

@@ -13,25 +13,48 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-CREATE_BUCKET = "CreateBucket"
+CREATE_BUCKET = "CreateBucket"  # general purpose and directory buckets alike
+CREATE_TABLE_BUCKET = "CreateTableBucket"
+# What the new-bucket grace period holds back.
+CREATIONS = (CREATE_BUCKET, CREATE_TABLE_BUCKET)
 MONITORED_EVENTS = (CREATE_BUCKET, "PutBucketEncryption", "DeleteBucketEncryption")
 # §11: a deletion resolves an open drift; tag changes can add or remove an exemption.
 DELETE_BUCKET = "DeleteBucket"
 TAGGING_EVENTS = ("PutBucketTagging", "DeleteBucketTagging")
+# §12: table buckets (S3 Tables) have calls of their own; directory buckets (S3 Express One
+# Zone) use S3's names, logged by their own event source.
+TABLE_BUCKET_EVENTS = (
+    CREATE_TABLE_BUCKET,
+    "PutTableBucketEncryption",
+    "DeleteTableBucketEncryption",
+    "DeleteTableBucket",
+)
+# EventBridge source -> CloudTrail eventSource, for every kind of bucket.
+EVENT_SOURCES = {
+    "aws.s3": "s3.amazonaws.com",
+    "aws.s3express": "s3express.amazonaws.com",
+    "aws.s3tables": "s3tables.amazonaws.com",
+}
 
 
 def monitored_events(*, exempt_tag: bool) -> tuple[str, ...]:
-    """Every S3 call that can change a bucket's verdict under the policy."""
-    return (*MONITORED_EVENTS, DELETE_BUCKET, *(TAGGING_EVENTS if exempt_tag else ()))
+    """Every call that can change a bucket's verdict under the policy, of every kind of bucket."""
+    return (
+        *MONITORED_EVENTS,
+        DELETE_BUCKET,
+        *TABLE_BUCKET_EVENTS,
+        *(TAGGING_EVENTS if exempt_tag else ()),
+    )
 
 
 def s3_change_pattern(event_names: tuple[str, ...] | list[str]) -> events.EventPattern:
-    """SPEC §3 and §11: the named S3 calls, successful ones only."""
+    """SPEC §3, §11 and §12: the named calls on any kind of bucket, successful ones only. One
+    list of names for the three sources: no name of one service means something else in another."""
     return events.EventPattern(
-        source=["aws.s3"],
+        source=list(EVENT_SOURCES),
         detail_type=["AWS API Call via CloudTrail"],
         detail={
-            "eventSource": ["s3.amazonaws.com"],
+            "eventSource": list(EVENT_SOURCES.values()),
             "eventName": list(event_names),
             "errorCode": [{"exists": False}],
         },
@@ -68,8 +91,9 @@ class EventForwarder(Construct):
         self.rule = events.Rule(
             self,
             "Rule",
-            description="Forwards S3 bucket creations, deletions and default-encryption (and "
-            "exemption tag) changes, successful calls only, to the S3 encryption drift monitor",
+            description="Forwards S3 bucket (general purpose, directory and table) creations, "
+            "deletions and default-encryption (and exemption tag) changes, successful calls "
+            "only, to the S3 encryption drift monitor",
             event_pattern=s3_change_pattern(event_names),
         )
         # The target grants the role events:PutEvents on that bus, and nothing else. EventBridge

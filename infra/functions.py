@@ -13,7 +13,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.drift_monitor.permissions import DESCRIBE_KEY, LIST_ACCOUNTS
+from functions.drift_monitor.permissions import (
+    DESCRIBE_KEY,
+    LIST_ACCOUNTS,
+    OTHER_KINDS_LISTS,
+    OTHER_KINDS_READS,
+    OTHER_KINDS_WRITES,
+)
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
 
@@ -128,6 +134,13 @@ class MonitoredFunction:
             {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
         )
 
+    def read_other_kinds(self, *, lists: bool, remediates: bool) -> None:
+        """Directory and table buckets (§12): their reads, their listings for a sweep, and
+        remediation's write only with ``apply``."""
+        for statement in other_kinds_statements(lists=lists, remediates=remediates):
+            self.role.add_to_policy(statement)
+        acknowledge_other_kinds(self.role)
+
     def look_up_keys(self, policy: Policy) -> None:
         """What a reader asks about keys, only as the policy asks: ``keyChecks``, the metadata
         of this account's KMS keys in any region (a bucket names its region's key; other
@@ -143,6 +156,49 @@ class MonitoredFunction:
         """Encrypt and decrypt with ``key`` (SQS, SNS, DynamoDB and S3 use it on our behalf).
         Not ``key.grant_encrypt_decrypt``: it grants wildcard actions."""
         self.allow(sid, ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
+
+
+def other_kinds_statements(*, lists: bool, remediates: bool) -> list[iam.PolicyStatement]:
+    """Directory and table bucket ARNs name the account: this account's, in any region."""
+    buckets = [
+        f"arn:{Aws.PARTITION}:s3express:*:{Aws.ACCOUNT_ID}:bucket/*",
+        f"arn:{Aws.PARTITION}:s3tables:*:{Aws.ACCOUNT_ID}:bucket/*",
+    ]
+    statements = [
+        iam.PolicyStatement(
+            sid="ReadDirectoryAndTableBuckets", actions=list(OTHER_KINDS_READS), resources=buckets
+        )
+    ]
+    if lists:
+        # Neither listing supports resource-level permissions.
+        statements.append(
+            iam.PolicyStatement(
+                sid="ListDirectoryAndTableBuckets",
+                actions=list(OTHER_KINDS_LISTS),
+                resources=["*"],
+            )
+        )
+    if remediates:
+        statements.append(
+            iam.PolicyStatement(
+                sid="RemediateDirectoryAndTableBuckets",
+                actions=list(OTHER_KINDS_WRITES),
+                resources=buckets,
+            )
+        )
+    return statements
+
+
+def acknowledge_other_kinds(role: iam.IRole) -> None:
+    for service in ("s3express", "s3tables"):
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{service}:*:"
+                "<AWS::AccountId>:bucket/*]",
+                reason="The monitor reads the default encryption of every directory and table "
+                "bucket of this account, in every watched region; the ARNs name this account.",
+            )
+        )
 
 
 def describe_keys_statement() -> iam.PolicyStatement:

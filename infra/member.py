@@ -35,7 +35,12 @@ from functions.drift_monitor.permissions import (
 )
 
 from .forwarding import EventForwarder
-from .functions import acknowledge_key_wildcard, describe_keys_statement
+from .functions import (
+    acknowledge_key_wildcard,
+    acknowledge_other_kinds,
+    describe_keys_statement,
+    other_kinds_statements,
+)
 
 # Parameter names, shared with the StackSets that fill them in.
 MONITOR_ACCOUNT = "MonitorAccountId"
@@ -119,13 +124,15 @@ class MemberReaderStack(_MemberStack):
                 "account's buckets with the s3:ResourceAccount condition.",
             )
         )
+        acknowledge_other_kinds(self.role)
         if key_checks:
             acknowledge_key_wildcard(self.role)
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="s3:ListAllMyBuckets and tag:GetResources support no resource-level "
-                "permissions; both only list.",
+                reason="s3:ListAllMyBuckets, s3express:ListAllMyDirectoryBuckets, "
+                "s3tables:ListTableBuckets and tag:GetResources support no resource-level "
+                "permissions; all only list.",
             )
         )
 
@@ -154,6 +161,7 @@ def reader_policy(*, key_checks: bool, remediates: bool) -> iam.PolicyDocument:
                 actions=[LIST_BUCKETS, FIND_TAGGED_BUCKETS],
                 resources=["*"],
             ),
+            *other_kinds_statements(lists=True, remediates=remediates),
         ]
     )
 

@@ -27,7 +27,7 @@ from constructs import Construct
 from functions.drift_monitor.permissions import EVENT_BUCKET_READS, PUT_ENCRYPTION
 
 from .config import MonitorProps
-from .forwarding import CREATE_BUCKET, s3_change_pattern
+from .forwarding import CREATIONS, s3_change_pattern
 from .functions import (
     LOG_RETENTION,
     FunctionSpec,
@@ -162,7 +162,7 @@ class EncryptionDriftMonitor(Construct):
         the event function: bucket creations through the grace queue when there is one, the
         rest at once. Returns the immediate rule and the creations' rule (or None)."""
         grace = self.lifecycle.grace_queue
-        immediate = [name for name in self.watched_events if grace is None or name != CREATE_BUCKET]
+        immediate = [name for name in self.watched_events if grace is None or name not in CREATIONS]
         rule = events.Rule(
             scope,
             f"{prefix}S3EncryptionChangeRule",
@@ -179,7 +179,7 @@ class EncryptionDriftMonitor(Construct):
             f"{prefix}NewBucketRule",
             description="S3 bucket creations, evaluated after the new-bucket grace period",
             event_bus=bus,
-            event_pattern=s3_change_pattern([CREATE_BUCKET]),
+            event_pattern=s3_change_pattern(CREATIONS),
         )
         creations.add_target(
             targets.SqsQueue(
@@ -241,6 +241,7 @@ class EncryptionDriftMonitor(Construct):
             ),
         )
         monitored.read_buckets("ReadBucketsInThisAccount", EVENT_BUCKET_READS)
+        monitored.read_other_kinds(lists=False, remediates=props.remediates)
         monitored.look_up_keys(props.policy)
         if props.remediation != "off":
             monitored.function.add_environment("REMEDIATION", props.remediation)

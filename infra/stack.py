@@ -162,6 +162,7 @@ class EncryptionDriftMonitorStack(Stack):
                 "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                 "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
                 "permissions (added by Tracing.ACTIVE); so do s3:ListAllMyBuckets, "
+                "s3express:ListAllMyDirectoryBuckets, s3tables:ListTableBuckets, "
                 "tag:GetResources and organizations:ListAccounts (sweep).",
             )
         if self.props.organization is not None:

@@ -170,6 +170,9 @@ class SweepEngine(Construct):
             "SWEEP_CONCURRENCY": str(DEFAULT_CONCURRENCY),
             "DIGEST_WHEN_COMPLIANT": str(props.digest_when_compliant).lower(),
             "WORK_MAX_RECEIVES": str(DEFAULT_MAX_RECEIVES),
+            # Directory and table buckets are listed per region: the watched ones (by default
+            # the function's own region, which Lambda sets as AWS_REGION).
+            **({"BUCKET_REGIONS": ",".join(props.regions)} if props.regions else {}),
             **props.reader_environment(),
         }
         worker = monitor.new_function(
@@ -188,6 +191,7 @@ class SweepEngine(Construct):
             ),
         )
         worker.read_buckets("ReadBucketsInThisAccount", SWEEP_BUCKET_READS)
+        worker.read_other_kinds(lists=True, remediates=False)
         worker.look_up_keys(props.policy)
         # Neither supports resource-level permissions; both only list.
         worker.allow("ListBucketsAndFindExemptOnes", [LIST_BUCKETS, FIND_TAGGED_BUCKETS], ["*"])

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 from functions.drift_monitor.s3_reader import ListedBucket, ListingDenied, S3Reader
 from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from functions.drift_monitor.sweep import sweep
+from functions.drift_monitor.sweep import list_regional, sweep
 from functions.drift_monitor.tag_index import exempt_index
 
 from .exports import to_asff, to_csv, to_html, to_ocsf
@@ -114,7 +115,8 @@ def main() -> None:
     "--regions",
     "region_list",
     metavar="REGION[,REGION...]",
-    help="Only buckets in these regions. Default: every region.",
+    help="Only buckets in these regions. Default: every region for general purpose buckets; "
+    "directory and table buckets, listed per region, in these regions or else --region's.",
 )
 @click.option(
     "--policy",
@@ -206,6 +208,7 @@ def scan(
                     policy=policy,
                     keep=keep,
                     regions=regions,
+                    kind_regions=sorted(regions) if regions else [home_region],
                     concurrency=concurrency,
                     advance=advance,
                     endpoint_url=endpoint_url,
@@ -258,20 +261,25 @@ def _scan_account(
     policy: Policy,
     keep: Callable[[Finding], bool],
     regions: frozenset[str] | None,
+    kind_regions: list[str],
     concurrency: int,
     advance: Callable[[Finding], None],
     endpoint_url: str | None,
 ) -> AccountScan:
-    """One account; one that cannot be entered or listed is reported, not fatal."""
+    """One account; one that cannot be entered or listed is reported, not fatal. So is a
+    region whose directory or table buckets could not be listed, beside what was scanned."""
     with _scan_errors(endpoint_url):
         try:
+            other_kinds = list_regional(reader, account, kind_regions)
             result = sweep(
                 account,
                 policy,
                 reader,
                 Trigger(source="scan"),
                 keep=keep,
-                buckets=_in_regions(reader.list_buckets(account), regions),
+                buckets=chain(
+                    _in_regions(reader.list_buckets(account), regions), other_kinds.buckets
+                ),
                 exempt_tags=exempt_index(reader.access, account, policy),
                 keys=KeyDirectory(reader.access) if policy.key_checks else None,
                 organization=_organization_directory(reader, policy),
@@ -290,7 +298,7 @@ def _scan_account(
                 None,
                 f"{denied}; grant s3:ListAllMyBuckets to {reader.access.role_arn(account)}",
             )
-    return AccountScan(account, result)
+    return AccountScan(account, result, "; ".join(other_kinds.errors) or None)
 
 
 def _organization_directory(reader: S3Reader, policy: Policy) -> OrganizationDirectory | None:

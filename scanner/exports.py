@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from functions.drift_monitor.alerts import alert_document
-from functions.drift_monitor.asff import asff_finding, finding_id
+from functions.drift_monitor.asff import asff_finding, finding_id, noun
 from functions.drift_monitor.digest import summary
 from functions.drift_monitor.models import Status, partition_of
 from functions.drift_monitor.policy import Policy
@@ -63,6 +63,14 @@ def to_asff(
     }
 
 
+# The CloudFormation type names, as OCSF resources name AWS resources.
+_OCSF_RESOURCE_TYPE = {
+    "general-purpose": "AWS::S3::Bucket",
+    "directory": "AWS::S3Express::DirectoryBucket",
+    "table": "AWS::S3Tables::TableBucket",
+}
+
+
 def to_ocsf(scans: list[AccountScan], policy: Policy, *, now_ms: int) -> list[dict[str, Any]]:
     """One OCSF Compliance Finding (class 2003, Create) per bucket."""
     return [_ocsf_event(document, now_ms) for document in documents(scans, policy)]
@@ -74,7 +82,7 @@ def _ocsf_event(document: dict[str, Any], now_ms: int) -> dict[str, Any]:
     compliance_id, compliance = _OCSF_COMPLIANCE[status]
     codes = [violation["code"] for violation in document["violations"]]
     bucket, account, region = document["bucket"], document["account"], document["region"]
-    title = f"S3 bucket {bucket} default encryption: {status}"
+    title = f"{noun(document)} {bucket} default encryption: {status}"
     event: dict[str, Any] = {
         "class_uid": 2003,
         "class_name": "Compliance Finding",
@@ -107,9 +115,9 @@ def _ocsf_event(document: dict[str, Any], now_ms: int) -> dict[str, Any]:
             "status_detail": ", ".join(codes) or status,
         },
         "resource": {
-            "uid": f"arn:{partition_of(region)}:s3:::{bucket}",
+            "uid": document["bucketArn"],
             "name": bucket,
-            "type": "AWS::S3::Bucket",
+            "type": _OCSF_RESOURCE_TYPE[document["bucketKind"]],
             "region": region,
             "cloud_partition": partition_of(region),
             "data": {"observed": document["observed"]},
@@ -245,9 +253,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"<b>{e(v['code'])}</b>: {e(v['message'])}" for v in document["violations"]
         )
         fix = f"<code>{e(document['remediation'])}</code>" if document["remediation"] else ""
+        kind = document["bucketKind"]
+        name = e(document["bucket"]) + ("" if kind == "general-purpose" else f" ({e(kind)})")
         out.append(
             f"<tr><td>{e(document['account'])}</td><td>{e(document['region'])}</td>"
-            f"<td>{e(document['bucket'])}</td><td>{e(document['severity'] or '')}</td>"
+            f"<td>{name}</td><td>{e(document['severity'] or '')}</td>"
             f"<td>{e(rules)}</td><td>{wrong}</td><td>{fix}</td></tr>"
         )
     out.append("</tbody></table>")

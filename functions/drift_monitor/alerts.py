@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import Finding, Severity, Status
+from .models import BucketKind, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
 from .remediation import Remediation
 
@@ -103,6 +103,9 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "bucket": finding.bucket.name,
         "account": finding.bucket.account,
         "region": finding.bucket.region,
+        # §12: general-purpose, directory (S3 Express One Zone) or table (S3 Tables).
+        "bucketKind": finding.bucket.kind.value,
+        "bucketArn": finding.bucket.arn,
         "trigger": finding.trigger.to_dict(),
         "observed": None if finding.observed is None else finding.observed.to_dict(),
         "violations": [violation.to_dict() for violation in finding.violations],
@@ -118,8 +121,10 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
 
 
 def subject_line(document: dict[str, Any]) -> str:
-    """``[STATUS] s3://bucket (account, region)``, within SNS's 100 printable ASCII characters."""
-    prefix = f"[{document['status']}] s3://"
+    """``[STATUS] s3://bucket (account, region)``, within SNS's 100 printable ASCII characters
+    (``table bucket NAME`` for a table bucket, whose name may equal a general purpose one's)."""
+    scheme = "table bucket " if document.get("bucketKind") == BucketKind.TABLE else "s3://"
+    prefix = f"[{document['status']}] {scheme}"
     suffix = f" ({document['account']}, {document['region']})"
     bucket = printable(document["bucket"])
     room = SUBJECT_LIMIT - len(prefix) - len(suffix)
@@ -226,10 +231,19 @@ def _heading(headline: str, document: dict[str, Any]) -> list[str]:
         headline,
         "",
         f"Bucket:    s3://{document['bucket']}",
+        *_kind_line(document),
         f"Account:   {document['account']}",
         f"Region:    {document['region']}",
         f"Severity:  {document['severity']}",
     ]
+
+
+def _kind_line(document: dict[str, Any]) -> list[str]:
+    """Only for the kinds people may not expect: a general purpose bucket is the default."""
+    kind = BucketKind(document.get("bucketKind") or BucketKind.GENERAL_PURPOSE)
+    if kind is BucketKind.GENERAL_PURPOSE:
+        return []
+    return [f"Kind:      {kind.label} {document['bucketArn']}"]
 
 
 def _duration(seconds: int | None) -> str | None:
@@ -286,12 +300,27 @@ def _describe_observed(observed: dict[str, Any] | None) -> list[str]:
 
 
 def remediation_command(finding: Finding, policy: Policy) -> str | None:
-    """The ``put-bucket-encryption`` call that makes the bucket compliant, for DRIFT findings."""
+    """The ``put-bucket-encryption`` call that makes the bucket compliant, for DRIFT findings
+    (``put-table-bucket-encryption`` for a table bucket)."""
     fix = plan_fix(finding, policy)
     if fix is None:
         return None
     configuration = json.dumps(fix.configuration, separators=(",", ":"))
     bucket = finding.bucket
+    if bucket.kind is BucketKind.TABLE:
+        return shlex.join(
+            [
+                "aws",
+                "s3tables",
+                "put-table-bucket-encryption",
+                "--table-bucket-arn",
+                bucket.arn,
+                "--region",
+                bucket.region,
+                "--encryption-configuration",
+                configuration,
+            ]
+        )
     return shlex.join(
         [
             "aws",

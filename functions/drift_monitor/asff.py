@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .lifecycle import RESOLVED
-from .models import Status, partition_of
+from .models import BucketKind, Status, partition_of
 
 SCHEMA_VERSION = "2018-10-08"
 GENERATOR_ID = "s3-encryption-drift-monitor"
@@ -28,7 +28,24 @@ def product_arn(region: str, account: str) -> str:
 
 
 def finding_id(document: dict[str, Any]) -> str:
-    return f"{GENERATOR_ID}/{document['account']}/{document['region']}/{document['bucket']}"
+    # A table bucket may share its name with a general purpose bucket (see state_key).
+    name = document["bucket"]
+    if _kind(document) is BucketKind.TABLE:
+        name = f"table:{name}"
+    return f"{GENERATOR_ID}/{document['account']}/{document['region']}/{name}"
+
+
+def _kind(document: dict[str, Any]) -> BucketKind:
+    return BucketKind(document.get("bucketKind") or BucketKind.GENERAL_PURPOSE)
+
+
+def noun(document: dict[str, Any]) -> str:
+    """How titles name the bucket: "S3 bucket", "S3 directory bucket" or "S3 table bucket"."""
+    return {
+        BucketKind.GENERAL_PURPOSE: "S3 bucket",
+        BucketKind.DIRECTORY: "S3 directory bucket",
+        BucketKind.TABLE: "S3 table bucket",
+    }[_kind(document)]
 
 
 def asff_finding(
@@ -38,7 +55,6 @@ def asff_finding(
     findings of the importing account only (for the default product), so a member account's
     bucket is reported by the monitor's account and named as the bucket's owner."""
     status = document["status"]
-    bucket, region = document["bucket"], document["region"]
     compliance, workflow, record_state = _states(status)
     severity = _SEVERITY.get(document["severity"] or "", "INFORMATIONAL")
     first_seen = document.get("firstDetected") or now
@@ -63,15 +79,7 @@ def asff_finding(
             )
             or "none",
         },
-        "Resources": [
-            {
-                "Type": "AwsS3Bucket",
-                "Id": f"arn:{partition_of(region)}:s3:::{bucket}",
-                "Partition": partition_of(region),
-                "Region": region,
-                "Details": {"AwsS3Bucket": _bucket_details(document)},
-            }
-        ],
+        "Resources": [_resource(document)],
         "Compliance": {"Status": compliance},
         "Workflow": {"Status": workflow},
         "RecordState": record_state,
@@ -97,13 +105,13 @@ def _states(status: str) -> tuple[str, str, str]:
 
 
 def _title(document: dict[str, Any]) -> str:
-    bucket = document["bucket"]
+    bucket = f"{noun(document)} {document['bucket']}"
     return {
-        Status.DRIFT.value: f"S3 bucket {bucket} default encryption drifts from policy",
-        Status.UNVERIFIABLE.value: f"S3 bucket {bucket} default encryption could not be verified",
-        Status.EXEMPT.value: f"S3 bucket {bucket} is exempt from the encryption policy",
-        RESOLVED: f"S3 bucket {bucket} default encryption drift resolved",
-    }.get(document["status"], f"S3 bucket {bucket} default encryption meets policy")
+        Status.DRIFT.value: f"{bucket} default encryption drifts from policy",
+        Status.UNVERIFIABLE.value: f"{bucket} default encryption could not be verified",
+        Status.EXEMPT.value: f"{bucket} is exempt from the encryption policy",
+        RESOLVED: f"{bucket} default encryption drift resolved",
+    }.get(document["status"], f"{bucket} default encryption meets policy")
 
 
 def _description(document: dict[str, Any]) -> str:
@@ -118,6 +126,30 @@ def _description(document: dict[str, Any]) -> str:
             f"{resolution['driftedSince'] or 'an unknown time'}."
         )
     return "The bucket's default encryption meets the policy in force."
+
+
+def _resource(document: dict[str, Any]) -> dict[str, Any]:
+    """AwsS3Bucket for a general purpose bucket. ASFF has no type for directory and table
+    buckets: they are ``Other``, named by their ARN, with their configuration as strings."""
+    region = document["region"]
+    resource: dict[str, Any] = {
+        "Type": "AwsS3Bucket",
+        "Id": document["bucketArn"],
+        "Partition": partition_of(region),
+        "Region": region,
+        "Details": {"AwsS3Bucket": _bucket_details(document)},
+    }
+    if _kind(document) is BucketKind.GENERAL_PURPOSE:
+        return resource
+    rules = (document.get("observed") or {}).get("rules") or []
+    other = {
+        "BucketKind": document["bucketKind"],
+        "Name": document["bucket"],
+        "OwnerAccountId": document["account"],
+        "SSEAlgorithm": "|".join(rule["algorithm"] for rule in rules),
+        "KMSMasterKeyID": "|".join(rule["kmsKeyId"] or "" for rule in rules),
+    }
+    return {**resource, "Type": "Other", "Details": {"Other": other}}
 
 
 def _bucket_details(document: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) 
     message = (
         f"The monitor could not read this bucket's encryption: {denied.error_code} on "
         f"{denied.permission}. Check that the monitor's role allows {denied.permission} on "
-        f"arn:aws:s3:::{bucket.name}, and that no bucket policy, SCP or permissions boundary "
+        f"{bucket.arn}, and that no bucket policy, SCP or permissions boundary "
         f"denies it, and that account {bucket.account} still owns the bucket."
     )
     return _unknown(bucket, trigger, Violation(Code.ACCESS_DENIED, message), str(denied))

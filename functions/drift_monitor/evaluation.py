@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from .models import (
     UNUSABLE_KEY_STATES,
+    BucketKind,
     BucketRef,
     Code,
     EncryptionRule,
@@ -101,17 +102,24 @@ def rule_violations(
     organization: frozenset[str] | None = None,
 ) -> list[Violation]:
     found: list[Violation] = []
+    general_purpose = bucket.kind is BucketKind.GENERAL_PURPOSE
     if rule.algorithm not in policy.allowed_algorithms:
         found.append(
             Violation(
                 Code.ALGORITHM_NOT_ALLOWED,
                 f"Default encryption is {_describe_algorithm(rule.algorithm)}; the policy allows "
-                f"only {', '.join(policy.allowed_algorithms)}.",
+                f"only {', '.join(policy.allowed_algorithms)}."
+                + _unsupported_note(bucket.kind, policy),
             )
         )
     if rule.algorithm in KMS_ALGORITHMS:
         found.extend(_key_violations(rule, policy, bucket, keys or {}, organization or frozenset()))
-    if policy.require_sse_c_blocked and SSE_C not in (rule.blocked_encryption_types or ()):
+    # Directory and table buckets refuse SSE-C by design: there is nothing to block.
+    if (
+        general_purpose
+        and policy.require_sse_c_blocked
+        and SSE_C not in (rule.blocked_encryption_types or ())
+    ):
         found.append(
             Violation(
                 Code.SSE_C_NOT_BLOCKED,
@@ -185,7 +193,14 @@ def _key_violations(
                 "default encryption fails until the key is usable again.",
             )
         )
-    if policy.require_bucket_key and rule.algorithm == SSE_KMS and not rule.bucket_key_enabled:
+    # Only general purpose buckets can turn S3 Bucket Keys off (directory buckets always use
+    # them, table buckets have none).
+    if (
+        policy.require_bucket_key
+        and bucket.kind is BucketKind.GENERAL_PURPOSE
+        and rule.algorithm == SSE_KMS
+        and not rule.bucket_key_enabled
+    ):
         found.append(
             Violation(
                 Code.BUCKET_KEY_DISABLED,
@@ -212,6 +227,16 @@ def key_account_of(key_arn: str) -> str | None:
         return parsed.account
     parts = key_arn.split(":")
     return parts[4] if len(parts) > 5 and parts[4] else None
+
+
+def _unsupported_note(kind: BucketKind, policy: Policy) -> str:
+    """Said when no algorithm the policy allows can be set on this kind of bucket at all."""
+    if kind.algorithms & set(policy.allowed_algorithms):
+        return ""
+    return (
+        f" A {kind.label} supports only {', '.join(sorted(kind.algorithms))}: exempt it "
+        "(exemptBuckets) or allow one of them."
+    )
 
 
 def _describe_algorithm(algorithm: str) -> str:

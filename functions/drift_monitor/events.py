@@ -11,11 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import ACCOUNT_ID, REGION_NAME, BucketRef, Trigger
+from .models import ACCOUNT_ID, DIRECTORY_BUCKET_SUFFIX, REGION_NAME, BucketKind, BucketRef, Trigger
 
 # Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
 # underscores and be up to 255 characters long. Anything else S3 would never accept.
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
+# S3 Tables: 3-63 lowercase letters, digits and hyphens; its ARN names the account and region.
+_TABLE_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_TABLE_BUCKET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:s3tables:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):bucket/(?P<name>[^/]+)$"
+)
+_KIND_OF_SOURCE = {
+    "s3.amazonaws.com": BucketKind.GENERAL_PURPOSE,
+    "s3express.amazonaws.com": BucketKind.DIRECTORY,
+    "s3tables.amazonaws.com": BucketKind.TABLE,
+}
 
 
 class InvalidEvent(Exception):
@@ -55,14 +65,23 @@ def parse_event(raw: object) -> BucketChange:
     if error_code:
         raise FailedCall(event_name, error_code)
 
+    kind = _kind_of(detail)
     request = detail.get("requestParameters")
-    bucket_name = request.get("bucketName") if isinstance(request, Mapping) else None
-    if not isinstance(bucket_name, str) or not bucket_name:
-        raise InvalidEvent("detail.requestParameters.bucketName is missing")
-    if not _BUCKET_NAME.match(bucket_name):
-        raise InvalidEvent(
-            f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name"
-        )
+    request = request if isinstance(request, Mapping) else {}
+    table_arn = None
+    if kind is BucketKind.TABLE:
+        bucket_name, table_arn = _table_bucket(detail, request)
+    else:
+        named = request.get("bucketName")
+        if not isinstance(named, str) or not named:
+            raise InvalidEvent("detail.requestParameters.bucketName is missing")
+        bucket_name = named
+        if not _BUCKET_NAME.match(bucket_name):
+            raise InvalidEvent(
+                f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name"
+            )
+        if bucket_name.endswith(DIRECTORY_BUCKET_SUFFIX):
+            kind = BucketKind.DIRECTORY
 
     # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
     account = _optional_str(detail, "recipientAccountId") or _envelope(raw, "account")
@@ -73,13 +92,17 @@ def parse_event(raw: object) -> BucketChange:
     region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
     if not region or not REGION_NAME.match(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
+    if table_arn and (table_arn["account"], table_arn["region"]) != (account, region):
+        raise InvalidEvent(
+            f"table bucket ARN {table_arn.string} is not in account {account} and region {region}"
+        )
 
     identity = detail.get("userIdentity")
     actor = None
     if isinstance(identity, Mapping):
         actor = _optional_str(identity, "arn") or _optional_str(identity, "type")
     return BucketChange(
-        bucket=BucketRef(name=bucket_name, account=account, region=region),
+        bucket=BucketRef(name=bucket_name, account=account, region=region, kind=kind),
         trigger=Trigger(
             source="cloudtrail",
             event_name=event_name,
@@ -89,6 +112,47 @@ def parse_event(raw: object) -> BucketChange:
             source_ip=_optional_str(detail, "sourceIPAddress"),
         ),
     )
+
+
+def _kind_of(detail: Mapping[str, Any]) -> BucketKind:
+    source = _optional_str(detail, "eventSource")
+    if source is None:
+        # Hand-made test events often leave it out; S3's own events always carry it.
+        return BucketKind.GENERAL_PURPOSE
+    kind = _KIND_OF_SOURCE.get(source)
+    if kind is None:
+        raise InvalidEvent(f"detail.eventSource {source!r} is not S3, S3 Express or S3 Tables")
+    return kind
+
+
+def _table_bucket(
+    detail: Mapping[str, Any], request: Mapping[str, Any]
+) -> tuple[str, re.Match[str] | None]:
+    """A table bucket's name from its ARN (``tableBucketARN``, or the event's ``resources``),
+    or for ``CreateTableBucket`` from ``name``."""
+    arns = [request.get("tableBucketARN")]
+    resources = detail.get("resources")
+    if isinstance(resources, list):
+        arns += [
+            r.get("ARN")
+            for r in resources
+            if isinstance(r, Mapping) and r.get("type") == "AWS::S3Tables::TableBucket"
+        ]
+    for arn in arns:
+        if isinstance(arn, str) and arn:
+            match = _TABLE_BUCKET_ARN.match(arn)
+            if match is None or not _TABLE_BUCKET_NAME.match(match["name"]):
+                raise InvalidEvent(f"{arn!r} is not a table bucket ARN")
+            return match["name"], match
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidEvent(
+            "detail.requestParameters has neither tableBucketARN nor name (not a table bucket "
+            "event)"
+        )
+    if not _TABLE_BUCKET_NAME.match(name):
+        raise InvalidEvent(f"detail.requestParameters.name {name!r} is not a table bucket name")
+    return name, None
 
 
 def _optional_str(mapping: Mapping[str, Any], key: str) -> str | None:

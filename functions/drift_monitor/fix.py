@@ -1,7 +1,8 @@
 """The fix for a drifted bucket: the default encryption configuration that meets the policy.
 
 Pure: from the finding and the policy only. The alert prints it as an ``aws s3api
-put-bucket-encryption`` command; remediation (``apply``) sends the same configuration.
+put-bucket-encryption`` command (``aws s3tables put-table-bucket-encryption`` for a table
+bucket); remediation (``apply``) sends the same configuration.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evaluation import SSE_C, normalize_key, rule_violations
-from .models import UNUSABLE_KEY_STATES, EncryptionRule, Finding, Status
+from .models import UNUSABLE_KEY_STATES, BucketKind, EncryptionRule, Finding, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
@@ -19,6 +20,7 @@ KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
 @dataclass(frozen=True)
 class Fix:
     rule: EncryptionRule
+    kind: BucketKind = BucketKind.GENERAL_PURPOSE
 
     @property
     def complete(self) -> bool:
@@ -27,8 +29,14 @@ class Fix:
 
     @property
     def configuration(self) -> dict[str, Any]:
-        """``ServerSideEncryptionConfiguration`` as ``PutBucketEncryption`` takes it."""
+        """``ServerSideEncryptionConfiguration`` as ``PutBucketEncryption`` takes it, or for a
+        table bucket the ``encryptionConfiguration`` of ``PutTableBucketEncryption``."""
         rule = self.rule
+        if self.kind is BucketKind.TABLE:
+            table: dict[str, Any] = {"sseAlgorithm": rule.algorithm}
+            if rule.kms_key_id:
+                table["kmsKeyArn"] = rule.kms_key_id
+            return table
         by_default: dict[str, Any] = {"SSEAlgorithm": rule.algorithm}
         if rule.kms_key_id:
             by_default["KMSMasterKeyID"] = rule.kms_key_id
@@ -46,17 +54,21 @@ def plan_fix(finding: Finding, policy: Policy) -> Fix | None:
     """The fix of a DRIFT finding; None for any other status."""
     if finding.status is not Status.DRIFT:
         return None
-    return Fix(_compliant_rule(finding, policy))
+    return Fix(_compliant_rule(finding, policy), finding.bucket.kind)
 
 
 def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
+    kind = finding.bucket.kind
     current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
     kept = set(current.blocked_encryption_types or ()) if current else set()
     if policy.require_sse_c_blocked:
         kept.add(SSE_C)
-    blocked = tuple(sorted(kept)) or None
+    # Directory and table buckets have no BlockedEncryptionTypes: they refuse SSE-C anyway.
+    blocked = (tuple(sorted(kept)) or None) if kind is BucketKind.GENERAL_PURPOSE else None
+    # Only general purpose buckets use S3 Bucket Keys as an option (directory buckets always do).
+    bucket_key = kind is not BucketKind.TABLE
 
-    algorithm = _preferred_algorithm(current, policy)
+    algorithm = _preferred_algorithm(current, policy, kind)
     if algorithm == SSE_S3:
         return EncryptionRule(SSE_S3, blocked_encryption_types=blocked)
 
@@ -65,7 +77,10 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
         keys.append(current.kms_key_id)
     # S3 takes only a key of the bucket's own region.
     keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)
-    keys.append(None)  # the AWS managed key, where the policy accepts it
+    if kind is BucketKind.GENERAL_PURPOSE:
+        # The AWS managed key, where the policy accepts it; directory and table buckets take
+        # only a customer managed key.
+        keys.append(None)
     # keyChecks: never a key KMS said is disabled, pending deletion or missing.
     broken = {
         name
@@ -77,10 +92,10 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
     for key in keys:
         if key is not None and normalize_key(key, finding.bucket) in broken:
             continue
-        candidate = EncryptionRule(algorithm, key, algorithm == SSE_KMS, blocked)
+        candidate = EncryptionRule(algorithm, key, bucket_key and algorithm == SSE_KMS, blocked)
         if not rule_violations(candidate, policy, finding.bucket):
             return candidate
-    return EncryptionRule(algorithm, KEY_PLACEHOLDER, algorithm == SSE_KMS, blocked)
+    return EncryptionRule(algorithm, KEY_PLACEHOLDER, bucket_key and algorithm == SSE_KMS, blocked)
 
 
 def _region_of(key_arn: str) -> str | None:
@@ -88,10 +103,13 @@ def _region_of(key_arn: str) -> str | None:
     return None if parsed is None else parsed.region
 
 
-def _preferred_algorithm(current: EncryptionRule | None, policy: Policy) -> str:
-    if current and current.algorithm in policy.allowed_algorithms:
+def _preferred_algorithm(current: EncryptionRule | None, policy: Policy, kind: BucketKind) -> str:
+    possible = [a for a in policy.allowed_algorithms if a in kind.algorithms]
+    if current and current.algorithm in possible:
         return current.algorithm
     for algorithm in (SSE_KMS, DSSE_KMS, SSE_S3):
-        if algorithm in policy.allowed_algorithms:
+        if algorithm in possible:
             return algorithm
-    raise AssertionError("a validated policy allows at least one algorithm")  # pragma: no cover
+    # The policy allows nothing this kind of bucket supports (only DSSE-KMS for a directory
+    # bucket): the strongest it does support, and the alert says why it still drifts.
+    return SSE_KMS

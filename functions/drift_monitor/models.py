@@ -54,11 +54,48 @@ def partition_of(region: str) -> str:
     return "aws"
 
 
+class BucketKind(StrEnum):
+    """S3's kinds of bucket (§12): each has its own API and the algorithms it supports."""
+
+    GENERAL_PURPOSE = "general-purpose"
+    DIRECTORY = "directory"  # S3 Express One Zone: names end in --x-s3
+    TABLE = "table"  # S3 Tables
+
+    @property
+    def label(self) -> str:
+        return _KIND_LABELS[self]
+
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The default-encryption algorithms this kind of bucket accepts."""
+        if self is BucketKind.GENERAL_PURPOSE:
+            return frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
+        return frozenset({"AES256", "aws:kms"})
+
+
+_KIND_LABELS = {
+    BucketKind.GENERAL_PURPOSE: "general purpose bucket",
+    BucketKind.DIRECTORY: "directory bucket (S3 Express One Zone)",
+    BucketKind.TABLE: "table bucket (S3 Tables)",
+}
+DIRECTORY_BUCKET_SUFFIX = "--x-s3"
+
+
 @dataclass(frozen=True)
 class BucketRef:
     name: str
     account: str
     region: str
+    kind: BucketKind = BucketKind.GENERAL_PURPOSE
+
+    @property
+    def arn(self) -> str:
+        partition = partition_of(self.region)
+        if self.kind is BucketKind.DIRECTORY:
+            return f"arn:{partition}:s3express:{self.region}:{self.account}:bucket/{self.name}"
+        if self.kind is BucketKind.TABLE:
+            return f"arn:{partition}:s3tables:{self.region}:{self.account}:bucket/{self.name}"
+        return f"arn:{partition}:s3:::{self.name}"
 
 
 @dataclass(frozen=True)

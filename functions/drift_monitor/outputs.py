@@ -71,7 +71,7 @@ class EventBusOutput:
                     "Source": EVENT_SOURCE,
                     "DetailType": DETAIL_TYPES[document["status"]],
                     "Detail": json.dumps(document),
-                    "Resources": [f"arn:aws:s3:::{document['bucket']}"],
+                    "Resources": [document["bucketArn"]],
                 }
             ]
         )

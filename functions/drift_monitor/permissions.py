@@ -25,6 +25,15 @@ STATE_SWEEP_WRITES = ("dynamodb:BatchGetItem", "dynamodb:PutItem")
 DESCRIBE_KEY = "kms:DescribeKey"
 # remediation apply (§12): the one write, granted only then (in member reader roles too).
 PUT_ENCRYPTION = "s3:PutEncryptionConfiguration"
+# §12: directory buckets (S3 Express One Zone) and table buckets (S3 Tables), read in their
+# own account like general purpose buckets (neither API allows cross-account calls).
+OTHER_KINDS_READS = (
+    "s3express:GetEncryptionConfiguration",
+    "s3tables:GetTableBucketEncryption",
+    "s3tables:GetTableBucket",  # only to tell a missing bucket from a missing configuration
+)
+OTHER_KINDS_LISTS = ("s3express:ListAllMyDirectoryBuckets", "s3tables:ListTableBuckets")
+OTHER_KINDS_WRITES = ("s3express:PutEncryptionConfiguration", "s3tables:PutTableBucketEncryption")
 # The optional outputs, granted only when turned on.
 IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"

@@ -1,7 +1,8 @@
 """The sweep's full report: every bucket of a run, as JSON Lines and CSV, in the report bucket.
 
 A run's report lives under ``runs/<run id>/``: each work item (an account's listing page) writes
-its own ``buckets/<account>/<page>-<part>.jsonl`` and ``.csv``, and the candidates for the digest
+its own ``buckets/<account>/<page>-<part>.jsonl`` and ``.csv`` (``regional-<part>`` for the
+account's directory and table buckets), and the candidates for the digest
 (its most severe findings) under ``candidates/``; the worker that finishes the run writes
 ``manifest.json`` with the counts and the list of files. Parts are written whole, so a retried
 item overwrites its own files and a report never holds a bucket twice.
@@ -24,6 +25,7 @@ CSV_COLUMNS = (
     "account",
     "region",
     "bucket",
+    "kind",
     "status",
     "severity",
     "violations",
@@ -53,6 +55,7 @@ def csv_text(documents: Iterable[dict[str, Any]]) -> str:
                 document["account"],
                 document["region"],
                 document["bucket"],
+                document.get("bucketKind") or "general-purpose",
                 document["status"],
                 document["severity"] or "",
                 "|".join(violation["code"] for violation in document["violations"]),
@@ -80,7 +83,8 @@ class ReportStore:
         return f"s3://{self.bucket}/{key}"
 
     def write_part(self, item: WorkItem, documents: list[dict[str, Any]]) -> None:
-        name = f"{self.prefix(item.run_id)}buckets/{item.account}/{item.page:06d}-{item.part:03d}"
+        account, part = item.item_id.split("/", 1)  # <page>/<part>, or regional/<part>
+        name = f"{self.prefix(item.run_id)}buckets/{account}/{part.replace('/', '-')}"
         self._put(f"{name}.jsonl", jsonl(documents), "application/x-ndjson")
         self._put(f"{name}.csv", csv_text(documents), "text/csv")
 

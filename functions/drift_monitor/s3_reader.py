@@ -1,4 +1,9 @@
-"""Adapter around the S3 API: reads a bucket's default encryption and tags, and nothing else."""
+"""Adapter around the S3 APIs: reads a bucket's default encryption and tags, and nothing else.
+
+General purpose and directory buckets answer ``GetBucketEncryption`` (a directory bucket at the
+S3 Express control endpoint, which botocore picks from the ``--x-s3`` name); table buckets answer
+S3 Tables' ``GetTableBucketEncryption``. Each kind has its own listing.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
-from .models import BucketRef, EncryptionRule, Finding, ObservedEncryption
+from .models import BucketKind, BucketRef, EncryptionRule, Finding, ObservedEncryption
 from .settings import LIST_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -19,6 +24,15 @@ if TYPE_CHECKING:
 _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
+_TABLE_NOT_FOUND = "NotFoundException"
+# The monitor calls only S3 Express control-plane operations (GetBucketEncryption,
+# ListDirectoryBuckets...), which AWS signs with plain SigV4 whatever this says. Through a custom
+# endpoint (the local emulator, a proxy) botocore would otherwise ask for a zonal session first.
+# (The type stubs predate the option.)
+_CONTROL_PLANE_ONLY = Config(s3={"disable_s3_express_session_auth": True})  # type: ignore[arg-type]
+# Listings of the kinds that are listed per region.
+DIRECTORY_PAGE_SIZE = 1000
+TABLE_PAGE_SIZE = 1000
 # GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
 _LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
 
@@ -46,6 +60,7 @@ class ListingDenied(Exception):
 class ListedBucket:
     name: str
     region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
+    kind: BucketKind = BucketKind.GENERAL_PURPOSE
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,7 @@ class S3Reader:
 
     def __init__(self, access: AccountAccess, config: Config = RETRY_CONFIG) -> None:
         self.access = access
-        self._config = config
+        self._config = config.merge(_CONTROL_PLANE_ONLY)
 
     @property
     def home_region(self) -> str:
@@ -69,6 +84,10 @@ class S3Reader:
     def client(self, region: str, account: str | None = None) -> S3Client:
         client: S3Client = self.access.client("s3", region, account, self._config)
         return client
+
+    def tables_client(self, region: str, account: str | None = None) -> Any:
+        # No type stubs for S3 Tables are pinned: its three calls are checked by the tests.
+        return self.access.client("s3tables", region, account, self._config)
 
     def list_page(
         self, account: str | None = None, token: str | None = None, page_size: int = LIST_PAGE_SIZE
@@ -106,6 +125,44 @@ class S3Reader:
                 return
             token = page.next_token
 
+    def list_directory_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
+        """The account's directory buckets in ``region`` (listed per region, unlike ListBuckets)."""
+        client = self.client(region, account)
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"MaxDirectoryBuckets": DIRECTORY_PAGE_SIZE}
+            if token:
+                request["ContinuationToken"] = token
+            response = _listing(
+                client.list_directory_buckets,
+                request,
+                "s3express:ListAllMyDirectoryBuckets",
+                region,
+            )
+            for bucket in response.get("Buckets", []):
+                yield ListedBucket(bucket["Name"], region, BucketKind.DIRECTORY)
+            token = response.get("ContinuationToken") or None
+            if token is None:
+                return
+
+    def list_table_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
+        """The account's table buckets in ``region``. Those of type ``aws`` (S3 Metadata's,
+        managed by AWS) are left out: their owner does not choose their encryption."""
+        client = self.tables_client(region, account)
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"maxBuckets": TABLE_PAGE_SIZE, "type": "customer"}
+            if token:
+                request["continuationToken"] = token
+            response = _listing(
+                client.list_table_buckets, request, "s3tables:ListTableBuckets", region
+            )
+            for bucket in response.get("tableBuckets", []):
+                yield ListedBucket(bucket["name"], region, BucketKind.TABLE)
+            token = response.get("continuationToken") or None
+            if token is None:
+                return
+
     def locate(self, bucket: BucketRef) -> str:
         """The bucket's region, for listings that do not carry it."""
         try:
@@ -118,6 +175,8 @@ class S3Reader:
         return _LEGACY_LOCATIONS.get(constraint, constraint)
 
     def read_encryption(self, bucket: BucketRef) -> ObservedEncryption:
+        if bucket.kind is BucketKind.TABLE:
+            return self._read_table_encryption(bucket)
         try:
             response = self.client(bucket.region, bucket.account).get_bucket_encryption(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
@@ -125,12 +184,38 @@ class S3Reader:
         except ClientError as error:
             if error_code(error) == _NO_CONFIGURATION:
                 return ObservedEncryption(bucket=bucket, rules=())
-            raise _translate(error, bucket, "s3:GetEncryptionConfiguration") from error
+            raise _translate(error, bucket, _READ_PERMISSION[bucket.kind]) from error
         configuration = response.get("ServerSideEncryptionConfiguration", {})
         rules = tuple(parse_rule(rule) for rule in configuration.get("Rules", []))
         return ObservedEncryption(bucket=bucket, rules=rules)
 
+    def _read_table_encryption(self, bucket: BucketRef) -> ObservedEncryption:
+        client = self.tables_client(bucket.region, bucket.account)
+        try:
+            response = client.get_table_bucket_encryption(tableBucketARN=bucket.arn)
+        except ClientError as error:
+            if error_code(error) != _TABLE_NOT_FOUND:
+                raise _translate(error, bucket, "s3tables:GetTableBucketEncryption") from error
+            # The bucket, or only its encryption configuration, is missing: ask which.
+            try:
+                client.get_table_bucket(tableBucketARN=bucket.arn)
+            except ClientError as missing:
+                if error_code(missing) == _TABLE_NOT_FOUND:
+                    raise BucketVanished(f"table bucket {bucket.arn} no longer exists") from missing
+                raise _translate(missing, bucket, "s3tables:GetTableBucket") from missing
+            return ObservedEncryption(bucket=bucket, rules=())
+        configuration = response.get("encryptionConfiguration") or {}
+        rule = EncryptionRule(
+            algorithm=str(configuration.get("sseAlgorithm", "")),
+            kms_key_id=configuration.get("kmsKeyArn") or None,
+        )
+        return ObservedEncryption(bucket=bucket, rules=(rule,))
+
     def read_tags(self, bucket: BucketRef) -> dict[str, str]:
+        if bucket.kind is not BucketKind.GENERAL_PURPOSE:
+            # exemptTag applies to general purpose buckets; the others are exempted by name
+            # (exemptBuckets). No tags: a drift alerts rather than stays silent.
+            return {}
         try:
             response = self.client(bucket.region, bucket.account).get_bucket_tagging(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
@@ -140,6 +225,12 @@ class S3Reader:
                 return {}
             raise _translate(error, bucket, "s3:GetBucketTagging") from error
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+
+_READ_PERMISSION = {
+    BucketKind.GENERAL_PURPOSE: "s3:GetEncryptionConfiguration",
+    BucketKind.DIRECTORY: "s3express:GetEncryptionConfiguration",
+}
 
 
 def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:
@@ -154,6 +245,17 @@ def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:
             None if blocked is None else tuple(blocked.get("EncryptionType", []))
         ),
     )
+
+
+def _listing(call: Any, request: dict[str, Any], permission: str, region: str) -> Any:
+    try:
+        return call(**request)
+    except ClientError as error:
+        if is_denied(error):
+            raise ListingDenied(
+                f"{error_code(error) or '403'} on {permission} in {region}"
+            ) from error
+        raise
 
 
 def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
@@ -174,6 +276,12 @@ class EncryptionWriter:
 
     def put_encryption(self, finding: Finding, configuration: dict[str, Any]) -> None:
         bucket = finding.bucket
+        if bucket.kind is BucketKind.TABLE:
+            # S3 Tables has no ExpectedBucketOwner: the ARN names the account.
+            self._reader.tables_client(bucket.region, bucket.account).put_table_bucket_encryption(
+                tableBucketARN=bucket.arn, encryptionConfiguration=configuration
+            )
+            return
         self._reader.client(bucket.region, bucket.account).put_bucket_encryption(
             Bucket=bucket.name,
             ExpectedBucketOwner=bucket.account,

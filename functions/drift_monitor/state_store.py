@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from .credentials import error_code
 from .lifecycle import BucketState, fingerprint
-from .models import BucketRef, Finding, Status
+from .models import BucketKind, BucketRef, Finding, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -39,7 +39,10 @@ def _hour_epoch(hour: str) -> int:
 
 
 def state_key(bucket: BucketRef) -> str:
-    return f"{bucket.account}#{bucket.region}#{bucket.name}"
+    # A table bucket may share its name with a general purpose bucket; directory bucket names
+    # cannot (the --x-s3 suffix is reserved), so only table buckets need a mark of their own.
+    name = f"table:{bucket.name}" if bucket.kind is BucketKind.TABLE else bucket.name
+    return f"{bucket.account}#{bucket.region}#{name}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME
 from .models import BucketRef, Code, Finding, Status, Trigger
 from .policy import Policy
-from .s3_reader import BucketUnreadable, BucketVanished, ListedBucket
+from .s3_reader import BucketUnreadable, BucketVanished, ListedBucket, ListingDenied
 from .settings import DEFAULT_CONCURRENCY
 
 UNKNOWN_REGION = "unknown"
@@ -40,6 +40,49 @@ class SweepReader(BucketReader, Protocol):
     def list_buckets(self, account: str | None = None) -> Iterator[ListedBucket]: ...
 
     def locate(self, bucket: BucketRef) -> str: ...
+
+
+class RegionalReader(Protocol):
+    """The listings of the kinds of bucket listed per region (§12)."""
+
+    def list_directory_buckets(
+        self, account: str | None, region: str
+    ) -> Iterator[ListedBucket]: ...
+
+    def list_table_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]: ...
+
+
+@dataclass(frozen=True)
+class RegionalListing:
+    buckets: tuple[ListedBucket, ...]
+    # What could not be listed, one line each ("directory buckets in us-west-1: AccessDenied...")
+    errors: tuple[str, ...]
+
+
+def list_regional(
+    reader: RegionalReader, account: str | None, regions: Iterable[str]
+) -> RegionalListing:
+    """Every directory and table bucket of the account in ``regions``. A listing that fails
+    (refused, a region where the service is not offered, S3 failing after retries) is reported
+    and the others go on: one region's refusal never hides another region's buckets."""
+    buckets: list[ListedBucket] = []
+    errors: list[str] = []
+    for region in regions:
+        for what, listing in (
+            ("directory buckets", reader.list_directory_buckets),
+            ("table buckets", reader.list_table_buckets),
+        ):
+            try:
+                buckets.extend(listing(account, region))
+            except (ListingDenied, ClientError, BotoCoreError) as error:
+                errors.append(f"{what} in {region} could not be listed: {_reason(error)}")
+    return RegionalListing(tuple(buckets), tuple(errors))
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code") or error)
+    return str(error)
 
 
 @dataclass
@@ -157,7 +200,7 @@ def assess_listed(
     organization: OrganizationAccounts | None = None,
 ) -> Finding:
     """One bucket of the listing; every S3 error becomes a finding rather than an exception."""
-    bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION)
+    bucket = BucketRef(listed.name, account, listed.region or UNKNOWN_REGION, listed.kind)
     try:
         if listed.region is None:
             bucket = BucketRef(listed.name, account, reader.locate(bucket))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .models import ACCOUNT_ID
+from .models import ACCOUNT_ID, REGION_NAME
 from .policy import Policy
 from .settings import (
     DEFAULT_CONCURRENCY,
@@ -43,6 +43,9 @@ class SweepWorkerSettings:
     digest_when_compliant: bool
     max_receives: int  # the work queue's maxReceiveCount: the last attempt records a failure
     page_size: int  # buckets per work item (one ListBuckets page)
+    # Where directory and table buckets are listed (their listings are per region): the watched
+    # regions; by default the function's own.
+    regions: tuple[str, ...] = ()
 
 
 def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSettings:
@@ -88,7 +91,19 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),
         max_receives=_whole(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
         page_size=_whole(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
+        regions=_regions(environ),
     )
+
+
+def _regions(environ: Mapping[str, str]) -> tuple[str, ...]:
+    raw = environ.get("BUCKET_REGIONS") or environ.get("AWS_REGION", "")
+    regions = tuple(region.strip() for region in raw.split(",") if region.strip())
+    if not regions:
+        raise ConfigurationError("BUCKET_REGIONS (or AWS_REGION) must name at least one region")
+    for region in regions:
+        if not REGION_NAME.match(region):
+            raise ConfigurationError(f"BUCKET_REGIONS: {region!r} is not an AWS region name")
+    return regions
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:

@@ -31,7 +31,7 @@ from .report import ReportStore
 from .run_store import ItemOutcome, RunRecord, RunStore
 from .s3_reader import ListingDenied, S3Reader
 from .state_store import StateStore, state_key
-from .sweep import sweep
+from .sweep import list_regional, sweep
 from .sweep_settings import load_sweep_worker_settings
 from .sweep_states import SweepChanges, plan_sweep
 from .tag_index import exempt_index
@@ -120,10 +120,22 @@ def _process(record: dict[str, Any], context: LambdaContext) -> None:
 
 
 def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
-    page = READER.list_page(item.account, item.token, SETTINGS.page_size)
-    if page.next_token and item.part == 0:
-        _queue(item.next_page(page.next_token))
-    buckets = [b for b in page.buckets if item.after is None or b.name > item.after]
+    listing_errors: tuple[str, ...] = ()
+    if item.regional:
+        # A few hundred buckets at most (S3's quotas: 100 directory and 10 table buckets per
+        # region by default): the item never stops early, so it never resumes by name.
+        regional = list_regional(READER, item.account, SETTINGS.regions)
+        buckets, listing_errors = list(regional.buckets), regional.errors
+        may_stop_early = False
+    else:
+        page = READER.list_page(item.account, item.token, SETTINGS.page_size)
+        if item.page == 0 and item.part == 0:
+            _queue(item.other_kinds())
+        if page.next_token and item.part == 0:
+            _queue(item.next_page(page.next_token))
+        buckets = [b for b in page.buckets if item.after is None or b.name > item.after]
+        may_stop_early = True
+
     # Taken before the reads: the rows written are at least as new as this moment.
     evaluated_at = epoch_ms()
     result = sweep(
@@ -138,12 +150,16 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         organization=ORGANIZATION,
         concurrency=SETTINGS.concurrency,
         on_finding=_log_finding,
-        out_of_time=lambda: context.get_remaining_time_in_millis() < FINISH_MARGIN_MS,
+        out_of_time=lambda: (
+            may_stop_early and context.get_remaining_time_in_millis() < FINISH_MARGIN_MS
+        ),
     )
     if not result.complete:
         logger.warning("Out of time: the rest of the page is queued", after=result.stopped_after)
         _queue(item.resumed_after(result.stopped_after))
-    findings = sorted(result.tally.kept, key=lambda finding: finding.bucket.name)
+    findings = sorted(
+        result.tally.kept, key=lambda finding: (finding.bucket.kind, finding.bucket.name)
+    )
     now = datetime.now(UTC)
     changes = plan_sweep(STATE, findings, evaluated_at, now)
     if SECURITY_HUB is not None:
@@ -167,10 +183,13 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
     metrics.add_metric(name="SweptBuckets", unit=MetricUnit.Count, value=result.tally.evaluated)
     for status, metric in STATUS_METRIC.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.tally.statuses[status])
+    if listing_errors:
+        logger.warning("Some listings failed", errors=list(listing_errors))
     return ItemOutcome(
         statuses={status.value: n for status, n in result.tally.statuses.items()},
         violations={code.value: n for code, n in result.tally.violations.items()},
         changes=dict(changes.counts),
+        error="; ".join(listing_errors) or None,
     )
 
 

@@ -16,6 +16,10 @@ from typing import Any
 from .models import ACCOUNT_ID
 
 _RUN_ID = re.compile(r"^[0-9A-Za-z:._-]{1,80}$")
+# What an item lists: a page of ListBuckets (general purpose buckets, every region at once), or
+# the directory and table buckets of the sweep's regions (listed per region, §12).
+BUCKETS = "buckets"
+REGIONAL = "regional"
 
 
 class InvalidWorkItem(ValueError):
@@ -31,10 +35,21 @@ class WorkItem:
     token: str | None = None  # ListBuckets' ContinuationToken for this page; None for the first
     part: int = 0  # > 0: the same page, resumed after a worker ran out of time
     after: str | None = None  # resuming: only buckets named after this one are left
+    listing: str = BUCKETS
 
     @property
     def item_id(self) -> str:
+        if self.listing == REGIONAL:
+            return f"{self.account}/regional/{self.part:03d}"
         return f"{self.account}/{self.page:06d}/{self.part:03d}"
+
+    @property
+    def regional(self) -> bool:
+        return self.listing == REGIONAL
+
+    def other_kinds(self) -> WorkItem:
+        """The account's directory and table buckets, queued beside its first page."""
+        return replace(self, page=0, token=None, part=0, after=None, listing=REGIONAL)
 
     def next_page(self, token: str) -> WorkItem:
         return replace(self, page=self.page + 1, token=token, part=0, after=None)
@@ -71,6 +86,8 @@ class WorkItem:
             raise InvalidWorkItem("started_at is missing")
         if not isinstance(self.account, str) or not ACCOUNT_ID.match(self.account):
             raise InvalidWorkItem(f"account {self.account!r} is not a 12-digit account id")
+        if self.listing not in (BUCKETS, REGIONAL):
+            raise InvalidWorkItem(f"listing {self.listing!r} is not {BUCKETS!r} or {REGIONAL!r}")
         for name in ("page", "part"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:

@@ -49,6 +49,8 @@ def test_document_follows_schema_version_1() -> None:
         "bucket": "payments-ledger",
         "account": "123456789012",
         "region": "eu-west-1",
+        "bucketKind": "general-purpose",  # §12: or directory, table
+        "bucketArn": "arn:aws:s3:::payments-ledger",
         "trigger": {
             "source": "cloudtrail",
             "eventName": "PutBucketEncryption",
