@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.drift_monitor.models import BucketKind, BucketRef
+
 
 def actor_in(account: str) -> str:
     """The person the demo's changes are made by, signed in to ``account``."""
@@ -26,9 +28,33 @@ def s3_call_detail(
     actor_arn: str = DEMO_ACTOR,
     source_ip: str = DEMO_SOURCE_IP,
     error_code: str | None = None,
+    kind: BucketKind = BucketKind.GENERAL_PURPOSE,
 ) -> dict[str, Any]:
-    """The ``detail`` of an "AWS API Call via CloudTrail" event, shaped like CloudTrail 1.10."""
+    """The ``detail`` of an "AWS API Call via CloudTrail" event, shaped like CloudTrail 1.10.
+    Directory buckets' calls are logged by s3express.amazonaws.com against its control endpoint,
+    table buckets' by s3tables.amazonaws.com, which names the bucket by its ARN."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ref = BucketRef(bucket, account, region, kind)
+    source, host, parameters, resource_type = {
+        BucketKind.GENERAL_PURPOSE: (
+            "s3.amazonaws.com",
+            f"{bucket}.s3.{region}.amazonaws.com",
+            {"bucketName": bucket},
+            "AWS::S3::Bucket",
+        ),
+        BucketKind.DIRECTORY: (
+            "s3express.amazonaws.com",
+            f"s3express-control.{region}.amazonaws.com",
+            {"bucketName": bucket},
+            "AWS::S3Express::DirectoryBucket",
+        ),
+        BucketKind.TABLE: (
+            "s3tables.amazonaws.com",
+            f"s3tables.{region}.amazonaws.com",
+            {"tableBucketARN": ref.arn},
+            "AWS::S3Tables::TableBucket",
+        ),
+    }[kind]
     detail: dict[str, Any] = {
         "eventVersion": "1.10",
         "userIdentity": {
@@ -42,16 +68,12 @@ def s3_call_detail(
             },
         },
         "eventTime": now,
-        "eventSource": "s3.amazonaws.com",
+        "eventSource": source,
         "eventName": event_name,
         "awsRegion": region,
         "sourceIPAddress": source_ip,
         "userAgent": "[aws-cli/2.27.0 md/awscrt#0.26.1 ua/2.1 os/linux]",
-        "requestParameters": {
-            "bucketName": bucket,
-            "Host": f"{bucket}.s3.{region}.amazonaws.com",
-            **(request_parameters or {}),
-        },
+        "requestParameters": {**parameters, "Host": host, **(request_parameters or {})},
         "responseElements": None,
         "additionalEventData": {
             "SignatureVersion": "SigV4",
@@ -63,9 +85,7 @@ def s3_call_detail(
         "requestID": uuid.uuid4().hex[:16].upper(),
         "eventID": str(uuid.uuid4()),
         "readOnly": False,
-        "resources": [
-            {"accountId": account, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}
-        ],
+        "resources": [{"accountId": account, "type": resource_type, "ARN": ref.arn}],
         "eventType": "AwsApiCall",
         "managementEvent": True,
         "recipientAccountId": account,
@@ -73,7 +93,7 @@ def s3_call_detail(
         "tlsDetails": {
             "tlsVersion": "TLSv1.3",
             "cipherSuite": "TLS_AES_128_GCM_SHA256",
-            "clientProvidedHostHeader": f"{bucket}.s3.{region}.amazonaws.com",
+            "clientProvidedHostHeader": host,
         },
     }
     if error_code:
@@ -88,8 +108,11 @@ class RecordedS3:
     ``publish`` receives each event's ``detail``; the local pipeline puts it on the default bus.
     """
 
-    def __init__(self, s3: Any, publish: Any, account: str, region: str) -> None:
+    def __init__(
+        self, s3: Any, publish: Any, account: str, region: str, tables: Any = None
+    ) -> None:
         self._s3 = s3
+        self._tables = tables  # S3 Tables, for table buckets
         self._publish = publish
         self.account = account
         self.region = region
@@ -105,6 +128,89 @@ class RecordedS3:
                 **extra,
             )
         )
+
+    # -- directory buckets (S3 Express One Zone) --------------------------------------------------
+
+    def create_directory_bucket(self, bucket: str) -> None:
+        """``bucket`` is ``base--zone--x-s3``; it is created in that zone."""
+        zone = bucket.removesuffix("--x-s3").rsplit("--", 1)[1]
+        configuration = {
+            "Location": {"Type": "AvailabilityZone", "Name": zone},
+            "Bucket": {"Type": "Directory", "DataRedundancy": "SingleAvailabilityZone"},
+        }
+        self._s3.create_bucket(Bucket=bucket, CreateBucketConfiguration=configuration)
+        self._record(
+            "CreateBucket",
+            bucket,
+            kind=BucketKind.DIRECTORY,
+            request_parameters={"CreateBucketConfiguration": configuration},
+        )
+
+    def put_directory_encryption(self, bucket: str, algorithm: str, key: str | None = None) -> None:
+        by_default = {"SSEAlgorithm": algorithm, **({"KMSMasterKeyID": key} if key else {})}
+        rule = {"ApplyServerSideEncryptionByDefault": by_default, "BucketKeyEnabled": True}
+        self._s3.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}
+        )
+        self._record(
+            "PutBucketEncryption",
+            bucket,
+            kind=BucketKind.DIRECTORY,
+            request_parameters={
+                "encryption": "",
+                "ServerSideEncryptionConfiguration": {"Rule": rule},
+            },
+        )
+
+    def delete_directory_bucket(self, bucket: str) -> None:
+        self._s3.delete_bucket(Bucket=bucket)
+        self._record("DeleteBucket", bucket, kind=BucketKind.DIRECTORY)
+
+    # -- table buckets (S3 Tables) ---------------------------------------------------------------
+
+    def create_table_bucket(
+        self, bucket: str, algorithm: str | None = None, key: str | None = None
+    ) -> str:
+        request: dict[str, Any] = {"name": bucket}
+        if algorithm:
+            request["encryptionConfiguration"] = _table_encryption(algorithm, key)
+        arn = str(self._tables.create_table_bucket(**request)["arn"])
+        detail = s3_call_detail(
+            "CreateTableBucket",
+            bucket,
+            account=self.account,
+            region=self.region,
+            actor_arn=actor_in(self.account),
+            kind=BucketKind.TABLE,
+        )
+        # CreateTableBucket names the bucket, not its ARN: that comes back in the response.
+        detail["requestParameters"] = {
+            "name": bucket,
+            "Host": detail["tlsDetails"]["clientProvidedHostHeader"],
+        }
+        detail["responseElements"] = {"arn": arn}
+        self._publish(detail)
+        return arn
+
+    def put_table_encryption(self, bucket: str, algorithm: str, key: str | None = None) -> None:
+        arn = BucketRef(bucket, self.account, self.region, BucketKind.TABLE).arn
+        configuration = _table_encryption(algorithm, key)
+        self._tables.put_table_bucket_encryption(
+            tableBucketARN=arn, encryptionConfiguration=configuration
+        )
+        self._record(
+            "PutTableBucketEncryption",
+            bucket,
+            kind=BucketKind.TABLE,
+            request_parameters={"encryptionConfiguration": configuration},
+        )
+
+    def delete_table_bucket(self, bucket: str) -> None:
+        arn = BucketRef(bucket, self.account, self.region, BucketKind.TABLE).arn
+        self._tables.delete_table_bucket(tableBucketARN=arn)
+        self._record("DeleteTableBucket", bucket, kind=BucketKind.TABLE)
+
+    # -- general purpose buckets -----------------------------------------------------------------
 
     def create_bucket(
         self, bucket: str, tags: dict[str, str] | None = None, *, record: bool = True
@@ -178,3 +284,7 @@ class RecordedS3:
     def delete_tags(self, bucket: str) -> None:
         self._s3.delete_bucket_tagging(Bucket=bucket)
         self._record("DeleteBucketTagging", bucket, request_parameters={"tagging": ""})
+
+
+def _table_encryption(algorithm: str, key: str | None) -> dict[str, str]:
+    return {"sseAlgorithm": algorithm, **({"kmsKeyArn": key} if key else {})}

@@ -21,6 +21,9 @@ from botocore.config import Config
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
+# Directory buckets' control-plane calls signed as AWS's control endpoint takes them; through a
+# custom endpoint botocore would otherwise first ask for a zonal session (local/other_buckets.py).
+EXPRESS_CONTROL = Config(s3={"disable_s3_express_session_auth": True})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Emulator:
         )
 
     def client(self, service: Any, region: str | None = None, config: Config | None = None) -> Any:
+        if service == "s3" and config is None:
+            config = EXPRESS_CONTROL
         return self.session(region).client(service, endpoint_url=self.endpoint, config=config)
 
     def as_user(self, access_key: str, secret_key: str) -> Emulator:

@@ -16,6 +16,8 @@
   permission, and a transaction each of its parts' (PutItem, UpdateItem...). Here too.
 - moto draws a random organization id; ``LOCAL_ORGANIZATION_ID`` fixes it, so a template
   synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
+- moto has no directory buckets (S3 Express One Zone) and no working table buckets (S3 Tables):
+  ``local/other_buckets.py`` answers their calls in front of moto.
 
 Everything else is moto as released.
 
@@ -30,16 +32,19 @@ import sys
 from typing import Any
 
 import moto.organizations.utils
+import moto.server
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
 from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import iam_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.organizations.models import organizations_backends
 from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
 from moto.sts.responses import TokenResponse
 
+from local.other_buckets import OtherBuckets
 from local.sts_trust import Caller, principal_arn, trust_allows
 
 _OWNER = {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"}
@@ -163,6 +168,16 @@ def check_trust_like_sts(self: Any, role_arn: str) -> bool:
     return trust_allows(role.assume_role_policy_document, caller)
 
 
+_OTHER_BUCKETS = OtherBuckets()
+
+
+class WithOtherBuckets(DomainDispatcherApplication):
+    """moto's application, with directory and table buckets answered before it."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return _OTHER_BUCKETS.wrap(super().__call__)(environ, start_response)
+
+
 def organization_id_from_environment() -> None:
     chosen = os.environ.get("LOCAL_ORGANIZATION_ID")
     if chosen:
@@ -176,4 +191,5 @@ if __name__ == "__main__":
     IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]
     IAMRequestBase.check_action_permitted = check_action_like_iam  # type: ignore[method-assign]
     organization_id_from_environment()
+    moto.server.DomainDispatcherApplication = WithOtherBuckets  # type: ignore[attr-defined]
     moto_main(sys.argv[1:])

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from .cloudtrail import RecordedS3
-from .emulator import Emulator, member_admin
+from .emulator import EXPRESS_CONTROL, Emulator, member_admin
 from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction, feed_from_queue
 from .sts_trust import principal_arn
 from .template import SynthesizedMonitor, Template, TemplateError, resolve
@@ -383,12 +383,15 @@ class LocalPipeline:
         account = account or self.account
         session = self._session if account == self.account else self.member_session(account)
         events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
-        s3 = session.client("s3", region_name=region, endpoint_url=self.emulator.endpoint)
+        s3 = session.client(
+            "s3", region_name=region, endpoint_url=self.emulator.endpoint, config=EXPRESS_CONTROL
+        )
+        tables = session.client("s3tables", region_name=region, endpoint_url=self.emulator.endpoint)
 
         def publish(detail: Mapping[str, Any]) -> None:
             _put_cloudtrail_event(events, self.bus_name, detail)
 
-        return RecordedS3(s3, publish, account, region)
+        return RecordedS3(s3, publish, account, region, tables)
 
     # -- the Lambda service ---------------------------------------------------------------------
 
@@ -612,7 +615,8 @@ def _put_cloudtrail_event(events: Any, bus: str, detail: Mapping[str, Any]) -> N
         Entries=[
             {
                 "EventBusName": bus,
-                "Source": "aws.s3",
+                # aws.s3, aws.s3express or aws.s3tables, as EventBridge names CloudTrail's sources.
+                "Source": "aws." + str(detail.get("eventSource", "s3.amazonaws.com")).split(".")[0],
                 "DetailType": "AWS API Call via CloudTrail",
                 "Detail": json.dumps(detail),
                 "Resources": [],

@@ -1,0 +1,467 @@
+"""Directory buckets (S3 Express One Zone) and table buckets (S3 Tables) for the local emulator.
+
+moto 5.2.5 refuses to create a directory bucket (IllegalLocationConstraint), has no
+ListDirectoryBuckets, and its S3 Tables backend answers HTTP 500 in server mode and has no
+encryption calls. This WSGI layer, in front of moto's own application, answers the calls the
+monitor and its tests make, in S3's real wire shapes (botocore's service models: restXml for the
+S3 Express control plane, rest-json for S3 Tables). A request is recognised by the service in its
+SigV4 credential scope (``s3express`` or ``s3tables``), as AWS's own endpoints are separate hosts.
+
+Emulated, with AWS's documented behaviour:
+- directory buckets: CreateBucket (name ``base--zone--x-s3``, zone matching the configuration),
+  DeleteBucket, ListDirectoryBuckets (pages, BucketRegion), Get/Put/DeleteBucketEncryption
+  (a new bucket, and one whose configuration is deleted, has SSE-S3; only AES256 and aws:kms;
+  aws:kms needs a key ARN or id (no alias, no AWS managed key); Bucket Keys always on);
+  ExpectedBucketOwner is checked.
+- table buckets: CreateTableBucket, ListTableBuckets (prefix, pages, type), GetTableBucket,
+  DeleteTableBucket, Get/Put/DeleteTableBucketEncryption (default SSE-S3; only AES256 and
+  aws:kms; aws:kms needs kmsKeyArn).
+- each account's buckets are its own: the account is the one moto links the access key to (an
+  assumed role's credentials act in the role's account), and with IAM enforced
+  (``INITIAL_NO_AUTH_ACTION_COUNT``) each call needs its IAM action on the bucket's ARN, through
+  moto's own policy evaluation.
+Not emulated: zonal (data plane) calls, sessions, tags, tables and namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.core.exceptions import AccessDeniedError
+from moto.iam.access_control import IAMRequest
+from moto.iam.models import get_account_id_from
+
+from functions.drift_monitor.models import BucketKind, BucketRef
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+_DIRECTORY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*--(?P<zone>[a-z0-9-]+)--x-s3$")
+_TABLE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_TABLE_PATH = re.compile(
+    r"^/buckets/(?P<arn>arn:[^:]+:s3tables:[^:]+:\d{12}:bucket/[^/]+)(?P<encryption>/encryption)?$"
+)
+_SSE_S3 = {"algorithm": "AES256", "key": None}
+_ALGORITHMS = ("AES256", "aws:kms")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Bucket:
+    name: str
+    account: str
+    region: str
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    encryption: dict[str, str | None] = field(default_factory=lambda: dict(_SSE_S3))
+    bucket_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def table_arn(self) -> str:
+        return BucketRef(self.name, self.account, self.region, BucketKind.TABLE).arn
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What every request carries: who, where, and what it asks."""
+
+    account: str
+    region: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+class OtherBuckets:
+    """The two stores, and the WSGI middleware that answers their calls."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Directory bucket names are unique per zone (the name holds it); table bucket names per
+        # account and region.
+        self.directory: dict[tuple[str, str, str], _Bucket] = {}
+        self.tables: dict[tuple[str, str, str], _Bucket] = {}
+
+    def wrap(self, app: WsgiApp) -> WsgiApp:
+        def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            service = _signing_service(environ)
+            if service == "s3express":
+                return self._answer(environ, start_response, self._express, _xml_error)
+            if service == "s3tables":
+                return self._answer(environ, start_response, self._tables, _json_error)
+            return app(environ, start_response)
+
+        return middleware
+
+    def _answer(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        handler: Callable[[_Call], tuple[int, dict[str, str], bytes]],
+        error: Callable[[_Refused], tuple[int, dict[str, str], bytes]],
+    ) -> list[bytes]:
+        try:
+            call = _parse(environ)
+            with self._lock:
+                status, headers, body = handler(call)
+        except _Refused as refused:
+            status, headers, body = error(refused)
+        start_response(
+            f"{status} {_REASONS.get(status, 'OK')}",
+            [*headers.items(), ("Content-Length", str(len(body))), ("x-amzn-RequestId", "local")],
+        )
+        return [body]
+
+    # -- S3 Express control plane (restXml) ------------------------------------------------------
+
+    def _express(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        name = call.path.strip("/")
+        if not name:
+            if call.method != "GET":
+                raise _Refused(405, "MethodNotAllowed", "The specified method is not allowed")
+            _authorize(call, "ListAllMyDirectoryBuckets", "*")
+            return self._list_directory(call)
+        key = (call.account, call.region, name)
+        arn = BucketRef(name, call.account, call.region, BucketKind.DIRECTORY).arn
+        if "encryption" in call.query:
+            action = (
+                "GetEncryptionConfiguration"
+                if call.method == "GET"
+                else "PutEncryptionConfiguration"
+            )
+            _authorize(call, action, arn)
+            bucket = self._directory_bucket(call, key)
+            if call.method == "GET":
+                return 200, _XML, _encryption_xml(bucket.encryption)
+            if call.method == "PUT":
+                bucket.encryption = _directory_encryption(call.body)
+                return 200, {}, b""
+            if call.method == "DELETE":
+                bucket.encryption = dict(_SSE_S3)
+                return 204, {}, b""
+        if call.method == "PUT":
+            _authorize(call, "CreateBucket", arn)
+            return self._create_directory(call, key)
+        if call.method == "DELETE":
+            _authorize(call, "DeleteBucket", arn)
+            self._directory_bucket(call, key)
+            del self.directory[key]
+            return 204, {}, b""
+        raise _Refused(400, "NotImplemented", f"{call.method} {call.path} is not emulated")
+
+    def _directory_bucket(self, call: _Call, key: tuple[str, str, str]) -> _Bucket:
+        bucket = self.directory.get(key)
+        if bucket is None:
+            raise _Refused(404, "NoSuchBucket", "The specified bucket does not exist")
+        owner = call.headers.get("x-amz-expected-bucket-owner")
+        if owner and owner != bucket.account:
+            raise _Refused(403, "AccessDenied", "Access Denied")
+        return bucket
+
+    def _create_directory(
+        self, call: _Call, key: tuple[str, str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        name = key[2]
+        match = _DIRECTORY_NAME.match(name)
+        if match is None or len(name) > 63:
+            raise _Refused(400, "InvalidBucketName", "The specified bucket is not valid.")
+        configuration = ET.fromstring(call.body) if call.body else None
+        zone = _text(configuration, "Location/Name")
+        kind = _text(configuration, "Bucket/Type")
+        if kind != "Directory" or zone != match["zone"]:
+            raise _Refused(
+                400,
+                "InvalidBucketName",
+                "A directory bucket needs CreateBucketConfiguration with Bucket Type Directory "
+                "and a Location Name equal to the zone in its name",
+            )
+        if key in self.directory:
+            raise _Refused(409, "BucketAlreadyOwnedByYou", "Your previous request succeeded")
+        self.directory[key] = _Bucket(name, call.account, call.region)
+        return 200, {"Location": f"/{name}"}, b""
+
+    def _list_directory(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        buckets = sorted(
+            (b for (account, region, _), b in self.directory.items()
+             if (account, region) == (call.account, call.region)),
+            key=lambda bucket: bucket.name,
+        )  # fmt: skip
+        token = call.query.get("continuation-token")
+        if token:
+            buckets = [bucket for bucket in buckets if bucket.name > token]
+        size = int(call.query.get("max-directory-buckets") or 1000)
+        page = buckets[:size]
+        root = ET.Element("ListAllMyDirectoryBucketsResult", xmlns=_S3_NAMESPACE)
+        listed = ET.SubElement(root, "Buckets")
+        for bucket in page:
+            entry = ET.SubElement(listed, "Bucket")
+            ET.SubElement(entry, "Name").text = bucket.name
+            ET.SubElement(entry, "CreationDate").text = bucket.created
+            ET.SubElement(entry, "BucketRegion").text = bucket.region
+        if len(page) < len(buckets):
+            ET.SubElement(root, "ContinuationToken").text = page[-1].name
+        return 200, _XML, _xml(root)
+
+    # -- S3 Tables (rest-json) -------------------------------------------------------------------
+
+    def _tables(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        if call.path == "/buckets":
+            if call.method == "PUT":
+                return self._create_table_bucket(call)
+            if call.method == "GET":
+                _authorize(call, "ListTableBuckets", "*")
+                return self._list_table_buckets(call)
+        match = _TABLE_PATH.match(call.path)
+        if match is None:
+            raise _Refused(400, "BadRequestException", f"{call.method} {call.path} is not emulated")
+        arn = match["arn"]
+        operation = {
+            ("GET", True): "GetTableBucketEncryption",
+            ("PUT", True): "PutTableBucketEncryption",
+            ("DELETE", True): "DeleteTableBucketEncryption",
+            ("GET", False): "GetTableBucket",
+            ("DELETE", False): "DeleteTableBucket",
+        }.get((call.method, bool(match["encryption"])))
+        if operation is None:
+            raise _Refused(405, "MethodNotAllowedException", f"{call.method} is not allowed")
+        _authorize(call, operation, arn)
+        key = _table_key(arn, call)
+        bucket = self.tables.get(key)
+        if bucket is None:
+            raise _Refused(404, "NotFoundException", "The specified bucket does not exist.")
+        if operation == "GetTableBucketEncryption":
+            configuration: dict[str, Any] = {"sseAlgorithm": bucket.encryption["algorithm"]}
+            if bucket.encryption["key"]:
+                configuration["kmsKeyArn"] = bucket.encryption["key"]
+            return _json(200, {"encryptionConfiguration": configuration})
+        if operation == "PutTableBucketEncryption":
+            bucket.encryption = _table_encryption(_body(call).get("encryptionConfiguration"))
+            return 200, {}, b""
+        if operation == "DeleteTableBucketEncryption":
+            bucket.encryption = dict(_SSE_S3)
+            return 204, {}, b""
+        if operation == "DeleteTableBucket":
+            del self.tables[key]
+            return 204, {}, b""
+        return _json(200, _table_summary(bucket))
+
+    def _create_table_bucket(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        request = _body(call)
+        name = request.get("name")
+        if not isinstance(name, str) or not _TABLE_NAME.match(name):
+            raise _Refused(400, "BadRequestException", f"{name!r} is not a table bucket name")
+        bucket = _Bucket(name, call.account, call.region)
+        _authorize(call, "CreateTableBucket", bucket.table_arn)
+        key = (call.account, call.region, name)
+        if key in self.tables:
+            raise _Refused(409, "ConflictException", "The bucket already exists.")
+        if request.get("encryptionConfiguration") is not None:
+            _authorize(call, "PutTableBucketEncryption", bucket.table_arn)
+            bucket.encryption = _table_encryption(request["encryptionConfiguration"])
+        self.tables[key] = bucket
+        return _json(200, {"arn": bucket.table_arn})
+
+    def _list_table_buckets(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        prefix = call.query.get("prefix", "")
+        wanted = call.query.get("type")
+        buckets = sorted(
+            (
+                bucket
+                for (account, region, name), bucket in self.tables.items()
+                if (account, region) == (call.account, call.region)
+                and name.startswith(prefix)
+                and wanted in (None, "customer")  # no AWS managed table buckets here
+            ),
+            key=lambda bucket: bucket.name,
+        )
+        token = call.query.get("continuationToken")
+        if token:
+            buckets = [bucket for bucket in buckets if bucket.name > token]
+        size = int(call.query.get("maxBuckets") or 1000)
+        page = buckets[:size]
+        document: dict[str, Any] = {"tableBuckets": [_table_summary(b) for b in page]}
+        if len(page) < len(buckets):
+            document["continuationToken"] = page[-1].name
+        return _json(200, document)
+
+
+def _signing_service(environ: dict[str, Any]) -> str | None:
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    match = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", authorization)
+    return match.group(1) if match else None
+
+
+def _parse(environ: dict[str, Any]) -> _Call:
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    credential = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/", authorization)
+    if credential is None:
+        raise _Refused(403, "AccessDenied", "Requests must be signed with SigV4")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", ""), True).items()}
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    return _Call(
+        account=get_account_id_from(credential.group(1)),
+        region=credential.group(2),
+        method=environ["REQUEST_METHOD"],
+        path=environ.get("PATH_INFO", "/"),
+        query=query,
+        headers=headers,
+        body=body,
+    )
+
+
+def _authorize(call: _Call, action: str, resource: str) -> None:
+    """moto's IAM policy evaluation, when it enforces IAM, as moto's own services use it."""
+    if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        ActionAuthenticatorMixin.request_count += 1
+        return
+    request = IAMRequest(
+        account_id=call.account,
+        method=call.method,
+        path=call.path,
+        data={},
+        body=call.body,
+        headers={"Authorization": call.headers.get("authorization", "")},
+        action=action,
+    )
+    try:
+        request.check_action_permitted(resource)
+    except AccessDeniedError as denied:
+        raise _Refused(403, "AccessDenied", denied.message) from denied
+
+
+def _directory_encryption(body: bytes) -> dict[str, str | None]:
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as error:
+        raise _Refused(400, "MalformedXML", str(error)) from error
+    rules = [element for element in root if element.tag.endswith("Rule")]
+    if len(rules) != 1:
+        raise _Refused(400, "InvalidArgument", "A directory bucket takes exactly one rule")
+    algorithm = _text(rules[0], "ApplyServerSideEncryptionByDefault/SSEAlgorithm")
+    key = _text(rules[0], "ApplyServerSideEncryptionByDefault/KMSMasterKeyID")
+    if algorithm not in _ALGORITHMS:
+        raise _Refused(
+            400, "InvalidArgument", "Directory buckets support only AES256 and aws:kms encryption"
+        )
+    if algorithm == "aws:kms" and (not key or key.startswith("alias/") or ":alias/" in key):
+        raise _Refused(
+            400,
+            "InvalidArgument",
+            "SSE-KMS on a directory bucket needs a customer managed key's id or ARN",
+        )
+    return {"algorithm": algorithm, "key": key if algorithm == "aws:kms" else None}
+
+
+def _table_encryption(configuration: Any) -> dict[str, str | None]:
+    if not isinstance(configuration, dict) or configuration.get("sseAlgorithm") not in _ALGORITHMS:
+        raise _Refused(400, "BadRequestException", "sseAlgorithm must be AES256 or aws:kms")
+    key = configuration.get("kmsKeyArn")
+    if configuration["sseAlgorithm"] == "aws:kms" and not key:
+        raise _Refused(400, "BadRequestException", "kmsKeyArn is required for aws:kms")
+    return {"algorithm": configuration["sseAlgorithm"], "key": key}
+
+
+def _encryption_xml(encryption: dict[str, str | None]) -> bytes:
+    root = ET.Element("ServerSideEncryptionConfiguration", xmlns=_S3_NAMESPACE)
+    rule = ET.SubElement(root, "Rule")
+    by_default = ET.SubElement(rule, "ApplyServerSideEncryptionByDefault")
+    ET.SubElement(by_default, "SSEAlgorithm").text = encryption["algorithm"]
+    if encryption["key"]:
+        ET.SubElement(by_default, "KMSMasterKeyID").text = encryption["key"]
+    # Directory buckets always use S3 Bucket Keys with SSE-KMS.
+    ET.SubElement(rule, "BucketKeyEnabled").text = str(encryption["algorithm"] == "aws:kms").lower()
+    return _xml(root)
+
+
+def _table_key(arn: str, call: _Call) -> tuple[str, str, str]:
+    _, _, _, region, account, resource = arn.split(":", 5)
+    if account != call.account:
+        # S3 Tables has no cross-account bucket API without a bucket policy: refused as AWS does.
+        raise _Refused(403, "AccessDeniedException", f"Access denied to {arn}")
+    return account, region, resource.split("/", 1)[1]
+
+
+def _table_summary(bucket: _Bucket) -> dict[str, Any]:
+    return {
+        "arn": bucket.table_arn,
+        "name": bucket.name,
+        "ownerAccountId": bucket.account,
+        "createdAt": bucket.created,
+        "tableBucketId": bucket.bucket_id,
+        "type": "customer",
+    }
+
+
+def _text(element: ET.Element | None, path: str) -> str | None:
+    if element is None:
+        return None
+    found = element.find("/".join(f"{{*}}{part}" for part in path.split("/")))
+    return None if found is None or found.text is None else found.text.strip()
+
+
+def _body(call: _Call) -> dict[str, Any]:
+    try:
+        document = json.loads(call.body or b"{}")
+    except ValueError as error:
+        raise _Refused(400, "BadRequestException", f"body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise _Refused(400, "BadRequestException", "body is not a JSON object")
+    return document
+
+
+def _xml(root: ET.Element) -> bytes:
+    return bytes(ET.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _json(status: int, document: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(document).encode()
+
+
+def _xml_error(refused: _Refused) -> tuple[int, dict[str, str], bytes]:
+    root = ET.Element("Error")
+    ET.SubElement(root, "Code").text = refused.code
+    ET.SubElement(root, "Message").text = refused.message
+    return refused.status, _XML, _xml(root)
+
+
+def _json_error(refused: _Refused) -> tuple[int, dict[str, str], bytes]:
+    code = {"AccessDenied": "AccessDeniedException"}.get(refused.code, refused.code)
+    status, headers, body = _json(refused.status, {"message": refused.message})
+    return status, {**headers, "x-amzn-ErrorType": code}, body
+
+
+_XML = {"Content-Type": "application/xml"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+}
