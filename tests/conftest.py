@@ -39,6 +39,8 @@ ALERT_KEYS = frozenset(
         "bucket",
         "account",
         "region",
+        "bucketKind",
+        "bucketArn",
         "trigger",
         "observed",
         "violations",

@@ -84,12 +84,19 @@ def test_a_member_account_that_may_not_list_is_reported_naming_the_role() -> Non
         def list_buckets(self, account: str | None = None) -> Any:
             raise ListingDenied("AccessDenied on s3:ListAllMyBuckets")
 
+        def list_directory_buckets(self, account: str | None, region: str) -> Any:
+            raise ListingDenied("AccessDenied on s3express:ListAllMyDirectoryBuckets")
+
+        def list_table_buckets(self, account: str | None, region: str) -> Any:
+            raise ListingDenied("AccessDenied on s3tables:ListTableBuckets")
+
     scanned = _scan_account(
         "222222222222",
         NoListing(),  # type: ignore[arg-type]
         policy=Policy(),
         keep=lambda _: True,
         regions=None,
+        kind_regions=["eu-west-1"],
         concurrency=1,
         advance=lambda _: None,
         endpoint_url=None,

@@ -164,8 +164,9 @@ def test_a_run_over_one_account_counts_logs_reports_and_sends_one_digest(account
     # When the schedule starts a run and the worker takes its items
     worker, invocations = account.run()
 
-    # Then one item swept the account, and one digest lists the drift
-    assert [i.response for i in invocations] == [{"batchItemFailures": []}]
+    # Then two items swept the account (its listing page, and its directory and table buckets),
+    # and one digest lists the drift
+    assert [i.response for i in invocations] == [{"batchItemFailures": []}] * 2
     (digest,) = account.digests()
     document = json.loads(digest["Message"])
     assert [entry["bucket"] for entry in document["findings"]] == ["assets"]
@@ -196,8 +197,11 @@ def test_the_report_holds_every_bucket_as_json_lines_and_csv(account: Account) -
     account.run()
 
     report = account.report()
-    (jsonl,) = [body for key, body in report.items() if key.endswith(".jsonl")]
-    (csv_text,) = [body for key, body in report.items() if key.endswith(".csv")]
+    # One part per item: the listing page's, and the (empty) one of the other kinds of bucket
+    parts = sorted(key.rsplit("/", 1)[1] for key in report if "/buckets/" in key)
+    assert parts == ["000000-000.csv", "000000-000.jsonl", "regional-000.csv", "regional-000.jsonl"]
+    jsonl = "".join(body for key, body in report.items() if key.endswith(".jsonl"))
+    csv_text = report[next(key for key in report if key.endswith("000000-000.csv"))]
     (manifest_key,) = [key for key in report if key.endswith("manifest.json")]
     lines = [json.loads(line) for line in jsonl.splitlines()]
     assert {line["bucket"]: line["status"] for line in lines} == {
@@ -226,8 +230,9 @@ def test_pages_are_chained_and_each_counted_once(account: Account) -> None:
 
     _, invocations = account.run(SWEEP_PAGE_SIZE="3", DIGEST_WHEN_COMPLIANT="true")
 
-    # Then three items (3 + 3 + 2 buckets, the report bucket among them) make one run
-    assert len(invocations) == 3
+    # Then three items (3 + 3 + 2 buckets, the report bucket among them) and the account's
+    # other kinds of bucket make one run
+    assert len(invocations) == 4
     (digest,) = account.digests()
     document = json.loads(digest["Message"])
     assert (document["summary"]["buckets"], document["summary"]["compliant"]) == (8, 8)
@@ -244,6 +249,7 @@ def test_a_duplicate_delivery_is_counted_once(account: Account) -> None:
     event = sqs_event(message, "arn:aws:sqs:eu-west-1:123456789012:work", "eu-west-1")
 
     first, second = worker.invoke(event), worker.invoke(event)
+    feed_from_queue(worker, account.sqs, account.work, "eu-west-1")  # the other kinds' item
 
     # Then the second changes nothing and no second digest goes out
     assert first.ok and second.ok
@@ -276,13 +282,17 @@ def test_an_item_out_of_time_queues_the_rest_of_its_page(account: Account) -> No
 
     # Then it stops early and the rest of the page becomes a new item, resumed where it stopped
     assert first.ok, first.error
-    (resumed,) = account.sqs.receive_message(QueueUrl=account.work)["Messages"]
-    item = WorkItem.from_json(resumed["Body"])
-    assert (item.page, item.part, item.after) == (0, 1, "b-2")
+    queued = account.sqs.receive_message(QueueUrl=account.work, MaxNumberOfMessages=10)["Messages"]
+    items = sorted((WorkItem.from_json(m["Body"]) for m in queued), key=lambda i: i.listing)
+    assert [(i.listing, i.page, i.part, i.after) for i in items] == [
+        ("buckets", 0, 1, "b-2"),
+        ("regional", 0, 0, None),  # the account's directory and table buckets, never cut short
+    ]
     assert account.digests() == []
-    account.sqs.change_message_visibility(
-        QueueUrl=account.work, ReceiptHandle=resumed["ReceiptHandle"], VisibilityTimeout=0
-    )
+    for message in queued:
+        account.sqs.change_message_visibility(
+            QueueUrl=account.work, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     feed_from_queue(worker, account.sqs, account.work, "eu-west-1")
     (digest,) = account.digests()
     counts = json.loads(digest["Message"])["summary"]
@@ -298,7 +308,7 @@ def test_an_account_whose_role_is_refused_is_reported_not_retried(account: Accou
     )
 
     # Then the other account is in the digest with the reason, and nothing was retried
-    assert len(invocations) == 2
+    assert len(invocations) == 3  # this account's page and other kinds, the refused account
     (digest,) = account.digests()
     document = json.loads(digest["Message"])
     unreachable = document["accounts"]["222222222222"]
@@ -381,13 +391,15 @@ def test_starter_settings_name_the_bad_variable(environment: dict[str, str], mes
 
 
 WORKER_BASE = {"ALERT_TOPIC_ARN": "t", "WORK_QUEUE_URL": "q", "RUN_TABLE_NAME": "r",
-               "REPORT_BUCKET": "b", "STATE_TABLE_NAME": "s"}  # fmt: skip
+               "REPORT_BUCKET": "b", "STATE_TABLE_NAME": "s", "AWS_REGION": "eu-west-1"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
         ({**WORKER_BASE, "REPORT_BUCKET": ""}, "REPORT_BUCKET is not set"),
+        ({**WORKER_BASE, "BUCKET_REGIONS": "eu-west-1,Mars"}, "BUCKET_REGIONS: 'Mars' is not"),
+        ({**WORKER_BASE, "AWS_REGION": ""}, "must name at least one region"),
         ({**WORKER_BASE, "STATE_TABLE_NAME": ""}, "STATE_TABLE_NAME is not set"),
         ({**WORKER_BASE, "SWEEP_CONCURRENCY": "many"}, "SWEEP_CONCURRENCY must be"),
         ({**WORKER_BASE, "SWEEP_CONCURRENCY": "65"}, "SWEEP_CONCURRENCY must be"),
@@ -412,6 +424,11 @@ def test_worker_settings_defaults() -> None:
         None,
     )
     assert settings.policy_from_defaults is True
+    assert settings.regions == ("eu-west-1",)  # the function's own region
+    with_regions = load_sweep_worker_settings(
+        {**WORKER_BASE, "BUCKET_REGIONS": "us-east-1, eu-west-1"}
+    )
+    assert with_regions.regions == ("us-east-1", "eu-west-1")
 
 
 def test_a_member_account_that_may_not_list_names_its_role(account: Account) -> None:
