@@ -14,7 +14,7 @@ from functions.drift_monitor.events import (
     parse_event,
     schedule_trigger,
 )
-from functions.drift_monitor.models import BucketRef, Trigger
+from functions.drift_monitor.models import BucketKind, BucketRef, Trigger
 
 LoadEvent = Callable[[str], dict[str, Any]]
 
@@ -173,6 +173,111 @@ def test_legacy_and_directory_bucket_names_are_accepted(
     event["detail"]["requestParameters"]["bucketName"] = name
 
     assert parse_event(event).bucket.name == name
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        (
+            "put-directory-bucket-encryption.json",
+            BucketRef(
+                "ml-features--euw1-az1--x-s3", "123456789012", "eu-west-1", BucketKind.DIRECTORY
+            ),
+        ),
+        (
+            "put-table-bucket-encryption.json",
+            BucketRef("analytics-lake", "123456789012", "eu-west-1", BucketKind.TABLE),
+        ),
+        (
+            "create-table-bucket.json",  # names the bucket, not its ARN, in its request
+            BucketRef("analytics-lake", "123456789012", "eu-west-1", BucketKind.TABLE),
+        ),
+    ],
+)
+def test_directory_and_table_bucket_events_say_their_kind(
+    event_fixture: LoadEvent, sample: str, expected: BucketRef
+) -> None:
+    change = parse_event(event_fixture(sample))
+
+    assert change.bucket == expected
+    assert change.trigger.event_id == event_fixture(sample)["detail"]["eventID"]
+
+
+def test_a_directory_bucket_name_is_a_directory_bucket_whatever_the_source(
+    event_fixture: LoadEvent,
+) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    event["detail"]["requestParameters"]["bucketName"] = "logs--use1-az4--x-s3"
+
+    assert parse_event(event).bucket.kind is BucketKind.DIRECTORY
+
+
+def test_a_table_bucket_without_its_arn_is_found_in_the_event_resources(
+    event_fixture: LoadEvent,
+) -> None:
+    event = event_fixture("put-table-bucket-encryption.json")
+    del event["detail"]["requestParameters"]["tableBucketARN"]
+
+    assert parse_event(event).bucket.name == "analytics-lake"
+
+
+TABLE_INVALID = [
+    (
+        "not a table bucket ARN",
+        _mutate(["detail", "requestParameters", "tableBucketARN"], "arn:aws:s3:::analytics-lake"),
+        "is not a table bucket ARN",
+    ),
+    (
+        "name with capitals",
+        _mutate(
+            ["detail", "requestParameters", "tableBucketARN"],
+            "arn:aws:s3tables:eu-west-1:123456789012:bucket/Analytics",
+        ),
+        "is not a table bucket ARN",
+    ),
+    (
+        "another account's ARN",
+        _mutate(
+            ["detail", "requestParameters", "tableBucketARN"],
+            "arn:aws:s3tables:eu-west-1:210987654321:bucket/analytics-lake",
+        ),
+        "is not in account 123456789012",
+    ),
+    (
+        "no ARN and no name",
+        lambda e: (e["detail"].pop("requestParameters"), e["detail"].pop("resources")),
+        "neither tableBucketARN nor name",
+    ),
+    (
+        "unknown event source",
+        _mutate(["detail", "eventSource"], "s3outposts.amazonaws.com"),
+        "is not S3, S3 Express or S3 Tables",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"), [c[1:] for c in TABLE_INVALID], ids=[c[0] for c in TABLE_INVALID]
+)
+def test_table_bucket_events_that_can_never_succeed_are_refused_with_a_reason(
+    event_fixture: LoadEvent, mutate: Callable[[dict[str, Any]], Any], reason: str
+) -> None:
+    event = copy.deepcopy(event_fixture("put-table-bucket-encryption.json"))
+    mutate(event)
+
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(event)
+
+    assert reason in refused.value.reason
+
+
+def test_a_create_table_bucket_with_a_bad_name_is_refused(event_fixture: LoadEvent) -> None:
+    event = event_fixture("create-table-bucket.json")
+    event["detail"]["requestParameters"]["name"] = "Bad_Name"
+    del event["detail"]["resources"]
+
+    with pytest.raises(InvalidEvent, match="is not a table bucket name"):
+        parse_event(event)
 
 
 def test_the_sweep_trigger_comes_from_the_schedule_event(event_fixture: LoadEvent) -> None:

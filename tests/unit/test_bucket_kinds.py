@@ -1,0 +1,163 @@
+"""Directory and table buckets (§12): the same policy, judged with what each kind supports; the
+fix each kind's own API takes; findings and alerts that say the kind."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pytest
+
+from functions.drift_monitor.alerts import build_alert, remediation_command
+from functions.drift_monitor.asff import asff_finding, finding_id
+from functions.drift_monitor.evaluation import evaluate
+from functions.drift_monitor.fix import KEY_PLACEHOLDER, plan_fix
+from functions.drift_monitor.models import (
+    BucketKind,
+    BucketRef,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+    Status,
+    Trigger,
+)
+from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.state_store import state_key
+
+ACCOUNT = "123456789012"
+KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+GENERAL = BucketRef("analytics", ACCOUNT, "eu-west-1")
+DIRECTORY = BucketRef("ml--euw1-az1--x-s3", ACCOUNT, "eu-west-1", BucketKind.DIRECTORY)
+TABLE = BucketRef("analytics", ACCOUNT, "eu-west-1", BucketKind.TABLE)
+PUT = Trigger(source="cloudtrail", event_name="PutBucketEncryption")
+
+
+def judge(bucket: BucketRef, rule: EncryptionRule | None, **policy: Any) -> Finding:
+    rules = () if rule is None else (rule,)
+    return evaluate(ObservedEncryption(bucket, rules), Policy.from_dict(policy), PUT)
+
+
+def codes(finding: Finding) -> list[str]:
+    return [violation.code.value for violation in finding.violations]
+
+
+KMS = EncryptionRule("aws:kms", KEY, True)
+KMS_NO_BUCKET_KEY = EncryptionRule("aws:kms", KEY, False)
+TABLE_KMS = EncryptionRule("aws:kms", KEY)  # table buckets have no Bucket Key setting
+OTHER_KEY = EncryptionRule("aws:kms", KEY.replace("1234abcd", "ffffffff"))
+SSE_S3 = EncryptionRule("AES256")
+BLOCK_SSE_C = {"requireSseCBlocked": True}
+BUCKET_KEY = {"requireBucketKey": True}
+KINDS = [
+    # (case, bucket, observed rule, policy, expected codes)
+    ("general: SSE-C not blocked", GENERAL, KMS, BLOCK_SSE_C, ["SSE_C_NOT_BLOCKED"]),
+    ("directory: refuses SSE-C anyway", DIRECTORY, KMS, BLOCK_SSE_C, []),
+    ("table: refuses SSE-C anyway", TABLE, TABLE_KMS, BLOCK_SSE_C, []),
+    ("general: bucket key off", GENERAL, KMS_NO_BUCKET_KEY, BUCKET_KEY, ["BUCKET_KEY_DISABLED"]),
+    ("table: has no bucket keys", TABLE, TABLE_KMS, BUCKET_KEY, []),
+    ("directory: SSE-S3, default policy", DIRECTORY, SSE_S3, {}, ["ALGORITHM_NOT_ALLOWED"]),
+    ("table: SSE-S3, default policy", TABLE, SSE_S3, {}, ["ALGORITHM_NOT_ALLOWED"]),
+    ("table: unlisted key", TABLE, OTHER_KEY, {"allowedKmsKeys": [KEY]}, ["KMS_KEY_NOT_ALLOWED"]),
+    ("table: no configuration", TABLE, None, {}, ["NO_DEFAULT_ENCRYPTION"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "rule", "policy", "expected"),
+    [case[1:] for case in KINDS],
+    ids=[case[0] for case in KINDS],
+)
+def test_each_kind_is_judged_by_what_it_supports(
+    bucket: BucketRef, rule: EncryptionRule | None, policy: dict[str, Any], expected: list[str]
+) -> None:
+    assert codes(judge(bucket, rule, **policy)) == expected
+
+
+def test_a_policy_no_directory_bucket_can_meet_says_so() -> None:
+    # Given a policy that allows only DSSE-KMS, which directory buckets do not support
+    finding = judge(
+        DIRECTORY, EncryptionRule("aws:kms", KEY, True), allowedAlgorithms=["aws:kms:dsse"]
+    )
+
+    (violation,) = finding.violations
+    assert violation.code.value == "ALGORITHM_NOT_ALLOWED"
+    assert "supports only AES256, aws:kms" in violation.message
+    assert "exemptBuckets" in violation.message
+
+
+def test_a_directory_bucket_fix_names_a_customer_key_and_blocks_nothing() -> None:
+    # The AWS managed key is not an option for a directory bucket, nor is BlockedEncryptionTypes
+    finding = judge(DIRECTORY, EncryptionRule("AES256"), requireSseCBlocked=True)
+
+    fix = plan_fix(finding, Policy.from_dict({"requireSseCBlocked": True}))
+
+    assert fix is not None and not fix.complete
+    assert fix.configuration == {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": KEY_PLACEHOLDER,
+                },
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
+
+
+def test_a_table_bucket_fix_is_put_table_bucket_encryption_with_a_listed_key() -> None:
+    policy = Policy.from_dict({"allowedKmsKeys": [KEY]})
+    finding = judge(TABLE, EncryptionRule("AES256"), allowedKmsKeys=[KEY])
+
+    fix = plan_fix(finding, policy)
+    command = shlex.split(str(remediation_command(finding, policy)))
+
+    assert fix is not None and fix.complete
+    assert fix.configuration == {"sseAlgorithm": "aws:kms", "kmsKeyArn": KEY}
+    assert command[:3] == ["aws", "s3tables", "put-table-bucket-encryption"]
+    assert command[command.index("--table-bucket-arn") + 1] == (
+        f"arn:aws:s3tables:eu-west-1:{ACCOUNT}:bucket/analytics"
+    )
+    configuration = json.loads(command[command.index("--encryption-configuration") + 1])
+    # And the fix, applied, is compliant
+    fixed = judge(
+        TABLE, EncryptionRule("aws:kms", configuration["kmsKeyArn"]), allowedKmsKeys=[KEY]
+    )
+    assert fixed.status is Status.COMPLIANT
+
+
+def test_alerts_say_the_kind_and_the_arn() -> None:
+    alert = build_alert(judge(TABLE, EncryptionRule("AES256")), Policy())
+
+    assert alert.document["bucketKind"] == "table"
+    assert alert.document["bucketArn"] == f"arn:aws:s3tables:eu-west-1:{ACCOUNT}:bucket/analytics"
+    assert alert.subject.startswith("[DRIFT] table bucket analytics (")
+    assert "Kind:      table bucket (S3 Tables) arn:aws:s3tables:" in alert.email
+    general = build_alert(judge(GENERAL, EncryptionRule("AES256")), Policy())
+    assert "Kind:" not in general.email  # the default kind needs no line
+
+
+def test_a_table_bucket_and_a_general_purpose_bucket_of_one_name_stay_apart() -> None:
+    # Table bucket names are not unique with general purpose ones: state rows and Security Hub
+    # findings must not merge them
+    table = build_alert(judge(TABLE, EncryptionRule("AES256")), Policy()).document
+    general = build_alert(judge(GENERAL, EncryptionRule("AES256")), Policy()).document
+
+    assert state_key(TABLE) != state_key(GENERAL)
+    assert finding_id(table) != finding_id(general)
+
+
+def test_security_hub_names_other_kinds_as_other_resources_by_arn() -> None:
+    document = build_alert(judge(DIRECTORY, EncryptionRule("AES256")), Policy()).document
+
+    finding = asff_finding(
+        document, importer_account=ACCOUNT, importer_region="eu-west-1", now="2026-11-27T10:00:00Z"
+    )
+
+    (resource,) = finding["Resources"]
+    assert resource["Type"] == "Other"
+    assert resource["Id"] == DIRECTORY.arn
+    assert resource["Details"]["Other"]["BucketKind"] == "directory"
+    assert resource["Details"]["Other"]["SSEAlgorithm"] == "AES256"
+    assert finding["Title"].startswith("S3 directory bucket ml--euw1-az1--x-s3 ")
