@@ -391,7 +391,8 @@ def test_starter_settings_name_the_bad_variable(environment: dict[str, str], mes
 
 
 WORKER_BASE = {"ALERT_TOPIC_ARN": "t", "WORK_QUEUE_URL": "q", "RUN_TABLE_NAME": "r",
-               "REPORT_BUCKET": "b", "STATE_TABLE_NAME": "s", "AWS_REGION": "eu-west-1"}  # fmt: skip
+               "REPORT_BUCKET": "b", "STATE_TABLE_NAME": "s",
+               "AWS_REGION": "eu-west-1"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
