@@ -96,9 +96,9 @@ class OtherBuckets:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # Directory bucket names are unique per zone (the name holds it); table bucket names per
-        # account and region.
-        self.directory: dict[tuple[str, str, str], _Bucket] = {}
+        # Directory bucket names are unique in their zone (the name holds it), whoever owns them;
+        # table bucket names per account and region.
+        self.directory: dict[tuple[str, str], _Bucket] = {}
         self.tables: dict[tuple[str, str, str], _Bucket] = {}
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
@@ -140,7 +140,7 @@ class OtherBuckets:
                 raise _Refused(405, "MethodNotAllowed", "The specified method is not allowed")
             _authorize(call, "ListAllMyDirectoryBuckets", "*")
             return self._list_directory(call)
-        key = (call.account, call.region, name)
+        key = (call.region, name)
         arn = BucketRef(name, call.account, call.region, BucketKind.DIRECTORY).arn
         if "encryption" in call.query:
             action = (
@@ -168,19 +168,20 @@ class OtherBuckets:
             return 204, {}, b""
         raise _Refused(400, "NotImplemented", f"{call.method} {call.path} is not emulated")
 
-    def _directory_bucket(self, call: _Call, key: tuple[str, str, str]) -> _Bucket:
+    def _directory_bucket(self, call: _Call, key: tuple[str, str]) -> _Bucket:
         bucket = self.directory.get(key)
         if bucket is None:
             raise _Refused(404, "NoSuchBucket", "The specified bucket does not exist")
+        # The control plane is not cross-account: another account's bucket is refused.
         owner = call.headers.get("x-amz-expected-bucket-owner")
-        if owner and owner != bucket.account:
+        if bucket.account != call.account or (owner and owner != bucket.account):
             raise _Refused(403, "AccessDenied", "Access Denied")
         return bucket
 
     def _create_directory(
-        self, call: _Call, key: tuple[str, str, str]
+        self, call: _Call, key: tuple[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        name = key[2]
+        name = key[1]
         match = _DIRECTORY_NAME.match(name)
         if match is None or len(name) > 63:
             raise _Refused(400, "InvalidBucketName", "The specified bucket is not valid.")
@@ -195,14 +196,16 @@ class OtherBuckets:
                 "and a Location Name equal to the zone in its name",
             )
         if key in self.directory:
-            raise _Refused(409, "BucketAlreadyOwnedByYou", "Your previous request succeeded")
+            if self.directory[key].account == call.account:
+                raise _Refused(409, "BucketAlreadyOwnedByYou", "Your previous request succeeded")
+            raise _Refused(409, "BucketAlreadyExists", "The requested bucket name is not available")
         self.directory[key] = _Bucket(name, call.account, call.region)
         return 200, {"Location": f"/{name}"}, b""
 
     def _list_directory(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
         buckets = sorted(
-            (b for (account, region, _), b in self.directory.items()
-             if (account, region) == (call.account, call.region)),
+            (b for b in self.directory.values()
+             if (b.account, b.region) == (call.account, call.region)),
             key=lambda bucket: bucket.name,
         )  # fmt: skip
         token = call.query.get("continuation-token")

@@ -1,0 +1,263 @@
+"""S3Reader on directory and table buckets, through boto3's normal HTTP path to the emulator
+(local/other_buckets.py): reads, listings, a vanished bucket, a refusal, and another account's
+buckets read only through that account's credentials."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.drift_monitor.credentials import AccountAccess
+from functions.drift_monitor.models import (
+    BucketKind,
+    BucketRef,
+    EncryptionRule,
+    Finding,
+    Status,
+    Trigger,
+)
+from functions.drift_monitor.permissions import OTHER_KINDS_LISTS, OTHER_KINDS_READS
+from functions.drift_monitor.s3_reader import (
+    BucketUnreadable,
+    BucketVanished,
+    EncryptionWriter,
+    ListedBucket,
+    ListingDenied,
+    S3Reader,
+)
+from functions.drift_monitor.sweep import list_regional
+from local.emulator import (
+    Emulator,
+    create_organization,
+    iam_user,
+    member_admin,
+    moto_server,
+    moto_server_with_iam,
+)
+
+KEY = "arn:aws:kms:eu-west-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ZONE = {"Type": "AvailabilityZone", "Name": "euw1-az1"}
+DIRECTORY = {"Type": "Directory", "DataRedundancy": "SingleAvailabilityZone"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def reader_for(emulator: Emulator) -> S3Reader:
+    session = emulator.session()
+    return S3Reader(AccountAccess(session, endpoint_url=emulator.endpoint))
+
+
+def create_directory_bucket(emulator: Emulator, base: str) -> BucketRef:
+    name = f"{base}--euw1-az1--x-s3"
+    emulator.client("s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"Location": ZONE, "Bucket": DIRECTORY}
+    )
+    return BucketRef(name, emulator.account, "eu-west-1", BucketKind.DIRECTORY)
+
+
+def create_table_bucket(emulator: Emulator, name: str) -> BucketRef:
+    emulator.client("s3tables").create_table_bucket(name=name)
+    return BucketRef(name, emulator.account, "eu-west-1", BucketKind.TABLE)
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Emulator]:
+    with moto_server() as emulator:
+        yield emulator
+
+
+def test_a_new_directory_bucket_reads_as_sse_s3_then_as_what_was_put(local: Emulator) -> None:
+    bucket = create_directory_bucket(local, unique("dir"))
+    reader = reader_for(local)
+
+    assert reader.read_encryption(bucket).rules == (EncryptionRule("AES256"),)
+
+    key = KEY.format(account=local.account)
+    EncryptionWriter(reader).put_encryption(
+        _finding(bucket),
+        {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                           "KMSMasterKeyID": key},
+                    "BucketKeyEnabled": True}]},
+    )  # fmt: skip
+    assert reader.read_encryption(bucket).rules == (EncryptionRule("aws:kms", key, True),)
+
+
+def test_a_table_bucket_reads_through_s3_tables_and_is_written_there(local: Emulator) -> None:
+    bucket = create_table_bucket(local, unique("lake"))
+    reader = reader_for(local)
+    key = KEY.format(account=local.account)
+
+    assert reader.read_encryption(bucket).rules == (EncryptionRule("AES256"),)
+    EncryptionWriter(reader).put_encryption(
+        _finding(bucket), {"sseAlgorithm": "aws:kms", "kmsKeyArn": key}
+    )
+    assert reader.read_encryption(bucket).rules == (EncryptionRule("aws:kms", key),)
+    # exemptTag applies to general purpose buckets only: no tags are read for other kinds
+    assert reader.read_tags(bucket) == {}
+
+
+@pytest.mark.parametrize("kind", [BucketKind.DIRECTORY, BucketKind.TABLE])
+def test_a_vanished_bucket_of_either_kind(local: Emulator, kind: BucketKind) -> None:
+    name = "gone--euw1-az1--x-s3" if kind is BucketKind.DIRECTORY else "gone-lake"
+
+    with pytest.raises(BucketVanished):
+        reader_for(local).read_encryption(BucketRef(name, local.account, "eu-west-1", kind))
+
+
+def test_listings_are_per_region_and_name_the_kind(local: Emulator) -> None:
+    directory = create_directory_bucket(local, unique("listed"))
+    table = create_table_bucket(local, unique("listed"))
+
+    listing = list_regional(reader_for(local), None, ["eu-west-1", "us-east-1"])
+
+    assert listing.errors == ()
+    assert ListedBucket(directory.name, "eu-west-1", BucketKind.DIRECTORY) in listing.buckets
+    assert ListedBucket(table.name, "eu-west-1", BucketKind.TABLE) in listing.buckets
+    assert {bucket.region for bucket in listing.buckets} == {"eu-west-1"}  # none in us-east-1
+
+
+def test_listings_page_with_continuation_tokens(
+    local: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = sorted(unique("paged") for _ in range(5))
+    for name in names:
+        create_table_bucket(local, name)
+        create_directory_bucket(local, name)
+    monkeypatch.setattr("functions.drift_monitor.s3_reader.TABLE_PAGE_SIZE", 2)
+    monkeypatch.setattr("functions.drift_monitor.s3_reader.DIRECTORY_PAGE_SIZE", 2)
+    reader = reader_for(local)
+
+    tables = [b.name for b in reader.list_table_buckets(None, "eu-west-1") if b.name in names]
+    directories = [b.name for b in reader.list_directory_buckets(None, "eu-west-1")]
+
+    assert tables == names
+    assert [f"{name}--euw1-az1--x-s3" for name in names] == [
+        name for name in directories if name.removesuffix("--euw1-az1--x-s3") in names
+    ]
+
+
+@pytest.fixture(scope="module")
+def enforced() -> Iterator[Emulator]:
+    with moto_server_with_iam() as admin:
+        yield admin
+
+
+def test_without_the_permissions_reads_are_unreadable_and_listings_reported(
+    enforced: Emulator,
+) -> None:
+    # Given buckets of both kinds and a caller allowed only general purpose S3 reads
+    directory = create_directory_bucket(enforced, unique("private"))
+    table = create_table_bucket(enforced, unique("private"))
+    s3_only = iam_user(
+        enforced,
+        unique("s3-only"),
+        [{"Action": ["s3:GetEncryptionConfiguration"], "Resource": "*"}],
+    )
+    reader = reader_for(s3_only)
+
+    # Then each read is unreadable, naming the IAM action it needs, never unencrypted
+    for bucket, permission in (
+        (directory, "s3express:GetEncryptionConfiguration"),
+        (table, "s3tables:GetTableBucketEncryption"),
+    ):
+        with pytest.raises(BucketUnreadable) as refused:
+            reader.read_encryption(bucket)
+        assert refused.value.permission == permission
+    # And a sweep's listing says what it could not list, region by region
+    listing = list_regional(reader, None, ["eu-west-1"])
+    assert listing.buckets == ()
+    assert listing.errors == (
+        "directory buckets in eu-west-1 could not be listed: AccessDenied on "
+        "s3express:ListAllMyDirectoryBuckets in eu-west-1",
+        "table buckets in eu-west-1 could not be listed: AccessDeniedException on "
+        "s3tables:ListTableBuckets in eu-west-1",
+    )
+    with pytest.raises(ListingDenied):
+        list(reader.list_table_buckets(None, "eu-west-1"))
+
+
+def test_with_exactly_the_synthesized_actions_both_kinds_read_and_list(enforced: Emulator) -> None:
+    directory = create_directory_bucket(enforced, unique("readable"))
+    table = create_table_bucket(enforced, unique("readable"))
+    account = enforced.account
+    reader = reader_for(
+        iam_user(
+            enforced,
+            unique("reader"),
+            [
+                {
+                    "Action": list(OTHER_KINDS_READS),
+                    "Resource": [
+                        f"arn:aws:s3express:*:{account}:bucket/*",
+                        f"arn:aws:s3tables:*:{account}:bucket/*",
+                    ],
+                },
+                {"Action": list(OTHER_KINDS_LISTS), "Resource": "*"},
+            ],
+        )
+    )
+
+    assert reader.read_encryption(directory).rules == (EncryptionRule("AES256"),)
+    assert reader.read_encryption(table).rules == (EncryptionRule("AES256"),)
+    listing = list_regional(reader, None, ["eu-west-1"])
+    assert listing.errors == ()
+    assert {directory.name, table.name} <= {bucket.name for bucket in listing.buckets}
+
+
+def test_another_accounts_buckets_are_its_own(local: Emulator) -> None:
+    # Given a member account with a table bucket and a directory bucket
+    (member,) = create_organization(local, [unique("member")])
+    admin = member_admin(local, member)
+    table = create_table_bucket(admin, unique("member-lake"))
+    directory = create_directory_bucket(admin, unique("member-dir"))
+
+    # Then the central account's own credentials neither list nor read them (as on AWS)
+    central = reader_for(local)
+    listed = {b.name for b in list_regional(central, None, ["eu-west-1"]).buckets}
+    assert table.name not in listed and directory.name not in listed
+    for bucket in (table, directory):
+        with pytest.raises(BucketUnreadable):
+            central.read_encryption(bucket)
+    # And the member's own credentials see both
+    mine = reader_for(admin)
+    listed = {b.name for b in list_regional(mine, None, ["eu-west-1"]).buckets}
+    assert {table.name, directory.name} <= listed
+
+
+def _finding(bucket: BucketRef) -> Finding:
+    return Finding(bucket, Status.DRIFT, None, (), Trigger(source="test"))
+
+
+def test_a_session_without_the_emulator_would_ask_aws_s_control_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # The option that makes the emulator reachable changes nothing on AWS: control-plane calls
+    # for a directory bucket go to s3express-control with plain SigV4 (service s3express)
+    reader = S3Reader(
+        AccountAccess(boto3.Session(region_name="eu-west-1", aws_access_key_id="a",
+                                    aws_secret_access_key="b"))
+    )  # fmt: skip
+    client = reader.client("eu-west-1")
+    sent: list[tuple[str, str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.append((request.url, request.headers["Authorization"].decode()))
+        raise Stop
+
+    client.meta.events.register("before-send", capture)
+    with pytest.raises(Stop):
+        client.get_bucket_encryption(Bucket="x--euw1-az1--x-s3")
+
+    ((url, authorization),) = sent
+    assert url == "https://s3express-control.eu-west-1.amazonaws.com/x--euw1-az1--x-s3?encryption"
+    assert "/eu-west-1/s3express/aws4_request" in authorization
