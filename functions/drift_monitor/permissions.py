@@ -39,7 +39,13 @@ IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"
 
 # The reader role in every member account: the event function's and the sweep's reads, no write.
-MEMBER_READER_ACTIONS = (*SWEEP_BUCKET_READS, LIST_BUCKETS, FIND_TAGGED_BUCKETS)
+MEMBER_READER_ACTIONS = (
+    *SWEEP_BUCKET_READS,
+    LIST_BUCKETS,
+    FIND_TAGGED_BUCKETS,
+    *OTHER_KINDS_READS,
+    *OTHER_KINDS_LISTS,
+)
 DEFAULT_MEMBER_ROLE_NAME = "S3EncryptionMonitorReader"
 ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")  # what IAM accepts as a role name
 # Shows in the member account's CloudTrail as the session that read its buckets.

@@ -193,31 +193,43 @@ def test_the_organization_sweep_over_3_accounts_x_3_regions(monitor: Synthesized
                 s3 = org.pipeline.s3_in(bucket.region, account)
                 s3.create_bucket(bucket.name, tags=bucket.tags, record=False)
                 s3.put_encryption(bucket.name, str(bucket.algorithm))
+        # and a member's table bucket with SSE-S3 in a watched region other than the home one,
+        # reachable only through that member's reader role (S3 Tables is not cross-account)
+        lake = f"lake-{org.members[0][-4:]}"
+        org.pipeline.s3_in("us-east-1", org.members[0]).create_table_bucket(lake, "AES256")
 
         # When the schedule starts a sweep and the workers take every item
         invocations = org.pipeline.run_sweep()
 
-        # Then one item per account (ListAccounts found them), and exactly one digest
+        # Then two items per account (ListAccounts found them): its page, and its directory and
+        # table buckets in the three regions; and exactly one digest
         assert all(i.ok for i in invocations), invocations
         assert invocations[0].response["accounts"] == 3
-        assert len(invocations) == 1 + 3
+        assert len(invocations) == 1 + 3 * 2
         (digest,) = org.pipeline.received_alerts()
         document = digest.document
         for account in accounts:
             counts = document["accounts"][account]
             # the monitor's report bucket (SSE-KMS) and its access logs (SSE-S3, tagged exempt)
             extra = 1 if account == org.central else 0
+            table = 1 if account == org.members[0] else 0
             assert counts == {
-                "buckets": 7 + 2 * extra,
+                "buckets": 7 + 2 * extra + table,
                 "compliant": 3 + extra,
-                "drift": 3,
+                "drift": 3 + table,
                 "unverifiable": 0,
                 "exempt": 1 + extra,
                 "vanished": 0,
                 "error": None,
             }, account
-        assert document["summary"]["drift"] == 9
-        assert digest.subject == "[DIGEST] 9 drifted, 0 unverifiable of 23 buckets in 3 accounts"
+        assert document["summary"]["drift"] == 10
+        assert digest.subject == "[DIGEST] 10 drifted, 0 unverifiable of 24 buckets in 3 accounts"
+        (found,) = [e for e in document["findings"] if e["bucket"] == lake]
+        assert (found["bucketKind"], found["account"], found["region"]) == (
+            "table",
+            org.members[0],
+            "us-east-1",
+        )
         regions = {(e["account"], e["region"]) for e in document["findings"]}
         assert regions == {(account, region) for account in accounts for region in REGIONS}
         # And the full report holds every bucket once, as JSON Lines and CSV, per account
@@ -225,15 +237,15 @@ def test_the_organization_sweep_over_3_accounts_x_3_regions(monitor: Synthesized
         prefix = document["report"]["uri"].split("/", 3)[3]
         jsonl = [k for k in report if k.startswith(prefix) and k.endswith(".jsonl")]
         csvs = [k for k in report if k.startswith(prefix) and k.endswith(".csv")]
-        assert len(jsonl) == len(csvs) == 3
+        assert len(jsonl) == len(csvs) == 3 * 2
         lines = [json.loads(line) for key in jsonl for line in report[key].decode().splitlines()]
-        assert len(lines) == 23
-        assert len({(line["account"], line["bucket"]) for line in lines}) == 23
+        assert len(lines) == 24
+        assert len({(line["account"], line["bucket"]) for line in lines}) == 24
         rows = [row for key in csvs for row in csv.DictReader(io.StringIO(report[key].decode()))]
         assert sorted(row["bucket"] for row in rows) == sorted(line["bucket"] for line in lines)
         manifest = json.loads(report[f"{prefix}manifest.json"])
         assert manifest["summary"] == document["summary"]
-        assert len(manifest["files"]) == 6
+        assert len(manifest["files"]) == 12
 
 
 def test_a_member_drift_is_announced_once_whichever_finds_it_first(

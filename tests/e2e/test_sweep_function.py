@@ -68,8 +68,9 @@ def test_a_mixed_account_gets_exactly_one_digest_and_a_full_report(
     # When the scheduled sweep runs once
     invocations, alerts, pipeline = sweep_once(monitor, account)
 
-    # Then one work item swept the account and one digest arrives, counting everything
-    assert len(invocations) == 2
+    # Then two work items swept the account (its page; its directory and table buckets, none
+    # here) and one digest arrives, counting everything
+    assert len(invocations) == 3
     (digest,) = alerts
     document = digest.document
     assert document["status"] == "DIGEST"

@@ -14,26 +14,40 @@ CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["
 
 BuildTemplate = Callable[..., Template]
 
-# SPEC §3 and §11: every S3 call that can change a verdict under the default policy (which has
-# an exempt tag, so tag changes count); with a grace period, creations have a rule of their own.
+# SPEC §3, §11 and §12: every call that can change a verdict under the default policy (which has
+# an exempt tag, so tag changes count), directory buckets' (S3's names) and table buckets' own;
+# with a grace period, creations have a rule of their own.
+CREATIONS = ("CreateBucket", "CreateTableBucket")
+TABLE_BUCKET_CALLS = (
+    "CreateTableBucket",
+    "PutTableBucketEncryption",
+    "DeleteTableBucketEncryption",
+    "DeleteTableBucket",
+)
 WATCHED = (
     "CreateBucket",
     "PutBucketEncryption",
     "DeleteBucketEncryption",
     "DeleteBucket",
+    *TABLE_BUCKET_CALLS,
     "PutBucketTagging",
     "DeleteBucketTagging",
 )
-IMMEDIATE = WATCHED[1:]
+IMMEDIATE = tuple(name for name in WATCHED if name not in CREATIONS)
 
 
 def s3_pattern(*event_names: str) -> dict[str, Any]:
-    """The pattern of an S3 rule, on a default bus or the central one: successful calls only."""
+    """The pattern of an S3 rule, on a default bus or the central one: successful calls only,
+    of general purpose, directory (S3 Express) and table (S3 Tables) buckets."""
     return {
-        "source": ["aws.s3"],
+        "source": ["aws.s3", "aws.s3express", "aws.s3tables"],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
-            "eventSource": ["s3.amazonaws.com"],
+            "eventSource": [
+                "s3.amazonaws.com",
+                "s3express.amazonaws.com",
+                "s3tables.amazonaws.com",
+            ],
             "eventName": list(event_names),
             "errorCode": [{"exists": False}],
         },

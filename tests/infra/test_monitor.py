@@ -11,7 +11,13 @@ from aws_cdk.assertions import Match, Template
 
 from infra.forwarding import MONITORED_EVENTS
 from infra.functions import POWERTOOLS_VERSION, powertools_layer_parameter
-from tests.infra.conftest import IMMEDIATE, BuildTemplate, s3_pattern
+from tests.infra.conftest import (
+    CREATIONS,
+    IMMEDIATE,
+    TABLE_BUCKET_CALLS,
+    BuildTemplate,
+    s3_pattern,
+)
 
 
 def _only(template: Template, resource_type: str) -> tuple[str, dict[str, Any]]:
@@ -45,7 +51,7 @@ def test_rules_match_successful_s3_calls_creations_after_the_grace_period(
     queue_id, queue = _one(template, "AWS::SQS::Queue", "MonitorLifecycleNewBucketQueue")
 
     assert rule["Properties"]["EventPattern"] == s3_pattern(*IMMEDIATE)
-    assert creations["Properties"]["EventPattern"] == s3_pattern("CreateBucket")
+    assert creations["Properties"]["EventPattern"] == s3_pattern(*CREATIONS)
     (target,) = creations["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
@@ -64,7 +70,11 @@ def test_without_grace_or_exempt_tag_one_rule_takes_creations_at_once(
         "AWS::Events::Rule", {"Properties": {"EventPattern": Match.any_value()}}
     ).values()
     assert rule["Properties"]["EventPattern"] == s3_pattern(
-        "CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption", "DeleteBucket"
+        "CreateBucket",
+        "PutBucketEncryption",
+        "DeleteBucketEncryption",
+        "DeleteBucket",
+        *TABLE_BUCKET_CALLS,
     )
     assert not template.find_resources(
         "AWS::Lambda::EventSourceMapping", {"Properties": {"FunctionName": {"Ref": function_id}}}
@@ -260,6 +270,10 @@ def test_function_can_publish_keep_and_record_but_nothing_more(template: Templat
         "logs:PutLogEvents",
         "s3:GetBucketTagging",
         "s3:GetEncryptionConfiguration",
+        # §12: directory and table buckets, read only
+        "s3express:GetEncryptionConfiguration",
+        "s3tables:GetTableBucket",
+        "s3tables:GetTableBucketEncryption",
         "sns:Publish",
         # the grace queue's event source mapping
         "sqs:ChangeMessageVisibility",
@@ -280,6 +294,18 @@ def test_function_can_publish_keep_and_record_but_nothing_more(template: Templat
     ]
     table_id, _ = _one(template, "AWS::DynamoDB::Table", "MonitorLifecycleStateTable")
     assert state["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    (other_kinds,) = [
+        s
+        for s in _statements(template, "MonitorFunctionRole")
+        if s.get("Sid") == "ReadDirectoryAndTableBuckets"
+    ]
+    # this account's directory and table buckets, in any region
+    assert other_kinds["Resource"] == [
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3express:*:",
+                           {"Ref": "AWS::AccountId"}, ":bucket/*"]]},
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3tables:*:",
+                           {"Ref": "AWS::AccountId"}, ":bucket/*"]]},
+    ]  # fmt: skip
 
 
 def test_the_state_table_is_on_demand_recoverable_encrypted_and_kept(template: Template) -> None:
@@ -535,3 +561,18 @@ def test_only_apply_may_write_bucket_encryption(build_template: BuildTemplate, m
         }
     assert variables.get("REMEDIATION") == (None if mode == "off" else mode)
     assert variables.get("REMEDIATION_LIMIT_PER_HOUR") == (None if mode == "off" else "5")
+
+    # directory and table buckets: the event function's role only, and only with apply
+    def other_writes(role_prefix: str = "") -> list[dict[str, Any]]:
+        return [
+            s
+            for s in _statements(template, role_prefix)
+            if s.get("Sid") == "RemediateDirectoryAndTableBuckets"
+        ]
+
+    assert len(other_writes()) == len(other_writes("MonitorFunctionRole")) == int(mode == "apply")
+    for statement in other_writes():
+        assert statement["Action"] == [
+            "s3express:PutEncryptionConfiguration",
+            "s3tables:PutTableBucketEncryption",
+        ]

@@ -131,6 +131,12 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
         "s3:ListAllMyBuckets",
         "s3:ListBucket",
         "s3:PutObject",
+        # §12: directory and table buckets, read and listed per region
+        "s3express:GetEncryptionConfiguration",
+        "s3express:ListAllMyDirectoryBuckets",
+        "s3tables:GetTableBucket",
+        "s3tables:GetTableBucketEncryption",
+        "s3tables:ListTableBuckets",
         "sns:Publish",
         "sqs:ChangeMessageVisibility",
         "sqs:DeleteMessage",

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from functions.drift_monitor.permissions import MEMBER_READER_ACTIONS
-from tests.infra.conftest import CDK_JSON_CONTEXT, IMMEDIATE, S3_PATTERN, s3_pattern
+from tests.infra.conftest import CDK_JSON_CONTEXT, CREATIONS, IMMEDIATE, S3_PATTERN, s3_pattern
 from tests.infra.test_monitor import _actions, _event_function, _one, _statements
 
 REGIONS = "eu-west-1,us-east-1,us-west-2"
@@ -116,7 +116,7 @@ def test_the_central_bus_takes_events_from_the_organization_only(
     _, creations = _one(template, "AWS::Events::Rule", "OrganizationMemberNewBucketRule")
     _, own_creations = _one(template, "AWS::Events::Rule", "MonitorNewBucketRule")
     assert creations["Properties"]["EventBusName"] == {"Ref": bus_id}
-    assert creations["Properties"]["EventPattern"] == s3_pattern("CreateBucket")
+    assert creations["Properties"]["EventPattern"] == s3_pattern(*CREATIONS)
     assert (
         creations["Properties"]["Targets"][0]["Arn"]
         == (own_creations["Properties"]["Targets"][0]["Arn"])
@@ -309,3 +309,6 @@ def test_the_member_reader_may_write_encryption_only_with_apply(mode: str) -> No
     )
 
     assert ("s3:PutEncryptionConfiguration" in actions) is (mode == "apply")
+    # and the same for directory and table buckets
+    assert ("s3express:PutEncryptionConfiguration" in actions) is (mode == "apply")
+    assert ("s3tables:PutTableBucketEncryption" in actions) is (mode == "apply")
