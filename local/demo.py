@@ -28,6 +28,8 @@ from .pipeline import LocalPipeline, ReceivedAlert
 from .template import SynthesizedMonitor, TemplateError
 
 IN_ACCOUNT_KEY = "alias/demo-data"
+# Directory and table buckets take a key's ARN, never an alias: the key the demo policy lists.
+APPROVED_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
     "payments-ledger": None,
     "marketing-assets": None,
@@ -149,6 +151,28 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[Step | tuple[str, str]]:
     yield (
         "payments-ledger: DeleteBucketEncryption (a downgrade)",
         "HIGH: the default encryption was removed",
+    )
+
+    # §12: the other kinds of bucket, each through its own API and its own CloudTrail source
+    s3.create_directory_bucket("ml-features--euw1-az1--x-s3")
+    yield Step(
+        "ml-features--euw1-az1--x-s3: a directory bucket (S3 Express One Zone), created with "
+        "its default SSE-S3",
+        f"evaluated {grace} s later: MEDIUM: ALGORITHM_NOT_ALLOWED, kind directory",
+        after_grace=True,
+    )
+
+    s3.create_table_bucket("analytics-lake", "aws:kms", APPROVED_KEY_ARN)
+    yield Step(
+        "analytics-lake: a table bucket (S3 Tables) created with SSE-KMS and the approved key",
+        f"evaluated {grace} s later: compliant, no alert",
+        after_grace=True,
+    )
+
+    s3.put_table_encryption("analytics-lake", "AES256")
+    yield (
+        "analytics-lake: PutTableBucketEncryption to SSE-S3",
+        "MEDIUM: ALGORITHM_NOT_ALLOWED, kind table, fix: aws s3tables put-table-bucket-encryption",
     )
 
     pipeline.put_cloudtrail_event(
@@ -330,9 +354,10 @@ def run(outdir: Path) -> int:
         summary.append(_sweep(pipeline, len(summary) + 1))
 
     print("Summary")
-    print(f"  {'bucket / case':<18} {'alert':<8} function outcome")
+    width = max(18, *(len(name) for name, _, _ in summary))
+    print(f"  {'bucket / case':<{width}} {'alert':<8} function outcome")
     for name, outcome, severity in summary:
-        print(f"  {name:<18} {severity:<8} {outcome}")
+        print(f"  {name:<{width}} {severity:<8} {outcome}")
     alerts_sent = sum(1 for _, _, severity in summary if severity != "-")
     print(
         f"\n{alerts_sent} alert emails for {len(summary)} cases, "

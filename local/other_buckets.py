@@ -53,6 +53,8 @@ _TABLE_PATH = re.compile(
     r"^/buckets/(?P<arn>arn:[^:]+:s3tables:[^:]+:\d{12}:bucket/[^/]+)(?P<encryption>/encryption)?$"
 )
 _SSE_S3 = {"algorithm": "AES256", "key": None}
+# S3 Tables' model: kmsKeyArn is a key ARN, never an alias.
+_TABLE_KEY_ARN = re.compile(r"^arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+$")
 _ALGORITHMS = ("AES256", "aws:kms")
 
 
@@ -386,6 +388,8 @@ def _table_encryption(configuration: Any) -> dict[str, str | None]:
     key = configuration.get("kmsKeyArn")
     if configuration["sseAlgorithm"] == "aws:kms" and not key:
         raise _Refused(400, "BadRequestException", "kmsKeyArn is required for aws:kms")
+    if key is not None and not _TABLE_KEY_ARN.match(str(key)):
+        raise _Refused(400, "BadRequestException", f"kmsKeyArn {key!r} is not a KMS key ARN")
     return {"algorithm": configuration["sseAlgorithm"], "key": key}
 
 

@@ -73,11 +73,16 @@ class LocalPipeline:
         }
         self.members: list[str] = []
         self._deploy()
-        self.recorded_s3 = RecordedS3(self.s3, self.put_cloudtrail_event, self.account, self.region)
+        self.recorded_s3 = RecordedS3(
+            self.s3, self.put_cloudtrail_event, self.account, self.region, self._client("s3tables")
+        )
 
     def _client(self, service: str, region: str | None = None) -> Any:
         return self._session.client(  # type: ignore[call-overload]
-            service, region_name=region or self.region, endpoint_url=self.emulator.endpoint
+            service,
+            region_name=region or self.region,
+            endpoint_url=self.emulator.endpoint,
+            config=EXPRESS_CONTROL if service == "s3" else None,
         )
 
     # -- "cdk deploy" ---------------------------------------------------------------------------

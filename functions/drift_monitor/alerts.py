@@ -164,7 +164,7 @@ def render_email(document: dict[str, Any]) -> str:
         *([f"Since:     {document['firstDetected']}"] if document.get("firstDetected") else []),
         "",
         "Observed default encryption:",
-        *_describe_observed(document["observed"]),
+        *_describe_observed(document["observed"], document.get("bucketKind")),
         "",
         "What is wrong:",
         *[f"  - {v['code']}: {v['message']}" for v in violations],
@@ -206,7 +206,11 @@ def render_notice_email(document: dict[str, Any]) -> str:
         f"Was:       {resolution['previousStatus']} ({previous})",
     ]
     if document["observed"] is not None:
-        lines += ["", "Default encryption now:", *_describe_observed(document["observed"])]
+        lines += [
+            "",
+            "Default encryption now:",
+            *_describe_observed(document["observed"], document.get("bucketKind")),
+        ]
     lines += _describe_auto_remediation(document.get("autoRemediation"))
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "notice")
     return "\n".join(lines)
@@ -281,7 +285,9 @@ def _describe_trigger(trigger: dict[str, Any]) -> str:
     )
 
 
-def _describe_observed(observed: dict[str, Any] | None) -> list[str]:
+def _describe_observed(observed: dict[str, Any] | None, kind: str | None) -> list[str]:
+    """Bucket keys and SSE-C blocking are options of general purpose buckets only."""
+    options = kind in (None, BucketKind.GENERAL_PURPOSE)
     if observed is None:
         return ["  unknown (the configuration could not be read)"]
     if not observed["rules"]:
@@ -291,10 +297,11 @@ def _describe_observed(observed: dict[str, Any] | None) -> list[str]:
         parts = [rule["algorithm"] or "(no algorithm)"]
         if rule["algorithm"] in (SSE_KMS, DSSE_KMS):
             parts.append(f"key {rule['kmsKeyId'] or 'aws/s3 (AWS managed)'}")
-        if rule["algorithm"] == SSE_KMS:
+        if options and rule["algorithm"] == SSE_KMS:
             parts.append(f"bucket key {'on' if rule['bucketKeyEnabled'] else 'off'}")
-        blocked = rule["blockedEncryptionTypes"]
-        parts.append(f"blocked uploads: {', '.join(blocked) if blocked else 'none'}")
+        if options:
+            blocked = rule["blockedEncryptionTypes"]
+            parts.append(f"blocked uploads: {', '.join(blocked) if blocked else 'none'}")
         described.append(f"  Rule {index}: " + "; ".join(parts))
     return described
 

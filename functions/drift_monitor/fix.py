@@ -89,6 +89,9 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
         for name in (fact.requested, fact.arn)
         if name
     }
+    if kind is not BucketKind.GENERAL_PURPOSE:
+        # Directory and table buckets take a key's id or ARN, never an alias.
+        keys = [key for key in keys if key is not None and not _is_alias(key)]
     for key in keys:
         if key is not None and normalize_key(key, finding.bucket) in broken:
             continue
@@ -96,6 +99,10 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
         if not rule_violations(candidate, policy, finding.bucket):
             return candidate
     return EncryptionRule(algorithm, KEY_PLACEHOLDER, bucket_key and algorithm == SSE_KMS, blocked)
+
+
+def _is_alias(key: str) -> bool:
+    return key.startswith("alias/") or ":alias/" in key
 
 
 def _region_of(key_arn: str) -> str | None:

@@ -106,6 +106,32 @@ def test_a_directory_bucket_fix_names_a_customer_key_and_blocks_nothing() -> Non
     }
 
 
+@pytest.mark.parametrize("bucket", [DIRECTORY, TABLE], ids=["directory", "table"])
+def test_an_alias_is_never_proposed_for_a_directory_or_table_bucket(bucket: BucketRef) -> None:
+    # They take a key's id or ARN only; a general purpose bucket takes the listed alias
+    alias = f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/platform"
+    policy = Policy.from_dict({"allowedKmsKeys": [alias, KEY]})
+    only_alias = Policy.from_dict({"allowedKmsKeys": [alias]})
+
+    def key_of(bucket: BucketRef, policy: Policy) -> str | None:
+        finding = judge(bucket, SSE_S3, allowedKmsKeys=list(policy.allowed_kms_keys))
+        fix = plan_fix(finding, policy)
+        assert fix is not None
+        return fix.rule.kms_key_id
+
+    assert key_of(bucket, policy) == KEY
+    assert key_of(bucket, only_alias) == KEY_PLACEHOLDER
+    assert key_of(GENERAL, only_alias) == alias
+
+
+def test_emails_leave_out_options_the_kind_does_not_have() -> None:
+    table = build_alert(judge(TABLE, TABLE_KMS, allowedAlgorithms=["AES256"]), Policy()).email
+    general = build_alert(judge(GENERAL, KMS, allowedAlgorithms=["AES256"]), Policy()).email
+
+    assert f"Rule 1: aws:kms; key {KEY}\n" in table + "\n"
+    assert "bucket key on; blocked uploads: none" in general
+
+
 def test_a_table_bucket_fix_is_put_table_bucket_encryption_with_a_listed_key() -> None:
     policy = Policy.from_dict({"allowedKmsKeys": [KEY]})
     finding = judge(TABLE, EncryptionRule("AES256"), allowedKmsKeys=[KEY])

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 import pytest
 
 from functions.drift_monitor.credentials import AccountAccess
@@ -261,3 +262,27 @@ def test_a_session_without_the_emulator_would_ask_aws_s_control_endpoint(
     ((url, authorization),) = sent
     assert url == "https://s3express-control.eu-west-1.amazonaws.com/x--euw1-az1--x-s3?encryption"
     assert "/eu-west-1/s3express/aws4_request" in authorization
+
+
+def test_the_emulator_refuses_keys_each_kind_does_not_take(local: Emulator) -> None:
+    # As S3 does: an alias for a directory bucket's key, an alias ARN for a table bucket's, and
+    # DSSE-KMS for either
+    directory = create_directory_bucket(local, unique("refuses"))
+    table = create_table_bucket(local, unique("refuses"))
+    alias = f"arn:aws:kms:eu-west-1:{local.account}:alias/platform"
+    s3, tables = local.client("s3"), local.client("s3tables")
+
+    for algorithm, key in (("aws:kms", alias), ("aws:kms:dsse", None)):
+        by_default = {"SSEAlgorithm": algorithm, **({"KMSMasterKeyID": key} if key else {})}
+        with pytest.raises(ClientError, match="InvalidArgument"):
+            s3.put_bucket_encryption(
+                Bucket=directory.name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": by_default}]
+                },
+            )
+    with pytest.raises(ClientError, match="BadRequestException"):
+        tables.put_table_bucket_encryption(
+            tableBucketARN=table.arn,
+            encryptionConfiguration={"sseAlgorithm": "aws:kms", "kmsKeyArn": alias},
+        )
