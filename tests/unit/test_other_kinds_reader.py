@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 import pytest
+from botocore.exceptions import ClientError
 
 from functions.drift_monitor.credentials import AccountAccess
 from functions.drift_monitor.models import (
