@@ -144,6 +144,7 @@ def _process(event: Any) -> dict[str, Any]:
         status=finding.status.value,
         action=settled.action.value,
         region=change.bucket.region,
+        kind=change.bucket.kind.value,
         event_name=change.trigger.event_name,
         event_id=change.trigger.event_id,
         violations=[violation.code.value for violation in finding.violations],

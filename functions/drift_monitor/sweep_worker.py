@@ -299,6 +299,7 @@ def _log_finding(finding: Finding) -> None:
             "Bucket evaluated",
             bucket=finding.bucket.name,
             region=finding.bucket.region,
+            kind=finding.bucket.kind.value,
             status=finding.status.value,
             violations=[violation.code.value for violation in finding.violations],
             detail=finding.detail,

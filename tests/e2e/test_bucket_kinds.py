@@ -179,3 +179,37 @@ def test_the_scanner_lists_and_judges_both_kinds(account: Emulator, tmp_path: An
     assert rows[directory][3:5] == ["directory", "DRIFT"]
     assert rows[table][3:5] == ["table", "COMPLIANT"]
     assert result.returncode == 1  # a drift
+
+
+def test_apply_remediates_both_kinds_through_their_own_apis(
+    synth: SynthFactory, account: Emulator
+) -> None:
+    # Given remediation on, and a directory and a table bucket created with SSE-S3
+    pipeline = LocalPipeline(synth(POLICY, remediation="apply"), account)
+    s3 = pipeline.s3_in("eu-west-1")
+    directory = f"{unique('auto')}--euw1-az1--x-s3"
+    table = unique("auto")
+    s3.create_directory_bucket(directory)
+    s3.create_table_bucket(table, "AES256")
+
+    # When their creations are evaluated
+    invocations, notices = deliver(pipeline)
+
+    # Then each got the policy's key through its own API, and one "remediated" notice
+    assert [i.response["status"] for i in invocations] == ["COMPLIANT", "COMPLIANT"]
+    assert {n.document["bucket"]: n.document["bucketKind"] for n in notices} == {
+        directory: "directory",
+        table: "table",
+    }
+    for notice in notices:
+        assert notice.document["resolution"]["remediatedAutomatically"] is True
+    rules = account.client("s3").get_bucket_encryption(Bucket=directory)[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": KEY,
+    }
+    arn = f"arn:aws:s3tables:eu-west-1:{ACCOUNT}:bucket/{table}"
+    configuration = account.client("s3tables").get_table_bucket_encryption(tableBucketARN=arn)
+    assert configuration["encryptionConfiguration"] == {"sseAlgorithm": "aws:kms", "kmsKeyArn": KEY}
