@@ -33,6 +33,10 @@ _CONTROL_PLANE_ONLY = Config(s3={"disable_s3_express_session_auth": True})  # ty
 # Listings of the kinds that are listed per region.
 DIRECTORY_PAGE_SIZE = 1000
 TABLE_PAGE_SIZE = 1000
+# S3 Express and S3 Tables are not offered in every region, and botocore knows no list of
+# where: a region without them has no endpoint (its name does not resolve). Few, quick attempts,
+# so such a region costs a sweep a second rather than a minute of retries.
+_REGIONAL_LISTING = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3)
 # GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
 _LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
 
@@ -76,6 +80,7 @@ class S3Reader:
     def __init__(self, access: AccountAccess, config: Config = RETRY_CONFIG) -> None:
         self.access = access
         self._config = config.merge(_CONTROL_PLANE_ONLY)
+        self._listing_config = self._config.merge(_REGIONAL_LISTING)
 
     @property
     def home_region(self) -> str:
@@ -127,7 +132,7 @@ class S3Reader:
 
     def list_directory_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
         """The account's directory buckets in ``region`` (listed per region, unlike ListBuckets)."""
-        client = self.client(region, account)
+        client = self.access.client("s3", region, account, self._listing_config)
         token: str | None = None
         while True:
             request: dict[str, Any] = {"MaxDirectoryBuckets": DIRECTORY_PAGE_SIZE}
@@ -148,7 +153,7 @@ class S3Reader:
     def list_table_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
         """The account's table buckets in ``region``. Those of type ``aws`` (S3 Metadata's,
         managed by AWS) are left out: their owner does not choose their encryption."""
-        client = self.tables_client(region, account)
+        client = self.access.client("s3tables", region, account, self._listing_config)
         token: str | None = None
         while True:
             request: dict[str, Any] = {"maxBuckets": TABLE_PAGE_SIZE, "type": "customer"}

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from .assessment import (
     BucketReader,
@@ -57,6 +57,8 @@ class RegionalListing:
     buckets: tuple[ListedBucket, ...]
     # What could not be listed, one line each ("directory buckets in us-west-1: AccessDenied...")
     errors: tuple[str, ...]
+    # Where the service has no endpoint, so no bucket of that kind: "table buckets in ap-east-2"
+    not_offered: tuple[str, ...] = ()
 
 
 def list_regional(
@@ -67,6 +69,7 @@ def list_regional(
     and the others go on: one region's refusal never hides another region's buckets."""
     buckets: list[ListedBucket] = []
     errors: list[str] = []
+    not_offered: list[str] = []
     for region in regions:
         for what, listing in (
             ("directory buckets", reader.list_directory_buckets),
@@ -74,9 +77,13 @@ def list_regional(
         ):
             try:
                 buckets.extend(listing(account, region))
+            except EndpointConnectionError:
+                # Inside AWS, a regional endpoint that cannot be reached does not exist: the
+                # service is not offered there, so there is nothing of that kind to list.
+                not_offered.append(f"{what} in {region}")
             except (ListingDenied, ClientError, BotoCoreError) as error:
                 errors.append(f"{what} in {region} could not be listed: {_reason(error)}")
-    return RegionalListing(tuple(buckets), tuple(errors))
+    return RegionalListing(tuple(buckets), tuple(errors), tuple(not_offered))
 
 
 def _reason(error: Exception) -> str:

@@ -126,6 +126,8 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         # region by default): the item never stops early, so it never resumes by name.
         regional = list_regional(READER, item.account, SETTINGS.regions)
         buckets, listing_errors = list(regional.buckets), regional.errors
+        if regional.not_offered:
+            logger.info("Not offered in these regions", listings=list(regional.not_offered))
         may_stop_early = False
     else:
         page = READER.list_page(item.account, item.token, SETTINGS.page_size)

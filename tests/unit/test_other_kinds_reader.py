@@ -30,7 +30,7 @@ from functions.drift_monitor.s3_reader import (
     ListingDenied,
     S3Reader,
 )
-from functions.drift_monitor.sweep import list_regional
+from functions.drift_monitor.sweep import RegionalListing, list_regional
 from local.emulator import (
     Emulator,
     create_organization,
@@ -286,3 +286,42 @@ def test_the_emulator_refuses_keys_each_kind_does_not_take(local: Emulator) -> N
             tableBucketARN=table.arn,
             encryptionConfiguration={"sseAlgorithm": "aws:kms", "kmsKeyArn": alias},
         )
+
+
+def test_a_region_without_the_service_is_skipped_not_reported_as_an_error() -> None:
+    # Given an endpoint nothing answers at (as a region where S3 Express and S3 Tables are not
+    # offered: their regional host does not exist)
+    nowhere = S3Reader(
+        AccountAccess(boto3.Session(region_name="eu-west-1", aws_access_key_id="a",
+                                    aws_secret_access_key="b"), endpoint_url="http://127.0.0.1:9")
+    )  # fmt: skip
+
+    listing = list_regional(nowhere, None, ["ap-east-2"])
+
+    # Then nothing is listed, no error is reported, and the digest is not made noisy by it
+    assert listing == RegionalListing(
+        buckets=(),
+        errors=(),
+        not_offered=("directory buckets in ap-east-2", "table buckets in ap-east-2"),
+    )
+
+
+def test_one_region_s_refusal_never_hides_another_region_s_buckets(local: Emulator) -> None:
+    directory = create_directory_bucket(local, unique("kept"))
+
+    class RefusedInUsEast1:
+        def list_directory_buckets(self, account: str | None, region: str) -> Any:
+            if region == "us-east-1":
+                raise ListingDenied("AccessDenied on s3express:ListAllMyDirectoryBuckets")
+            return reader_for(local).list_directory_buckets(account, region)
+
+        def list_table_buckets(self, account: str | None, region: str) -> Any:
+            return reader_for(local).list_table_buckets(account, region)
+
+    listing = list_regional(RefusedInUsEast1(), None, ["us-east-1", "eu-west-1"])
+
+    assert directory.name in {bucket.name for bucket in listing.buckets}
+    assert listing.errors == (
+        "directory buckets in us-east-1 could not be listed: AccessDenied on "
+        "s3express:ListAllMyDirectoryBuckets",
+    )
