@@ -22,7 +22,7 @@ from .alerts import (
     printable,
 )
 from .lifecycle import AGE_BANDS, AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE
-from .models import Finding, Severity, Status
+from .models import BucketKind, Finding, Severity, Status
 from .policy import Policy
 from .sweep import SweepResult
 
@@ -304,7 +304,11 @@ def render_digest_email(document: dict[str, Any]) -> str:
         ]
     unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
     if unreachable:
-        lines += ["", "Accounts that could not be swept (their buckets are not counted):"]
+        lines += [
+            "",
+            "Accounts that could not be swept, or only in part (what could not be listed is "
+            "not counted):",
+        ]
         lines += [f"  {account}  {error}" for account, error in unreachable.items()]
     if many:
         lines += ["", *_account_table(accounts, truncated=document["accountsTruncated"])]
@@ -350,14 +354,17 @@ def _account_table(accounts: dict[str, dict[str, Any]], *, truncated: bool) -> l
         lines.append(
             f"  {account:<14}{counts['buckets']:>9}{counts['drift']:>8}"
             f"{counts['unverifiable']:>10}{counts['exempt']:>8}"
-            + ("   could not be swept" if counts.get("error") else "")
+            + ("   not fully swept" if counts.get("error") else "")
         )
     return lines
 
 
 def _describe_entry(entry: dict[str, Any], *, with_account: bool) -> list[str]:
     where = f"{entry['account']}, {entry['region']}" if with_account else entry["region"]
-    lines = ["", f"  {entry['severity']:<7} s3://{entry['bucket']}  ({where})"]
+    # A table bucket may share its name with a general purpose bucket: it is not s3://name.
+    table = entry.get("bucketKind") == BucketKind.TABLE
+    name = f"table bucket {entry['bucket']}" if table else f"s3://{entry['bucket']}"
+    lines = ["", f"  {entry['severity']:<7} {name}  ({where})"]
     lines += [f"          {v['code']}: {v['message']}" for v in entry["violations"]]
     if entry["remediation"]:
         lines.append(f"          fix: {entry['remediation']}")
