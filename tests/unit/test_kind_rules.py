@@ -11,6 +11,7 @@ import pytest
 
 from functions.drift_monitor.alerts import build_alert, remediation_command
 from functions.drift_monitor.asff import asff_finding, finding_id
+from functions.drift_monitor.digest import build_digest, run_of_result
 from functions.drift_monitor.evaluation import evaluate
 from functions.drift_monitor.fix import KEY_PLACEHOLDER, plan_fix
 from functions.drift_monitor.models import (
@@ -24,6 +25,7 @@ from functions.drift_monitor.models import (
 )
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.state_store import state_key
+from functions.drift_monitor.sweep import SweepResult, Tally
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -187,3 +189,22 @@ def test_security_hub_names_other_kinds_as_other_resources_by_arn() -> None:
     assert resource["Details"]["Other"]["BucketKind"] == "directory"
     assert resource["Details"]["Other"]["SSEAlgorithm"] == "AES256"
     assert finding["Title"].startswith("S3 directory bucket ml--euw1-az1--x-s3 ")
+
+
+def test_the_digest_names_a_table_bucket_as_one() -> None:
+    tally = Tally(keep=lambda finding: finding.alerts)
+    tally.add(judge(TABLE, SSE_S3))
+    tally.add(judge(DIRECTORY, SSE_S3))
+    run = run_of_result(
+        SweepResult(ACCOUNT, tally, complete=True),
+        Policy(),
+        Trigger(source="sweep").to_dict(),
+        "2026-11-27T06:00:00Z",
+        "2026-11-27T06:00:09Z",
+    )
+
+    email = build_digest(run, Policy()).email
+
+    assert "table bucket analytics  (eu-west-1)" in email
+    assert "s3://ml--euw1-az1--x-s3  (eu-west-1)" in email
+    assert "s3://analytics " not in email
