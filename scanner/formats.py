@@ -13,7 +13,7 @@ from rich.table import Table
 
 from functions.drift_monitor.alerts import SCHEMA_VERSION, alert_document
 from functions.drift_monitor.digest import most_severe_first, summary
-from functions.drift_monitor.models import Finding, Status
+from functions.drift_monitor.models import BucketKind, Finding, Status
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.sweep import SweepResult
 
@@ -87,8 +87,10 @@ def print_table(scans: list[AccountScan], policy_file: Path | None) -> None:
     )
     for finding in findings:
         reason = ", ".join(violation.code.value for violation in finding.violations)
+        kind = finding.bucket.kind
         row = [
-            finding.bucket.name,
+            finding.bucket.name
+            + ("" if kind is BucketKind.GENERAL_PURPOSE else f" ({kind.value})"),
             finding.bucket.region,
             f"[{_STATUS_STYLE[finding.status]}]{finding.status.value}[/]",
             finding.severity.value if finding.severity else "",
@@ -98,9 +100,10 @@ def print_table(scans: list[AccountScan], policy_file: Path | None) -> None:
     console.print(table)
     for scanned in scans:
         if scanned.error:
-            click.echo(f"Account {scanned.account} could not be scanned: {scanned.error}")
+            what = "could not be scanned" if scanned.result is None else "was scanned only in part"
+            click.echo(f"Account {scanned.account} {what}: {scanned.error}")
     counts = summary(totals(scans))
-    unreachable = sum(1 for scanned in scans if scanned.error)
+    unreachable = sum(1 for scanned in scans if scanned.result is None)
     click.echo(
         f"{counts['buckets']} buckets: {counts['compliant']} compliant, {counts['drift']} drift, "
         f"{counts['unverifiable']} unverifiable, {counts['exempt']} exempt"

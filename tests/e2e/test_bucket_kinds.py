@@ -179,6 +179,11 @@ def test_the_scanner_lists_and_judges_both_kinds(account: Emulator, tmp_path: An
     assert rows[directory][3:5] == ["directory", "DRIFT"]
     assert rows[table][3:5] == ["table", "COMPLIANT"]
     assert result.returncode == 1  # a drift
+    # and the terminal table says the kind beside the name
+    wide = {"COLUMNS": "250"}  # one row per line
+    printed = scan(account, "--policy", str(policy), "--region", "eu-west-1", env=wide).stdout
+    assert f"{directory} (directory)" in printed
+    assert f"{table} (table)" in printed
 
 
 def test_apply_remediates_both_kinds_through_their_own_apis(

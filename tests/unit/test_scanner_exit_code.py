@@ -22,7 +22,7 @@ from scanner.cli import (
     _scan_errors,
     exit_code,
 )
-from scanner.formats import AccountScan
+from scanner.formats import AccountScan, print_table
 
 
 def result_of(*statuses: Status) -> list[AccountScan]:
@@ -108,3 +108,33 @@ def test_a_member_account_that_may_not_list_is_reported_naming_the_role() -> Non
         "arn:aws:iam::222222222222:role/Reader"
     )
     assert exit_code([scanned]) == EXIT_ERROR
+
+
+def test_an_account_scanned_in_part_says_so_and_fails_the_scan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an account whose buckets were scanned but whose table buckets could not be listed
+    tally = Tally(keep=lambda _: True)
+    tally.add(
+        Finding(
+            BucketRef("ledger", "111111111111", "eu-west-1"),
+            Status.COMPLIANT,
+            None,
+            (),
+            Trigger(source="scan"),
+        )
+    )
+    partial = AccountScan(
+        "111111111111",
+        SweepResult("111111111111", tally, complete=True),
+        "table buckets in eu-west-1 could not be listed: AccessDeniedException",
+    )
+
+    print_table([partial], None)
+    printed = capsys.readouterr().out
+
+    # Then its buckets count, the gap is named, and the scan does not pass as compliant
+    assert "Account 111111111111 was scanned only in part: table buckets in eu-west-1" in printed
+    assert "1 buckets: 1 compliant" in printed
+    assert "not scanned" not in printed
+    assert exit_code([partial]) == EXIT_ERROR
