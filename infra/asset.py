@@ -5,15 +5,26 @@ botocore 1.41 silently drops ``BlockedEncryptionTypes`` (so ``requireSseCBlocked
 bucket). The asset therefore ships boto3, botocore and their dependencies as installed in this
 project's environment (pip, ``--require-hashes``, from requirements.lock): pure Python, no Docker.
 botocore keeps the models of the services the functions call only (28 MB of models become ~3 MB).
-The asset is built once per content (a hash of our code, the pinned versions and the services)
-under ``.build/`` and reused by every synth.
+
+Lambda's ``/var/task`` is read-only, so a module without bytecode there is compiled at every cold
+start (~200 ms for botocore). The asset is therefore compiled at build time by the runtime's own
+Python version (bytecode is version-specific): ``RUNTIME_VERSION``, found as ``RUNTIME_PYTHON``,
+``python3.13`` on the PATH or a pyenv installation. Without one the asset ships without bytecode
+(and synth warns). Hash-based bytecode that is never checked against the sources, since CDK zips
+every file with the same date.
+
+The asset is built once per content (a hash of our code, the pinned versions, the services and
+the bytecode's Python) under ``.build/`` and reused by every synth.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
+import subprocess
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -48,6 +59,17 @@ SERVICES = (
 )
 
 
+# The Lambda runtime's Python (infra/functions.py RUNTIME): the bytecode must be this version's.
+RUNTIME_VERSION = (3, 13)
+
+
+@dataclass(frozen=True)
+class Asset:
+    path: Path
+    hash: str
+    bytecode_by: str | None  # the interpreter that compiled it; None: shipped without bytecode
+
+
 class AssetError(RuntimeError):
     """The environment does not hold what requirements.lock pins."""
 
@@ -58,9 +80,44 @@ def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     return {_canonical(name): pinned for name, pinned in pins if _canonical(name) in wanted}
 
 
+def runtime_python() -> str | None:
+    """An interpreter of ``RUNTIME_VERSION``, or None when this machine has none."""
+    name = "python{}.{}".format(*RUNTIME_VERSION)
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [
+        os.environ.get("RUNTIME_PYTHON"),
+        shutil.which(name),
+        *(
+            str(found)
+            for found in sorted(pyenv.glob("{}.{}.*/bin/".format(*RUNTIME_VERSION) + name))
+        ),
+    ]
+    for candidate in candidates:
+        if candidate and _version_of(candidate) == RUNTIME_VERSION:
+            return candidate
+    return None
+
+
+def _version_of(interpreter: str) -> tuple[int, int] | None:
+    try:
+        done = subprocess.run(  # noqa: S603 - this machine's interpreter, chosen by its user
+            [interpreter, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return None
+    parts = done.stdout.split()
+    if done.returncode != 0 or len(parts) != 2:
+        return None  # a pyenv shim of a version not selected, say
+    return int(parts[0]), int(parts[1])
+
+
 @cache
-def function_asset() -> tuple[Path, str]:
-    """The asset directory and its hash (the asset's identity for CDK)."""
+def function_asset() -> Asset:
+    """The asset directory, its hash (the asset's identity for CDK) and how it was compiled."""
     versions = locked_versions()
     for name in SDK_DISTRIBUTIONS:
         try:
@@ -78,14 +135,17 @@ def function_asset() -> tuple[Path, str]:
         digest.update(path.read_bytes())
     digest.update(repr(sorted(versions.items())).encode())
     digest.update(repr(SERVICES).encode())
+    interpreter = runtime_python()
+    digest.update(repr(RUNTIME_VERSION if interpreter else None).encode())
     asset_hash = digest.hexdigest()
     target = BUILD / f"function-asset-{asset_hash[:16]}"
     if not target.exists():
-        _build(target)
-    return target, asset_hash
+        build(target, interpreter)
+    return Asset(target, asset_hash, interpreter)
 
 
-def _build(target: Path) -> None:
+def build(target: Path, interpreter: str | None) -> None:
+    """Our code and the SDK into ``target``, compiled by ``interpreter`` when there is one."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     for path in _our_files():
@@ -99,6 +159,13 @@ def _build(target: Path) -> None:
             if _unused_model(relative):
                 continue
             _copy(Path(str(dist.locate_file(file))), staging / relative)
+    if interpreter:
+        subprocess.run(  # noqa: S603 - this machine's interpreter, chosen by its user
+            [interpreter, "-m", "compileall", "-q", "-j", "0",
+             "--invalidation-mode", "unchecked-hash", str(staging)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
     # Several builds may race (parallel synths): the first rename wins, the others are equal.
     try:
         staging.rename(target)

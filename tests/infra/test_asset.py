@@ -10,13 +10,22 @@ from pathlib import Path
 import pytest
 
 from infra import asset
-from infra.asset import SERVICES, AssetError, function_asset, locked_versions
+from infra.asset import (
+    RUNTIME_VERSION,
+    SERVICES,
+    AssetError,
+    build,
+    function_asset,
+    locked_versions,
+    runtime_python,
+)
+from infra.functions import RUNTIME
 
 FUNCTIONS = Path(asset.FUNCTION_CODE) / "drift_monitor"
 
 
 def test_the_asset_holds_our_code_and_the_locked_sdk() -> None:
-    path, asset_hash = function_asset()
+    path, asset_hash = function_asset().path, function_asset().hash
     versions = locked_versions()
 
     assert (path / "drift_monitor" / "handler.py").read_bytes() == (
@@ -26,11 +35,48 @@ def test_the_asset_holds_our_code_and_the_locked_sdk() -> None:
         (metadata,) = path.glob(f"{directory}-*.dist-info/METADATA")
         assert f"\nVersion: {versions[name]}\n" in metadata.read_text()
     assert len(asset_hash) == 64 and asset_hash[:16] in path.name
-    assert not list(path.rglob("__pycache__"))
+
+
+def test_the_asset_ships_bytecode_of_the_runtimes_python_never_checked_against_sources() -> None:
+    # The build machines have the runtime's Python (CI too): without it this fails, as it should
+    interpreter = runtime_python()
+    assert interpreter is not None, "no Python {}.{} on this machine".format(*RUNTIME_VERSION)
+    assert RUNTIME.name == "python{}.{}".format(*RUNTIME_VERSION)  # what Lambda runs
+    built = function_asset()
+    tag = "cpython-{}{}".format(*RUNTIME_VERSION)
+
+    assert built.bytecode_by == interpreter
+    for module in ("botocore/client.py", "boto3/session.py", "drift_monitor/handler.py"):
+        source = built.path / module
+        (pyc,) = source.parent.glob(f"__pycache__/{source.stem}.{tag}.pyc")
+        # PEP 552 flags: hash-based (bit 0), source not checked (bit 1 clear): CDK zips every
+        # file with the same date, so a timestamp check would be meaningless
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, module
+
+
+def test_without_the_runtimes_python_the_asset_ships_no_bytecode(tmp_path: Path) -> None:
+    build(tmp_path / "asset", None)
+
+    assert (tmp_path / "asset" / "drift_monitor" / "handler.py").is_file()
+    assert not list((tmp_path / "asset").rglob("__pycache__"))
+
+
+@pytest.mark.parametrize("chosen", ["/nonexistent/python3.13", sys.executable])
+def test_a_chosen_interpreter_of_another_version_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, chosen: str
+) -> None:
+    # RUNTIME_PYTHON names the interpreter; one that does not run, or runs another version
+    # (this test's own Python), is passed over for the next candidate
+    monkeypatch.setenv("RUNTIME_PYTHON", chosen)
+
+    found = runtime_python()
+
+    assert found != chosen
+    assert found is None or asset._version_of(found) == RUNTIME_VERSION
 
 
 def test_the_shipped_sdk_alone_creates_every_client_and_knows_blocked_encryption_types() -> None:
-    path, _ = function_asset()
+    path = function_asset().path
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import boto3, botocore;"
@@ -81,7 +127,7 @@ def test_the_asset_is_built_from_scratch_when_missing(
     monkeypatch.setattr(asset, "BUILD", tmp_path)
     function_asset.cache_clear()
     try:
-        path, _ = function_asset()
+        path = function_asset().path
     finally:
         function_asset.cache_clear()
 

@@ -116,7 +116,7 @@ def test_function_configuration(template: Template) -> None:
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Runtime": "python3.14",
+            "Runtime": "python3.13",  # the Python the asset's bytecode is compiled by
             "Architectures": ["arm64"],
             "Handler": "drift_monitor.handler.lambda_handler",
             "TracingConfig": {"Mode": "Active"},
@@ -184,7 +184,7 @@ def test_powertools_layer_is_the_version_the_tests_run(template: Template) -> No
         {"Type": "AWS::SSM::Parameter::Value<String>", "Default": powertools_layer_parameter()}
     ]
     assert powertools_layer_parameter() == (
-        f"/aws/service/powertools/python/arm64/python3.14/{POWERTOOLS_VERSION}"
+        f"/aws/service/powertools/python/arm64/python3.13/{POWERTOOLS_VERSION}"
     )
 
 

@@ -15,7 +15,7 @@ from aws_cdk import aws_sqs as sqs
 import app as cdk_app
 from app import build_app
 from infra.config import CONTEXT_KEYS, ConfigError, MonitorProps, props_from_context
-from infra.functions import FUNCTION_CODE
+from infra.functions import FUNCTION_CODE, RUNTIME
 from tests.conftest import REPO
 from tests.infra.conftest import CDK_JSON_CONTEXT
 
@@ -200,7 +200,7 @@ def test_cfn_lint_reports_no_error_in_any_template(synthesized: Path) -> None:
     assert result.stdout == "", result.stdout
 
 
-def test_the_asset_is_the_function_code_and_the_locked_sdk_without_bytecode(
+def test_the_asset_is_the_function_code_and_the_locked_sdk_with_the_runtimes_bytecode(
     synthesized: Path,
 ) -> None:
     template = json.loads((synthesized / "S3EncryptionDriftMonitor.template.json").read_text())
@@ -214,11 +214,15 @@ def test_the_asset_is_the_function_code_and_the_locked_sdk_without_bytecode(
         for p in FUNCTION_CODE.rglob("*.py")
         if "__pycache__" not in p.parts
     }
-    ours = {path for path in shipped if path.startswith("drift_monitor/")}
+    compiled = {path for path in shipped if "__pycache__" in path}
+    ours = {path for path in shipped - compiled if path.startswith("drift_monitor/")}
     assert ours == source
-    # the rest is the AWS SDK of requirements.lock (tests/infra/test_asset.py), nothing compiled
+    # the rest is the AWS SDK of requirements.lock (tests/infra/test_asset.py)
     assert {path.split("/")[0] for path in shipped - ours} >= {"boto3", "botocore", "urllib3"}
-    assert not [path for path in shipped if path.endswith(".pyc") or "__pycache__" in path]
+    # and bytecode of the runtime's Python only, one per module: none left by the tests' Python
+    tag = RUNTIME.name.replace("python", "cpython-").replace(".", "")
+    assert {path.rsplit(".", 2)[-2] for path in compiled} == {tag}
+    assert {f"drift_monitor/__pycache__/{Path(path).stem}.{tag}.pyc" for path in source} <= compiled
 
 
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
