@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from functions.drift_monitor.credentials import AccountAccess
 from functions.drift_monitor.models import (
@@ -325,3 +326,38 @@ def test_one_region_s_refusal_never_hides_another_region_s_buckets(local: Emulat
         "directory buckets in us-east-1 could not be listed: AccessDenied on "
         "s3express:ListAllMyDirectoryBuckets",
     )
+
+
+def test_a_table_bucket_without_an_encryption_configuration_is_told_from_a_deleted_one() -> None:
+    # Real S3 Tables answers NotFoundException both for a missing bucket and, per its API
+    # reference, for a missing configuration: GetTableBucket tells them apart
+    reader = S3Reader(AccountAccess(boto3.Session(region_name="eu-west-1")))
+    bucket = BucketRef("lake", "123456789012", "eu-west-1", BucketKind.TABLE)
+    stubber = Stubber(reader.tables_client("eu-west-1"))
+    stubber.activate()
+    arn = {"tableBucketARN": bucket.arn}
+    summary = {
+        "arn": bucket.arn,
+        "name": "lake",
+        "ownerAccountId": "123456789012",
+        "createdAt": "2026-11-27T10:00:00Z",
+    }
+
+    def refuse(operation: str, code: str) -> None:
+        status = 404 if code == "NotFoundException" else 403
+        stubber.add_client_error(operation, code, http_status_code=status, expected_params=arn)
+
+    refuse("get_table_bucket_encryption", "NotFoundException")
+    stubber.add_response("get_table_bucket", summary, arn)
+    refuse("get_table_bucket_encryption", "NotFoundException")
+    refuse("get_table_bucket", "NotFoundException")
+    refuse("get_table_bucket_encryption", "NotFoundException")
+    refuse("get_table_bucket", "AccessDeniedException")
+
+    assert reader.read_encryption(bucket).rules == ()  # exists, no configuration
+    with pytest.raises(BucketVanished):
+        reader.read_encryption(bucket)
+    with pytest.raises(BucketUnreadable) as refused:
+        reader.read_encryption(bucket)
+    assert refused.value.permission == "s3tables:GetTableBucket"
+    stubber.assert_no_pending_responses()
