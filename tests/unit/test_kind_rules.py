@@ -86,6 +86,9 @@ def test_a_policy_no_directory_bucket_can_meet_says_so() -> None:
     assert violation.code.value == "ALGORITHM_NOT_ALLOWED"
     assert "supports only AES256, aws:kms" in violation.message
     assert "exemptBuckets" in violation.message
+    # and no fix is complete (remediation never applies something that would still drift)
+    fix = plan_fix(finding, Policy.from_dict({"allowedAlgorithms": ["aws:kms:dsse"]}))
+    assert fix is not None and not fix.complete
 
 
 def test_a_directory_bucket_fix_names_a_customer_key_and_blocks_nothing() -> None:
