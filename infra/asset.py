@@ -61,6 +61,10 @@ SERVICES = (
 
 # The Lambda runtime's Python (infra/functions.py RUNTIME): the bytecode must be this version's.
 RUNTIME_VERSION = (3, 13)
+LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the asset
+# Hash-based bytecode never checked against the sources (CDK zips every file with one date);
+# -s/-p below: tracebacks name the files where Lambda puts them, not the build folder.
+_COMPILE_OPTIONS = ("-q", "-j", "0", "--invalidation-mode", "unchecked-hash")
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,9 @@ def function_asset() -> Asset:
     digest.update(repr(sorted(versions.items())).encode())
     digest.update(repr(SERVICES).encode())
     interpreter = runtime_python()
-    digest.update(repr(RUNTIME_VERSION if interpreter else None).encode())
+    # How it is compiled is part of its content: a change of options builds it anew.
+    compiled = (RUNTIME_VERSION, LAMBDA_TASK_ROOT, _COMPILE_OPTIONS) if interpreter else None
+    digest.update(repr(compiled).encode())
     asset_hash = digest.hexdigest()
     target = BUILD / f"function-asset-{asset_hash[:16]}"
     if not target.exists():
@@ -161,8 +167,8 @@ def build(target: Path, interpreter: str | None) -> None:
             _copy(Path(str(dist.locate_file(file))), staging / relative)
     if interpreter:
         subprocess.run(  # noqa: S603 - this machine's interpreter, chosen by its user
-            [interpreter, "-m", "compileall", "-q", "-j", "0",
-             "--invalidation-mode", "unchecked-hash", str(staging)],
+            [interpreter, "-m", "compileall", *_COMPILE_OPTIONS,
+             "-s", str(staging), "-p", LAMBDA_TASK_ROOT, str(staging)],
             check=True,
             capture_output=True,
         )  # fmt: skip

@@ -52,6 +52,8 @@ def test_the_asset_ships_bytecode_of_the_runtimes_python_never_checked_against_s
         # PEP 552 flags: hash-based (bit 0), source not checked (bit 1 clear): CDK zips every
         # file with the same date, so a timestamp check would be meaningless
         assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01, module
+        # and tracebacks name the file where Lambda unpacks it
+        assert f"/var/task/{module}".encode() in pyc.read_bytes(), module
 
 
 def test_without_the_runtimes_python_the_asset_ships_no_bytecode(tmp_path: Path) -> None:
