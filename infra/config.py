@@ -16,7 +16,7 @@ from functions.drift_monitor.policy import Policy, PolicyError
 from functions.drift_monitor.settings import (
     DEFAULT_REMEDIATION_LIMIT,
     MAX_REMEDIATION_LIMIT,
-    REMEDIATION_MODES,
+    Mode,
 )
 
 from .forwarding import monitored_events
@@ -65,13 +65,13 @@ class MonitorProps:
     # None: off; "default": this account's default bus; otherwise the ARN of a bus.
     event_bus_output: str | None = None
     # §12: off | dry-run | apply, and the most buckets remediation may change per hour.
-    remediation: str = "off"
+    remediation: Mode = Mode.OFF
     remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
 
     @property
     def remediates(self) -> bool:
         """Whether the monitor may write bucket encryption (``apply``)."""
-        return self.remediation == "apply"
+        return self.remediation is Mode.APPLY
 
     @property
     def home_region(self) -> str | None:
@@ -139,57 +139,58 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
         digest_when_compliant=_flag(
             "sweepDigestWhenCompliant", context.get("sweepDigestWhenCompliant")
         ),
-        report_retention_days=_days(
+        report_retention_days=_whole(
             "sweepReportRetentionDays",
             context.get("sweepReportRetentionDays"),
             DEFAULT_REPORT_RETENTION_DAYS,
+            1,
+            3650,
+            unit=" of days",
         ),
         regions=_regions(context.get("regions"), context.get("homeRegion")),
         organization=_organization(context),
-        new_bucket_grace_seconds=_grace(context.get("newBucketGraceSeconds")),
+        new_bucket_grace_seconds=_whole(
+            "newBucketGraceSeconds",
+            context.get("newBucketGraceSeconds"),
+            DEFAULT_GRACE_SECONDS,
+            0,
+            MAX_GRACE_SECONDS,
+            unit=" of seconds",
+            why=" (SQS's longest delay)",
+        ),
         security_hub=_flag("securityHub", context.get("securityHub")),
         event_bus_output=_event_bus_output(context.get("eventBusOutput")),
         remediation=_remediation(context.get("remediation")),
-        remediation_limit_per_hour=_limit(context.get("remediationLimitPerHour")),
+        remediation_limit_per_hour=_whole(
+            "remediationLimitPerHour",
+            context.get("remediationLimitPerHour"),
+            DEFAULT_REMEDIATION_LIMIT,
+            1,
+            MAX_REMEDIATION_LIMIT,
+        ),
     )
 
 
-def _remediation(value: Any) -> str:
+def _remediation(value: Any) -> Mode:
     if value is None or value == "":
-        return "off"
-    if value not in REMEDIATION_MODES:
-        raise ConfigError(
-            f"context 'remediation' must be one of {', '.join(REMEDIATION_MODES)}, got {value!r}"
-        )
-    return str(value)
+        return Mode.OFF
+    if value not in list(Mode):
+        raise ConfigError(f"context 'remediation' must be one of {', '.join(Mode)}, got {value!r}")
+    return Mode(value)
 
 
-def _limit(value: Any) -> int:
+def _whole(
+    name: str, value: Any, default: int, low: int, high: int, *, unit: str = "", why: str = ""
+) -> int:
+    """A whole number from ``low`` to ``high`` (from cdk.json, or a string from ``-c``)."""
     if value is None or value == "":
-        return DEFAULT_REMEDIATION_LIMIT
+        return default
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= MAX_REMEDIATION_LIMIT
-    ):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(
-            "context 'remediationLimitPerHour' must be a whole number from 1 to "
-            f"{MAX_REMEDIATION_LIMIT}, got {value!r}"
-        )
-    return value
-
-
-def _grace(value: Any) -> int:
-    if value is None or value == "":
-        return DEFAULT_GRACE_SECONDS
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRACE_SECONDS:
-        raise ConfigError(
-            f"context 'newBucketGraceSeconds' must be a whole number of seconds from 0 to "
-            f"{MAX_GRACE_SECONDS} (SQS's longest delay), got {value!r}"
+            f"context '{name}' must be a whole number{unit} from {low} to {high}{why}, "
+            f"got {value!r}"
         )
     return value
 
@@ -395,13 +396,3 @@ def _organization(context: dict[str, Any]) -> OrganizationProps | None:
         accounts=tuple(dict.fromkeys(accounts)),
         stack_set_call_as=call_as,
     )
-
-
-def _days(name: str, value: Any, default: int) -> int:
-    if value is None or value == "":
-        return default
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
-        raise ConfigError(f"context '{name}' must be a whole number of days from 1 to 3650")
-    return value

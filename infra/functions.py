@@ -151,13 +151,7 @@ class MonitoredFunction:
         )
 
     def read_buckets(self, sid: str, actions: tuple[str, ...]) -> None:
-        """Bucket ARNs carry no account: the account condition keeps reads to this account."""
-        self.allow(
-            sid,
-            actions,
-            ["arn:aws:s3:::*"],
-            {"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
-        )
+        self.role.add_to_policy(this_accounts_buckets(sid, actions))
 
     def read_other_kinds(self, *, lists: bool, remediates: bool) -> None:
         """Directory and table buckets (§12): their reads, their listings for a sweep, and
@@ -181,6 +175,17 @@ class MonitoredFunction:
         """Encrypt and decrypt with ``key`` (SQS, SNS, DynamoDB and S3 use it on our behalf).
         Not ``key.grant_encrypt_decrypt``: it grants wildcard actions."""
         self.allow(sid, ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
+
+
+def this_accounts_buckets(sid: str, actions: tuple[str, ...]) -> iam.PolicyStatement:
+    """General purpose bucket ARNs carry no account: the account condition keeps the actions to
+    this account's buckets."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=list(actions),
+        resources=["arn:aws:s3:::*"],
+        conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
+    )
 
 
 def other_kinds_statements(*, lists: bool, remediates: bool) -> list[iam.PolicyStatement]:

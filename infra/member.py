@@ -17,7 +17,6 @@ from typing import Any
 
 from aws_cdk import (
     Acknowledgment,
-    Aws,
     BootstraplessSynthesizer,
     CfnParameter,
     Stack,
@@ -40,6 +39,7 @@ from .functions import (
     acknowledge_other_kinds,
     describe_keys_statement,
     other_kinds_statements,
+    this_accounts_buckets,
 )
 
 # Parameter names, shared with the StackSets that fill them in.
@@ -140,22 +140,12 @@ class MemberReaderStack(_MemberStack):
 def reader_policy(*, key_checks: bool, remediates: bool) -> iam.PolicyDocument:
     """Exactly what the event function and the sweep call in a member account: reads, and the
     one write remediation makes only when it is ``apply``."""
-    remediation = iam.PolicyStatement(
-        sid="RemediateBucketsOfThisAccount",
-        actions=[PUT_ENCRYPTION],
-        resources=["arn:aws:s3:::*"],
-        conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
-    )
+    remediation = this_accounts_buckets("RemediateBucketsOfThisAccount", (PUT_ENCRYPTION,))
     return iam.PolicyDocument(
         statements=[
             *([describe_keys_statement()] if key_checks else []),
             *([remediation] if remediates else []),
-            iam.PolicyStatement(
-                sid="ReadBucketsOfThisAccount",
-                actions=list(SWEEP_BUCKET_READS),
-                resources=["arn:aws:s3:::*"],
-                conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
-            ),
+            this_accounts_buckets("ReadBucketsOfThisAccount", SWEEP_BUCKET_READS),
             iam.PolicyStatement(
                 sid="ListBucketsAndFindExemptOnes",
                 actions=[LIST_BUCKETS, FIND_TAGGED_BUCKETS],

@@ -25,6 +25,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from functions.drift_monitor.permissions import EVENT_BUCKET_READS, PUT_ENCRYPTION
+from functions.drift_monitor.settings import Mode
 
 from .config import MonitorProps
 from .forwarding import CREATIONS, s3_change_pattern
@@ -243,8 +244,8 @@ class EncryptionDriftMonitor(Construct):
         monitored.read_buckets("ReadBucketsInThisAccount", EVENT_BUCKET_READS)
         monitored.read_other_kinds(lists=False, remediates=props.remediates)
         monitored.look_up_keys(props.policy)
-        if props.remediation != "off":
-            monitored.function.add_environment("REMEDIATION", props.remediation)
+        if props.remediation is not Mode.OFF:
+            monitored.function.add_environment("REMEDIATION", props.remediation.value)
             monitored.function.add_environment(
                 "REMEDIATION_LIMIT_PER_HOUR", str(props.remediation_limit_per_hour)
             )

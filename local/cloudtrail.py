@@ -162,10 +162,6 @@ class RecordedS3:
             },
         )
 
-    def delete_directory_bucket(self, bucket: str) -> None:
-        self._s3.delete_bucket(Bucket=bucket)
-        self._record("DeleteBucket", bucket, kind=BucketKind.DIRECTORY)
-
     # -- table buckets (S3 Tables) ---------------------------------------------------------------
 
     def create_table_bucket(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .clock import Remembered
 from .credentials import AccountAccess, error_code, is_denied
 
 # Organizations reports an account's life cycle in ``State`` (since 2025) and, before that, in
@@ -47,9 +47,7 @@ class OrganizationDirectory:
         self, organizations: Callable[[], Any], clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._organizations = organizations
-        self._clock = clock
-        self._listed: tuple[float, frozenset[str] | None] | None = None
-        self._lock = threading.Lock()
+        self._listing: Remembered[frozenset[str] | None] = Remembered(self.CACHE_SECONDS, clock)
 
     @classmethod
     def of(cls, access: AccountAccess) -> OrganizationDirectory:
@@ -57,17 +55,12 @@ class OrganizationDirectory:
         return cls(lambda: access.client("organizations", access.home_region))
 
     def accounts(self) -> frozenset[str] | None:
-        with self._lock:
-            now = self._clock()
-            if self._listed is not None and now - self._listed[0] < self.CACHE_SECONDS:
-                return self._listed[1]
-            try:
-                listed: frozenset[str] | None = frozenset(
-                    organization_accounts(self._organizations())
-                )
-            except ClientError as error:
-                if not is_denied(error) and error_code(error) not in _NOT_IN_AN_ORGANIZATION:
-                    raise
-                listed = None
-            self._listed = (now, listed)
-            return listed
+        return self._listing.get("accounts", self._list)
+
+    def _list(self) -> frozenset[str] | None:
+        try:
+            return frozenset(organization_accounts(self._organizations()))
+        except ClientError as error:
+            if not is_denied(error) and error_code(error) not in _NOT_IN_AN_ORGANIZATION:
+                raise
+            return None

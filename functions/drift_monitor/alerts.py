@@ -15,7 +15,6 @@ from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
 from .models import BucketKind, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
-from .remediation import Remediation
 
 if TYPE_CHECKING:
     from .remediation import Remediation

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from .credentials import RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate, names_foreign_key
 from .models import (
+    BucketKind,
     BucketRef,
     Code,
     EncryptionRule,
@@ -82,7 +83,12 @@ def assess(
         finding = role_refused(bucket, trigger, refused)
         if policy.is_exempt_name(bucket.name):
             return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
-    if not finding.alerts or policy.exempt_tag is None:
+    # exemptTag exempts general purpose buckets only: other kinds' tags are not read (§12).
+    if (
+        not finding.alerts
+        or policy.exempt_tag is None
+        or bucket.kind is not BucketKind.GENERAL_PURPOSE
+    ):
         return finding
     return _apply_exempt_tag(finding, policy.exempt_tag, reader, exempt_tags)
 

@@ -1,8 +1,15 @@
-"""Timestamps as the monitor writes them: ISO 8601 in UTC to the second, with a ``Z``."""
+"""Timestamps as the monitor writes them (ISO 8601 in UTC to the second, with a ``Z``), and
+answers remembered for a while."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
 
 
 def iso(moment: datetime | None = None) -> str:
@@ -22,3 +29,25 @@ def parse_iso(text: str) -> datetime:
 
 def epoch_ms(moment: datetime | None = None) -> int:
     return int((moment or datetime.now(UTC)).timestamp() * 1000)
+
+
+class Remembered(Generic[V]):
+    """Values computed once per key and kept ``seconds``. One lock around lookup and computation:
+    sixteen sweep threads asking for a new key at once make one call, not sixteen (the keys
+    remembered are few, the wait is short)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._values: dict[Hashable, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        with self._lock:
+            now = self._clock()
+            kept = self._values.get(key)
+            if kept is not None and now - kept[0] < self._seconds:
+                return kept[1]
+            value = compute()
+            self._values[key] = (now, value)
+            return value

@@ -26,7 +26,7 @@ from .models import BucketRef, Finding, Trigger
 from .notifier import Notifier, Remediated
 from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
-from .settings import load_settings
+from .settings import Mode, load_settings
 from .state_store import StateStore
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
 
@@ -86,13 +86,13 @@ NOTIFIER = Notifier(
     SETTINGS.policy,
 )
 REMEDIATOR: Remediator | None = None
-if SETTINGS.remediation != "off":
+if SETTINGS.remediation is not Mode.OFF:
     # Imported only when remediation is on (cold start).
-    from .remediation import Mode, Remediator
+    from .remediation import Remediator
     from .s3_reader import EncryptionWriter
 
     REMEDIATOR = Remediator(
-        Mode(SETTINGS.remediation),
+        SETTINGS.remediation,
         limit_per_hour=SETTINGS.remediation_limit_per_hour,
         policy=SETTINGS.policy,
         writer=EncryptionWriter(READER),
@@ -167,7 +167,7 @@ def _assess(bucket: BucketRef, trigger: Trigger) -> Finding:
 def _remediation_metric(outcome: Remediation) -> str:
     if outcome.applied:
         return "Remediated" if outcome.verified else "RemediationNotVerified"
-    return "RemediationsDryRun" if outcome.mode == "dry-run" else "RemediationsRefused"
+    return "RemediationsDryRun" if outcome.mode is Mode.DRY_RUN else "RemediationsRefused"
 
 
 def _is_sqs_batch(event: Any) -> bool:

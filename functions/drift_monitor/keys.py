@@ -7,12 +7,12 @@ described, typical of another account's key, is "unknown", never a violation.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 
 from botocore.exceptions import ClientError
 
+from .clock import Remembered
 from .credentials import AccountAccess, RoleRefused, error_code, is_denied
 from .evaluation import AWS_MANAGED_ALIAS, normalize_key
 from .models import BucketRef, EncryptionRule, KeyFact
@@ -26,9 +26,7 @@ CACHE_SECONDS = 900
 class KeyDirectory:
     def __init__(self, access: AccountAccess, clock: Callable[[], float] = time.monotonic) -> None:
         self._access = access
-        self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, KeyFact]] = {}
-        self._lock = threading.Lock()
+        self._facts: Remembered[KeyFact] = Remembered(CACHE_SECONDS, clock)
 
     def facts(
         self, bucket: BucketRef, rules: Iterable[EncryptionRule], policy: Policy
@@ -46,17 +44,7 @@ class KeyDirectory:
         return {key: self.describe(key, bucket) for key in sorted(wanted)}
 
     def describe(self, key: str, bucket: BucketRef) -> KeyFact:
-        # One lock around lookup and call: sixteen sweep threads meeting a new key at once make
-        # one DescribeKey, not sixteen (keys are few; the wait is short).
-        cache_key = (bucket.account, key)
-        with self._lock:
-            now = self._clock()
-            cached = self._cache.get(cache_key)
-            if cached is not None and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
-            fact = self._describe(key, bucket)
-            self._cache[cache_key] = (now, fact)
-            return fact
+        return self._facts.get((bucket.account, key), lambda: self._describe(key, bucket))
 
     def _describe(self, key: str, bucket: BucketRef) -> KeyFact:
         parsed = KmsArn.parse(key)

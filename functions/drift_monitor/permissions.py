@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .models import BucketKind
+
 # What the event function reads of a bucket (the tags only on the drift path).
 EVENT_BUCKET_READS = ("s3:GetEncryptionConfiguration", "s3:GetBucketTagging")
 # What a sweep reads of each bucket: the location only where the listing lacks the region.
@@ -27,13 +29,27 @@ DESCRIBE_KEY = "kms:DescribeKey"
 PUT_ENCRYPTION = "s3:PutEncryptionConfiguration"
 # §12: directory buckets (S3 Express One Zone) and table buckets (S3 Tables), read in their
 # own account like general purpose buckets (neither API allows cross-account calls).
+# The action that reads, and the one that writes, a bucket's default encryption, by kind.
+READ_ENCRYPTION = {
+    BucketKind.GENERAL_PURPOSE: "s3:GetEncryptionConfiguration",
+    BucketKind.DIRECTORY: "s3express:GetEncryptionConfiguration",
+    BucketKind.TABLE: "s3tables:GetTableBucketEncryption",
+}
+WRITE_ENCRYPTION = {
+    BucketKind.GENERAL_PURPOSE: PUT_ENCRYPTION,
+    BucketKind.DIRECTORY: "s3express:PutEncryptionConfiguration",
+    BucketKind.TABLE: "s3tables:PutTableBucketEncryption",
+}
+GET_TABLE_BUCKET = "s3tables:GetTableBucket"  # only to tell a missing bucket from its config
 OTHER_KINDS_READS = (
-    "s3express:GetEncryptionConfiguration",
-    "s3tables:GetTableBucketEncryption",
-    "s3tables:GetTableBucket",  # only to tell a missing bucket from a missing configuration
+    READ_ENCRYPTION[BucketKind.DIRECTORY],
+    READ_ENCRYPTION[BucketKind.TABLE],
+    GET_TABLE_BUCKET,
 )
-OTHER_KINDS_LISTS = ("s3express:ListAllMyDirectoryBuckets", "s3tables:ListTableBuckets")
-OTHER_KINDS_WRITES = ("s3express:PutEncryptionConfiguration", "s3tables:PutTableBucketEncryption")
+LIST_DIRECTORY_BUCKETS = "s3express:ListAllMyDirectoryBuckets"
+LIST_TABLE_BUCKETS = "s3tables:ListTableBuckets"
+OTHER_KINDS_LISTS = (LIST_DIRECTORY_BUCKETS, LIST_TABLE_BUCKETS)
+OTHER_KINDS_WRITES = (WRITE_ENCRYPTION[BucketKind.DIRECTORY], WRITE_ENCRYPTION[BucketKind.TABLE])
 # The optional outputs, granted only when turned on.
 IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"

@@ -1,7 +1,8 @@
 """Remediation (SPEC §12): put the fix command's configuration back, when asked and when safe.
 
 ``off`` does nothing; ``dry-run`` says in the alert exactly what it would apply; ``apply`` sends
-``PutBucketEncryption`` (with ``ExpectedBucketOwner``) only for a DRIFT finding (so never an
+``PutBucketEncryption`` (with ``ExpectedBucketOwner``; ``PutTableBucketEncryption`` for a
+table bucket) only for a DRIFT finding (so never an
 exempt or unreadable bucket) whose fix is complete (a key the policy allows was found), within
 ``remediationLimitPerHour``, then reads the bucket again. A refusal is reported, never retried:
 the next change to the bucket is the next chance.
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -20,14 +20,9 @@ from botocore.exceptions import ClientError
 from .credentials import RoleRefused, error_code, is_denied
 from .fix import plan_fix
 from .models import Finding, Status
-from .permissions import PUT_ENCRYPTION
+from .permissions import WRITE_ENCRYPTION
 from .policy import Policy
-
-
-class Mode(StrEnum):
-    OFF = "off"
-    DRY_RUN = "dry-run"
-    APPLY = "apply"
+from .settings import Mode
 
 
 @dataclass(frozen=True)
@@ -111,9 +106,9 @@ class Remediator:
             return finding, Remediation(
                 self._mode,
                 configuration,
-                reason=f"{error_code(error)} on {PUT_ENCRYPTION}: an SCP, a Control Tower "
-                "guardrail, a permissions boundary or the bucket policy denies it, or the "
-                "monitor may only read this account",
+                reason=f"{error_code(error)} on {WRITE_ENCRYPTION[finding.bucket.kind]}: an SCP, "
+                "a Control Tower guardrail, a permissions boundary or the bucket policy denies "
+                "it, or the monitor may only read this account",
             )
         after = self._reassess(finding)
         verified = after.status is Status.COMPLIANT

@@ -16,6 +16,12 @@ from botocore.exceptions import ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
 from .models import BucketKind, BucketRef, EncryptionRule, Finding, ObservedEncryption
+from .permissions import (
+    GET_TABLE_BUCKET,
+    LIST_DIRECTORY_BUCKETS,
+    LIST_TABLE_BUCKETS,
+    READ_ENCRYPTION,
+)
 from .settings import LIST_PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -139,10 +145,7 @@ class S3Reader:
             if token:
                 request["ContinuationToken"] = token
             response = _listing(
-                client.list_directory_buckets,
-                request,
-                "s3express:ListAllMyDirectoryBuckets",
-                region,
+                client.list_directory_buckets, request, LIST_DIRECTORY_BUCKETS, region
             )
             for bucket in response.get("Buckets", []):
                 yield ListedBucket(bucket["Name"], region, BucketKind.DIRECTORY)
@@ -159,9 +162,7 @@ class S3Reader:
             request: dict[str, Any] = {"maxBuckets": TABLE_PAGE_SIZE, "type": "customer"}
             if token:
                 request["continuationToken"] = token
-            response = _listing(
-                client.list_table_buckets, request, "s3tables:ListTableBuckets", region
-            )
+            response = _listing(client.list_table_buckets, request, LIST_TABLE_BUCKETS, region)
             for bucket in response.get("tableBuckets", []):
                 yield ListedBucket(bucket["name"], region, BucketKind.TABLE)
             token = response.get("continuationToken") or None
@@ -189,7 +190,7 @@ class S3Reader:
         except ClientError as error:
             if error_code(error) == _NO_CONFIGURATION:
                 return ObservedEncryption(bucket=bucket, rules=())
-            raise _translate(error, bucket, _READ_PERMISSION[bucket.kind]) from error
+            raise _translate(error, bucket, READ_ENCRYPTION[bucket.kind]) from error
         configuration = response.get("ServerSideEncryptionConfiguration", {})
         rules = tuple(parse_rule(rule) for rule in configuration.get("Rules", []))
         return ObservedEncryption(bucket=bucket, rules=rules)
@@ -200,14 +201,14 @@ class S3Reader:
             response = client.get_table_bucket_encryption(tableBucketARN=bucket.arn)
         except ClientError as error:
             if error_code(error) != _TABLE_NOT_FOUND:
-                raise _translate(error, bucket, "s3tables:GetTableBucketEncryption") from error
+                raise _translate(error, bucket, READ_ENCRYPTION[bucket.kind]) from error
             # The bucket, or only its encryption configuration, is missing: ask which.
             try:
                 client.get_table_bucket(tableBucketARN=bucket.arn)
             except ClientError as missing:
                 if error_code(missing) == _TABLE_NOT_FOUND:
                     raise BucketVanished(f"table bucket {bucket.arn} no longer exists") from missing
-                raise _translate(missing, bucket, "s3tables:GetTableBucket") from missing
+                raise _translate(missing, bucket, GET_TABLE_BUCKET) from missing
             return ObservedEncryption(bucket=bucket, rules=())
         configuration = response.get("encryptionConfiguration") or {}
         rule = EncryptionRule(
@@ -218,9 +219,7 @@ class S3Reader:
 
     def read_tags(self, bucket: BucketRef) -> dict[str, str]:
         if bucket.kind is not BucketKind.GENERAL_PURPOSE:
-            # exemptTag applies to general purpose buckets; the others are exempted by name
-            # (exemptBuckets). No tags: a drift alerts rather than stays silent.
-            return {}
+            return {}  # no tag API for other kinds here; ``assess`` never asks (exemptTag)
         try:
             response = self.client(bucket.region, bucket.account).get_bucket_tagging(
                 Bucket=bucket.name, ExpectedBucketOwner=bucket.account
@@ -230,12 +229,6 @@ class S3Reader:
                 return {}
             raise _translate(error, bucket, "s3:GetBucketTagging") from error
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
-
-
-_READ_PERMISSION = {
-    BucketKind.GENERAL_PURPOSE: "s3:GetEncryptionConfiguration",
-    BucketKind.DIRECTORY: "s3express:GetEncryptionConfiguration",
-}
 
 
 def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:

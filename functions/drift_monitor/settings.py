@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .permissions import ROLE_NAME
 from .policy import Policy, PolicyError
@@ -21,10 +22,17 @@ MAX_CONCURRENCY = 64
 DEFAULT_MAX_RECEIVES = 3
 # The largest page ListBuckets serves, and so the most buckets one sweep work item holds.
 LIST_PAGE_SIZE = 10_000
-# Remediation (§12): the modes, and how many buckets it may change per hour.
-REMEDIATION_MODES = ("off", "dry-run", "apply")
+# Remediation (§12): how many buckets it may change per hour.
 DEFAULT_REMEDIATION_LIMIT = 20
 MAX_REMEDIATION_LIMIT = 1000
+
+
+class Mode(StrEnum):
+    """Remediation (§12): context ``remediation``, environment ``REMEDIATION``."""
+
+    OFF = "off"
+    DRY_RUN = "dry-run"
+    APPLY = "apply"
 
 
 _PRODUCT_ARN = re.compile(r"^arn:aws[a-z-]*:securityhub:[a-z0-9-]+:(\d{12}):product/\1/default$")
@@ -48,8 +56,8 @@ class Settings:
     # Optional outputs (§11), each None when turned off.
     security_hub_product_arn: str | None = None
     output_event_bus: str | None = None
-    remediation: str = "off"  # off | dry-run | apply (remediation.Mode)
-    remediation_limit_per_hour: int = 20
+    remediation: Mode = Mode.OFF
+    remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -59,16 +67,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     bus = environ.get("OUTPUT_EVENT_BUS") or None
     if bus is not None and not _EVENT_BUS.match(bus):
         raise ConfigurationError(f"OUTPUT_EVENT_BUS {bus!r} is not an event bus name or ARN")
-    remediation = environ.get("REMEDIATION") or "off"
-    if remediation not in REMEDIATION_MODES:
+    remediation = environ.get("REMEDIATION") or Mode.OFF
+    if remediation not in list(Mode):
         raise ConfigurationError(
-            f"REMEDIATION must be one of {', '.join(REMEDIATION_MODES)}, not {remediation!r}"
-        )
-    limit_text = environ.get("REMEDIATION_LIMIT_PER_HOUR") or str(DEFAULT_REMEDIATION_LIMIT)
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_REMEDIATION_LIMIT:
-        raise ConfigurationError(
-            f"REMEDIATION_LIMIT_PER_HOUR must be a whole number from 1 to "
-            f"{MAX_REMEDIATION_LIMIT}, not {limit_text!r}"
+            f"REMEDIATION must be one of {', '.join(Mode)}, not {remediation!r}"
         )
     return Settings(
         topic_arn=environ["ALERT_TOPIC_ARN"],
@@ -79,8 +81,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         state_table=environ["STATE_TABLE_NAME"],
         security_hub_product_arn=product_arn,
         output_event_bus=bus,
-        remediation=remediation,
-        remediation_limit_per_hour=int(limit_text),
+        remediation=Mode(remediation),
+        remediation_limit_per_hour=whole_number(
+            environ, "REMEDIATION_LIMIT_PER_HOUR", DEFAULT_REMEDIATION_LIMIT, MAX_REMEDIATION_LIMIT
+        ),
     )
 
 
@@ -100,6 +104,14 @@ def role_name_from(environ: Mapping[str, str]) -> str | None:
     if name and not ROLE_NAME.match(name):
         raise ConfigurationError(f"MEMBER_ROLE_NAME {name!r} is not an IAM role name")
     return name or None
+
+
+def whole_number(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    """``name`` from 1 to ``maximum``; ``default`` when it is unset or empty."""
+    raw = environ.get(name) or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ConfigurationError(f"{name} must be a whole number from 1 to {maximum}, not {raw!r}")
+    return int(raw)
 
 
 def require(environ: Mapping[str, str], *names: str) -> None:

@@ -96,7 +96,7 @@ class StateStore:
             values[":fp"] = {"S": current}
         if finding.status is Status.VANISHED:
             sets.append("expiresAt = :exp")
-            values[":exp"] = {"N": str(evaluated_at // 1000 + VANISHED_RETENTION_SECONDS)}
+            values[":exp"] = {"N": str(_vanished_expiry(evaluated_at))}
         else:
             removes.append("expiresAt")
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
@@ -227,6 +227,11 @@ class StateStore:
         return put
 
 
+def _vanished_expiry(evaluated_at: int) -> int:
+    """When a deleted bucket's row expires (DynamoDB TTL, epoch seconds)."""
+    return evaluated_at // 1000 + VANISHED_RETENTION_SECONDS
+
+
 def _key(bucket: BucketRef) -> dict[str, Any]:
     return {KEY: {"S": state_key(bucket)}}
 
@@ -254,7 +259,7 @@ def _item(finding: Finding, state: BucketState, now: str) -> dict[str, Any]:
     }
     item.update({name: {"S": value} for name, value in optional.items() if value})
     if state.status is Status.VANISHED:
-        item["expiresAt"] = {"N": str(state.evaluated_at // 1000 + VANISHED_RETENTION_SECONDS)}
+        item["expiresAt"] = {"N": str(_vanished_expiry(state.evaluated_at))}
     return item
 
 

@@ -17,6 +17,7 @@ from .settings import (
     require,
     role_name_from,
     security_hub_from,
+    whole_number,
 )
 
 
@@ -87,10 +88,12 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         state_table=environ["STATE_TABLE_NAME"],
         security_hub_product_arn=security_hub_from(environ),
         member_role_name=role_name_from(environ),
-        concurrency=_whole(environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY),
+        concurrency=whole_number(
+            environ, "SWEEP_CONCURRENCY", DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+        ),
         digest_when_compliant=_flag(environ, "DIGEST_WHEN_COMPLIANT"),
-        max_receives=_whole(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
-        page_size=_whole(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
+        max_receives=whole_number(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
+        page_size=whole_number(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
         regions=_regions(environ),
     )
 
@@ -104,13 +107,6 @@ def _regions(environ: Mapping[str, str]) -> tuple[str, ...]:
         if not REGION_NAME.match(region):
             raise ConfigurationError(f"BUCKET_REGIONS: {region!r} is not an AWS region name")
     return regions
-
-
-def _whole(environ: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = environ.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ConfigurationError(f"{name} must be a whole number from 1 to {maximum}, not {raw!r}")
-    return int(raw)
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused
-from .models import BucketKind, BucketRef
+from .models import BucketRef
 from .policy import ExemptTag, Policy
 
 _BUCKET_ARN_PREFIX = ":s3:::"
@@ -35,8 +35,6 @@ class ExemptIndex:
         self.lookups = 0  # GetResources calls made: one per region and page of tagged buckets
 
     def is_tagged_exempt(self, bucket: BucketRef) -> bool | None:
-        if bucket.kind is not BucketKind.GENERAL_PURPOSE:
-            return False  # exemptTag applies to general purpose buckets (S3Reader.read_tags)
         tagged = self._tagged_in(bucket.region)
         return None if tagged is None else bucket.name in tagged
 

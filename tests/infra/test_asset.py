@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from aws_cdk.assertions import Template
 
-from infra import asset
+from app import build_app
+from infra import asset, functions
 from infra.asset import (
     RUNTIME_VERSION,
     SERVICES,
+    Asset,
     AssetError,
     build,
     function_asset,
@@ -20,6 +24,7 @@ from infra.asset import (
     runtime_python,
 )
 from infra.functions import RUNTIME
+from tests.infra.conftest import CDK_JSON_CONTEXT
 
 FUNCTIONS = Path(asset.FUNCTION_CODE) / "drift_monitor"
 
@@ -138,3 +143,26 @@ def test_the_asset_is_built_from_scratch_when_missing(
     assert not (path / "botocore" / "data" / "ec2").exists()  # a service no function calls
     assert (path / "botocore" / "data" / "endpoints.json").is_file()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_synth_without_the_runtimes_python_warns_on_every_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = function_asset()
+    monkeypatch.setattr(functions, "function_asset", lambda: Asset(built.path, built.hash, None))
+    app = build_app(context=CDK_JSON_CONTEXT)
+    stack = app.node.find_child("S3EncryptionDriftMonitor")
+
+    report = json.loads((Path(app.synth().directory) / "validation-report.json").read_text())
+
+    # Then every function carries the warning (a warning: the synth still succeeds)
+    (warning,) = [
+        violation
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        if violation["ruleName"] == "Annotation::s3-encryption-monitor:no-bytecode"
+    ]
+    assert warning["severity"] == "warning"
+    flagged = {construct["constructPath"] for construct in warning["violatingConstructs"]}
+    functions_of_stack = Template.from_stack(stack).find_resources("AWS::Lambda::Function")  # type: ignore[arg-type]
+    assert len(flagged) == len(functions_of_stack) >= 3

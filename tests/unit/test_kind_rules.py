@@ -11,6 +11,7 @@ import pytest
 
 from functions.drift_monitor.alerts import build_alert, remediation_command
 from functions.drift_monitor.asff import asff_finding, finding_id
+from functions.drift_monitor.assessment import assess
 from functions.drift_monitor.digest import build_digest, run_of_result
 from functions.drift_monitor.evaluation import evaluate
 from functions.drift_monitor.fix import KEY_PLACEHOLDER, plan_fix
@@ -211,3 +212,26 @@ def test_the_digest_names_a_table_bucket_as_one() -> None:
     assert "table bucket analytics  (eu-west-1)" in email
     assert "s3://ml--euw1-az1--x-s3  (eu-west-1)" in email
     assert "s3://analytics " not in email
+
+
+def test_the_exempt_tag_is_not_looked_up_for_directory_or_table_buckets() -> None:
+    # Given a reader and a tag index that would both call any bucket exempt
+    class TaggedEverywhere:
+        def read_encryption(self, bucket: BucketRef) -> ObservedEncryption:
+            return ObservedEncryption(bucket, (SSE_S3,))
+
+        def read_tags(self, bucket: BucketRef) -> dict[str, str]:
+            return {"encryption-monitor:exempt": "true"}
+
+        def is_tagged_exempt(self, bucket: BucketRef) -> bool:
+            return True
+
+    tagged = TaggedEverywhere()
+
+    def status(bucket: BucketRef) -> Status:
+        return assess(bucket, PUT, Policy(), tagged, exempt_tags=tagged).status
+
+    # Then only the general purpose bucket is exempt: the others drift (exemptBuckets exempts them)
+    assert status(GENERAL) is Status.EXEMPT
+    assert status(DIRECTORY) is Status.DRIFT
+    assert status(TABLE) is Status.DRIFT

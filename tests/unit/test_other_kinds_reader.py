@@ -361,3 +361,20 @@ def test_a_table_bucket_without_an_encryption_configuration_is_told_from_a_delet
         reader.read_encryption(bucket)
     assert refused.value.permission == "s3tables:GetTableBucket"
     stubber.assert_no_pending_responses()
+
+
+def test_a_listing_that_keeps_failing_is_reported_with_its_error_code() -> None:
+    class Throttled:
+        def list_directory_buckets(self, account: str | None, region: str) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}},
+                "ListDirectoryBuckets",
+            )
+
+        def list_table_buckets(self, account: str | None, region: str) -> Any:
+            return iter([ListedBucket("lake", region, BucketKind.TABLE)])
+
+    listing = list_regional(Throttled(), None, ["eu-west-1"])
+
+    assert listing.buckets == (ListedBucket("lake", "eu-west-1", BucketKind.TABLE),)
+    assert listing.errors == ("directory buckets in eu-west-1 could not be listed: SlowDown",)

@@ -3,6 +3,7 @@ run it against moto server)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from functions.drift_monitor.credentials import RoleRefused
-from functions.drift_monitor.models import Finding
+from functions.drift_monitor.models import BucketKind, Finding
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.remediation import Mode, Remediator
 from tests.unit.test_lifecycle import COMPLIANT, DENIED, DRIFT, EXEMPT
@@ -75,6 +76,19 @@ def test_a_refused_write_is_reported_with_its_reason_and_not_retried() -> None:
     assert finding is DRIFT
     assert done is not None and done.applied is False
     assert "AccessDenied on s3:PutEncryptionConfiguration: an SCP" in (done.reason or "")
+
+
+def test_a_refused_write_to_a_table_bucket_names_the_s3_tables_action() -> None:
+    table = replace(DRIFT, bucket=replace(DRIFT.bucket, kind=BucketKind.TABLE))
+
+    _, done = remediator(Mode.APPLY, Writer(error="AccessDeniedException"), Limit(5)).attempt(
+        table, NOW
+    )
+
+    assert done is not None and done.applied is False
+    assert "AccessDeniedException on s3tables:PutTableBucketEncryption: an SCP" in (
+        done.reason or ""
+    )
 
 
 def test_a_failure_that_is_not_a_refusal_fails_the_invocation() -> None:
