@@ -11,6 +11,8 @@ BIN := $(VENV)/bin
 DEMO_OUT := .demo/cdk.out
 # checkov pins libraries (boto3 among them) that clash with ours: it gets a venv of its own.
 CHECKOV := .tools/checkov/bin/checkov
+# The Powertools layer's contents, for running the functions as Lambda does (local/lambda_runtime.py).
+LAYER := .tools/powertools-layer/.installed
 
 # Node 22 from package.json first on PATH: jsii no longer supports the machine's Node 20.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
@@ -52,7 +54,12 @@ $(CHECKOV): local/checkov.lock
 	.tools/checkov/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r local/checkov.lock
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed $(CHECKOV) ## Create .venv, node_modules and the checkov venv from the lock files
+# Installed with the functions' runtime Python (3.13) when this machine has it, from hashes.
+$(LAYER): local/powertools-layer.lock $(BIN)/.installed
+	$(BIN)/python -m local.lambda_runtime
+	touch $@
+
+setup: $(BIN)/.installed node_modules/.installed $(CHECKOV) $(LAYER) ## Create .venv, node_modules, the checkov venv and the Powertools layer folder from the lock files
 
 demo: setup ## Run the whole pipeline on a local AWS emulator and print the alerts
 	$(OFFLINE) $(CDK) synth -q --output $(DEMO_OUT) $(DEMO_CONTEXT) -c policy="$$(tr -d '\n' < local/demo-policy.json)" > /dev/null
@@ -89,6 +96,11 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs the package reg
 	.tools/piptools/bin/pip install --quiet pip-tools==7.6.2
 	.tools/piptools/bin/pip-compile --quiet --extra dev --generate-hashes --strip-extras \
 		--allow-unsafe --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	# The layer folder leaves out the AWS SDK: the functions' asset ships its own, first on the
+	# import path, so a layer's copy would never be imported.
+	cd local && ../.tools/piptools/bin/pip-compile --quiet --generate-hashes --strip-extras \
+		--unsafe-package boto3 --unsafe-package botocore --unsafe-package s3transfer \
+		--no-emit-index-url --no-emit-find-links -o powertools-layer.lock powertools-layer.in
 
 clean: ## Remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .demo .pytest_cache .mypy_cache .ruff_cache .coverage

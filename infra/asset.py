@@ -56,6 +56,10 @@ SERVICES = (
     "sns",
     "sqs",
     "sts",
+    # No function calls X-Ray, but the Powertools layer ships the X-Ray SDK, which builds an
+    # X-Ray client when it is imported outside Lambda (no LAMBDA_TASK_ROOT), and the asset's
+    # botocore is the one every layer uses: a function that imports it must not fail to start.
+    "xray",
 )
 
 

@@ -23,7 +23,8 @@ from functions.drift_monitor.alerts import render_email
 from functions.drift_monitor.digest import DIGEST, render_digest_email
 
 from .emulator import create_organization, moto_server
-from .function import Invocation, LocalFunction
+from .function import Invocation
+from .lambda_runtime import LambdaContainer
 from .pipeline import LocalPipeline, ReceivedAlert
 from .template import SynthesizedMonitor, TemplateError
 
@@ -261,7 +262,7 @@ _ACTIONS = {
 }
 
 
-def _outcomes(function: LocalFunction, invocations: list[Invocation]) -> str:
+def _outcomes(function: LambdaContainer, invocations: list[Invocation]) -> str:
     """As ``_outcome``; a batch from the grace queue answers only with its failed items, so its
     verdict is read from the function's log ("Bucket evaluated"), one event per batch here."""
     direct = [i for i in invocations if not i.ok or "batchItemFailures" not in i.response]
@@ -312,7 +313,7 @@ def run(outdir: Path) -> int:
         pipeline = LocalPipeline(monitor, emu)
         for member in members:
             pipeline.deploy_member(member)
-        function: LocalFunction = pipeline.start_function()
+        function = pipeline.start_function()
         if function.init_error:
             print(f"The function failed to start: {function.init_error}", file=sys.stderr)
             return 1

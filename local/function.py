@@ -1,7 +1,12 @@
-"""Runs the synthesized function's code as Lambda would: its asset, handler and environment.
+"""A handler imported into this process, for unit tests of the handler modules; and what every
+way of running a function shares: invocations, captured logs and metrics, an SQS event source.
 
-One ``LocalFunction`` is one warm container: the module is imported once (the cold start) and
-each ``invoke`` calls the handler. Its stdout (Powertools' JSON logs and EMF metrics) is captured.
+``LocalFunction`` imports the handler from a folder into the test process (its libraries are this
+environment's, not Lambda's): a unit test's harness. Everything that proves the deployed monitor
+(the end-to-end tests, the demo, the bench) runs functions through ``local.lambda_runtime``
+instead, as Lambda runs them. One ``LocalFunction`` is one warm container: the module is imported
+once (the cold start) and each ``invoke`` calls the handler. Its stdout (Powertools' JSON logs
+and EMF metrics) is captured.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 LOCAL_FUNCTION_NAME = "S3EncryptionDriftMonitor-local"
 
@@ -46,10 +51,44 @@ class Invocation:
     event: Any
     response: Any = None
     error: str | None = None
+    calls: tuple[str, ...] = ()  # the AWS operations the invocation called, in order
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Invocable(Protocol):
+    def invoke(self, event: Any) -> Invocation: ...
+
+
+class LogCapture:
+    """What a function printed: Powertools' JSON log records and EMF metrics, among other lines."""
+
+    def __init__(self) -> None:
+        self._text = io.StringIO()
+
+    def add(self, text: str) -> None:
+        self._text.write(text)
+
+    def records(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self._text.getvalue().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def metrics(self) -> dict[str, float]:
+        """The EMF metrics the function printed, summed by name."""
+        totals: dict[str, float] = {}
+        for record in self.records():
+            if "_aws" in record:
+                for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                    name = metric["Name"]
+                    totals[name] = totals.get(name, 0) + sum(record[name])
+        return totals
 
 
 @contextlib.contextmanager
@@ -78,7 +117,8 @@ class LocalFunction:
         self.function_arn = function_arn
         self.timeout_seconds = timeout_seconds
         self.module_name, _, self.function_name = handler.rpartition(".")
-        self.logs = io.StringIO()
+        self.logs = LogCapture()
+        self._output = io.StringIO()
         self._handler: Callable[[Any, LambdaContext], Any] | None = None
         self.init_error: str | None = None
         self._start()
@@ -97,46 +137,43 @@ class LocalFunction:
                 configured.__dict__.pop("init", None)
         sys.path.insert(0, str(self.asset_dir))
         try:
-            with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
+            with _patched_environ(self.environment), contextlib.redirect_stdout(self._output):
                 module: ModuleType = importlib.import_module(self.module_name)
             self._handler = getattr(module, self.function_name)
         except Exception as error:
             self.init_error = f"{type(error).__name__}: {error}"
         finally:
             sys.path.remove(str(self.asset_dir))
+            self._collect()
+
+    def _collect(self) -> None:
+        self.logs.add(self._output.getvalue())
+        self._output.seek(0)
+        self._output.truncate()
 
     def invoke(self, event: Any, context: Any = None) -> Invocation:
         """One invocation; ``context`` replaces the LambdaContext Lambda would pass."""
         if self._handler is None:
             return Invocation(event=event, error=f"Init failed: {self.init_error}")
         try:
-            with _patched_environ(self.environment), contextlib.redirect_stdout(self.logs):
+            with _patched_environ(self.environment), contextlib.redirect_stdout(self._output):
                 context = context or LambdaContext(self.function_arn, self.timeout_seconds)
                 response = self._handler(event, context)
         except Exception as error:
             return Invocation(event=event, error=f"{type(error).__name__}: {error}")
+        finally:
+            self._collect()
         return Invocation(event=event, response=response)
 
     def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.logs.getvalue().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                records.append(json.loads(line))
-        return records
+        return self.logs.records()
 
     def metrics(self) -> dict[str, float]:
-        """The EMF metrics the function printed, summed by name."""
-        totals: dict[str, float] = {}
-        for record in self.log_records():
-            if "_aws" in record:
-                for metric in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                    name = metric["Name"]
-                    totals[name] = totals.get(name, 0) + sum(record[name])
-        return totals
+        return self.logs.metrics()
 
 
 def feed_from_queue(
-    function: LocalFunction, sqs: Any, queue_url: str, region: str, limit: int = 10_000
+    function: Invocable, sqs: Any, queue_url: str, region: str, limit: int = 10_000
 ) -> list[Invocation]:
     """Lambda's SQS event source mapping, batch size 1, until the queue is empty: a message the
     function reports failed becomes visible again at once (its visibility timeout, shortened), and

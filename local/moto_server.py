@@ -18,6 +18,12 @@
   synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
 - moto has no directory buckets (S3 Express One Zone) and no working table buckets (S3 Tables):
   ``local/other_buckets.py`` answers their calls in front of moto.
+- moto's DynamoDB serves concurrent requests on one item without isolation: two conditional
+  updates can both pass their condition, and a read can see an item half written. DynamoDB:
+  "Individual write operations such as UpdateItem are atomic and always operate on the most
+  recent version of the item, regardless of concurrency" (DynamoDB Developer Guide, "Best
+  practices for handling concurrent updates in DynamoDB"). Here DynamoDB requests are served one
+  at a time.
 
 Everything else is moto as released.
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Any
 
 import moto.organizations.utils
@@ -171,10 +178,19 @@ def check_trust_like_sts(self: Any, role_arn: str) -> bool:
 _OTHER_BUCKETS = OtherBuckets()
 
 
+_DYNAMODB_TARGET = "DynamoDB_20120810."
+_DYNAMODB_ONE_AT_A_TIME = threading.Lock()
+
+
 class WithOtherBuckets(DomainDispatcherApplication):
-    """moto's application, with directory and table buckets answered before it."""
+    """moto's application, with directory and table buckets answered before it, and DynamoDB's
+    requests isolated from each other."""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(_DYNAMODB_TARGET):
+            with _DYNAMODB_ONE_AT_A_TIME:
+                # The whole body is produced under the lock: moto builds it from live items.
+                return list(super().__call__(environ, start_response))
         return _OTHER_BUCKETS.wrap(super().__call__)(environ, start_response)
 
 

@@ -2,11 +2,13 @@
 DynamoDB and S3, in as many accounts and regions as the templates name.
 
 moto cannot invoke Lambda without Docker, so each rule that targets a function targets a queue
-instead and this module plays the Lambda service: it invokes the asset's handler for each
-delivered event (retrying and keeping failures as the template's async config says), feeds the
-sweep worker from its work queue as an event source mapping would, and runs every function with
-credentials of its own role. It also plays StackSets: ``deploy_member`` puts the member templates
-into another account, with the parameters the central template gives its StackSets.
+instead and this module plays the Lambda service: it runs each function from its asset in
+``cdk.out`` as Lambda does (``local.lambda_runtime``: the runtime's Python, the asset then the
+Powertools layer, out of this process), invokes it for each delivered event (retrying and keeping
+failures as the template's async config says), feeds the sweep worker from its work queue as an
+event source mapping would, and gives every function credentials of its own role. It also plays
+StackSets: ``deploy_member`` puts the member templates into another account, with the parameters
+the central template gives its StackSets.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import boto3
 
 from .cloudtrail import RecordedS3
 from .emulator import EXPRESS_CONTROL, Emulator, member_admin
-from .function import LOCAL_FUNCTION_NAME, Invocation, LocalFunction, feed_from_queue
+from .function import Invocable, Invocation, feed_from_queue
+from .lambda_runtime import LambdaContainer
 from .sts_trust import principal_arn
 from .template import SynthesizedMonitor, Template, TemplateError, resolve
 
@@ -406,33 +409,31 @@ class LocalPipeline:
         """The template's environment, resolved, plus what the Lambda service itself would set."""
         variables = self.monitor.environment_of(function_id or self.monitor.function_id)
         environment = {k: self.resolve(v) for k, v in variables.items()}
-        return {
-            **self.emulator.environment(),
-            "AWS_LAMBDA_FUNCTION_NAME": LOCAL_FUNCTION_NAME,
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
-            **environment,
-            **(overrides or {}),
-        }
+        return {**self.emulator.environment(), **environment, **(overrides or {})}
 
-    def start_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+    def start_function(self, overrides: Mapping[str, str] | None = None) -> LambdaContainer:
         """A fresh container of the synthesized event function (a cold start)."""
-        return self._container(self.monitor.function_id, overrides)
+        return self.start(self.monitor.function_id, overrides)
 
-    def start_sweep_function(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+    def start_sweep_function(self, overrides: Mapping[str, str] | None = None) -> LambdaContainer:
         """A fresh container of the synthesized sweep starter."""
         if self.monitor.sweep_function_id is None:
             raise TemplateError("the template has no sweep (synthesized with sweepSchedule=off)")
-        return self._container(self.monitor.sweep_function_id, overrides)
+        return self.start(self.monitor.sweep_function_id, overrides)
 
-    def start_sweep_worker(self, overrides: Mapping[str, str] | None = None) -> LocalFunction:
+    def start_sweep_worker(self, overrides: Mapping[str, str] | None = None) -> LambdaContainer:
         """A fresh container of the synthesized sweep worker."""
         if self.monitor.worker_function_id is None:
             raise TemplateError("the template has no sweep (synthesized with sweepSchedule=off)")
-        return self._container(self.monitor.worker_function_id, overrides)
+        return self.start(self.monitor.worker_function_id, overrides)
 
-    def _container(self, function_id: str, overrides: Mapping[str, str] | None) -> LocalFunction:
-        return LocalFunction(
-            self.monitor.asset_dir,
+    def start(
+        self, function_id: str, overrides: Mapping[str, str] | None = None
+    ) -> LambdaContainer:
+        """A fresh container of the function ``function_id`` of the template, with its own
+        role's credentials; ``overrides`` replace variables of its environment."""
+        return LambdaContainer(
+            self.monitor.asset_dir_of(function_id),
             self.monitor.handler_of(function_id),
             {
                 **self.function_environment(None, function_id),
@@ -443,6 +444,7 @@ class LocalPipeline:
                 f"arn:aws:lambda:{self.region}:{self.account}:function:{self.prefix}-{function_id}"
             ),
             timeout_seconds=self.monitor.timeout_of(function_id),
+            memory_mb=self.monitor.memory_of(function_id),
         )
 
     def _role_credentials(self, function_id: str) -> dict[str, str]:
@@ -486,7 +488,7 @@ class LocalPipeline:
             events.append(event)
         return events
 
-    def deliver(self, function: LocalFunction) -> list[Invocation]:
+    def deliver(self, function: Invocable) -> list[Invocation]:
         """Invokes the function for every event the rule delivered, as Lambda's async mode does."""
         config = self.monitor.async_config
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
@@ -535,7 +537,7 @@ class LocalPipeline:
             return [started]
         return [started, *self.deliver_work(self.start_sweep_worker(worker))]
 
-    def deliver_new_buckets(self, function: LocalFunction) -> list[Invocation]:
+    def deliver_new_buckets(self, function: Invocable) -> list[Invocation]:
         """The event function's SQS event source on the grace queue: every creation whose delay
         has passed (the others stay invisible until then)."""
         rule_id = self.monitor.new_bucket_rule_id
@@ -544,7 +546,7 @@ class LocalPipeline:
         queue_url = self._refs[self.monitor.target_of(rule_id)]
         return feed_from_queue(function, self._sqs, queue_url, self.region)
 
-    def deliver_work(self, worker: LocalFunction) -> list[Invocation]:
+    def deliver_work(self, worker: Invocable) -> list[Invocation]:
         """The worker's event source mapping: every message of the work queue, one at a time."""
         assert self.monitor.worker_function_id is not None
         variables = self.monitor.environment_of(self.monitor.worker_function_id)

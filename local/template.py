@@ -188,13 +188,20 @@ class SynthesizedMonitor(Template):
     def timeout_of(self, function_id: str) -> int:
         return int(self.properties(function_id).get("Timeout", 3))
 
+    def memory_of(self, function_id: str) -> int:
+        return int(self.properties(function_id).get("MemorySize", 128))
+
     def role_of(self, function_id: str) -> str:
         """The logical id of the function's role."""
         return str(self.properties(function_id)["Role"]["Fn::GetAtt"][0])
 
     @property
     def asset_dir(self) -> Path:
-        metadata = self.resources[self.function_id].get("Metadata", {})
+        return self.asset_dir_of(self.function_id)
+
+    def asset_dir_of(self, function_id: str) -> Path:
+        """The function's code as ``cdk synth`` staged it in ``cdk.out``."""
+        metadata = self.resources[function_id].get("Metadata", {})
         if "aws:asset:path" not in metadata:
             raise TemplateError(
                 "the function has no aws:asset:path metadata (synthesize with the CDK CLI)"

@@ -28,7 +28,7 @@ from .publisher import AlertPublisher, FailureQueue
 from .s3_reader import S3Reader
 from .settings import Mode, load_settings
 from .state_store import StateStore
-from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics, tracer
+from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics
 
 if TYPE_CHECKING:
     from .accounts import OrganizationDirectory
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .outputs import Output
     from .remediation import Remediation, Remediator
 
+# Beyond the invocation's own deadline, for clocks that differ between containers.
+CLAIM_MARGIN_MS = 5_000
 # Cold start: configuration validated and clients created once per container. An invalid
 # ENCRYPTION_POLICY fails here, so every invocation fails and every event is kept for a retry.
 SETTINGS = load_settings(os.environ)
@@ -103,15 +105,14 @@ if SETTINGS.remediation is not Mode.OFF:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     READER.access.home_account = account_of(context)
     if _is_sqs_batch(event):
-        return _delayed_batch(event["Records"])
-    return _process(event)
+        return _delayed_batch(event["Records"], context)
+    return _process(event, context)
 
 
-def _process(event: Any) -> dict[str, Any]:
+def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         change = parse_event(event)
     except FailedCall as failed:
@@ -136,7 +137,11 @@ def _process(event: Any) -> dict[str, Any]:
             remediated = Remediated(finding, outcome)
             metrics.add_metric(name=_remediation_metric(outcome), unit=MetricUnit.Count, value=1)
             finding = fixed
-    settled = NOTIFIER.settle(finding, evaluated_at, remediation=remediated)
+    # Claims on announcements last as long as this invocation may run (lifecycle.Claim).
+    lease_until = epoch_ms() + context.get_remaining_time_in_millis() + CLAIM_MARGIN_MS
+    settled = NOTIFIER.settle(
+        finding, evaluated_at, remediation=remediated, lease_until=lease_until
+    )
     if settled.action in ACTION_METRIC:
         metrics.add_metric(name=ACTION_METRIC[settled.action], unit=MetricUnit.Count, value=1)
     logger.info(
@@ -177,7 +182,7 @@ def _is_sqs_batch(event: Any) -> bool:
     )
 
 
-def _delayed_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _delayed_batch(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
     """Bucket creations after the grace period. A record that fails goes back to the queue
     (``ReportBatchItemFailures``); after its last receive the queue keeps it in its dead-letter
     queue. An unparseable body is kept in the failure queue like any invalid event."""
@@ -189,7 +194,7 @@ def _delayed_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
             except ValueError:
                 _keep_invalid(record.get("body"), "delay queue message body is not JSON")
                 continue
-            _process(event)
+            _process(event, context)
         except Exception:
             logger.exception("Delayed event failed; the queue delivers it again")
             failures.append({"itemIdentifier": str(record.get("messageId", ""))})

@@ -3,13 +3,19 @@
 A drift is announced once. The state table remembers, per bucket, the fingerprint of the last
 drift announced; the same drift seen again is counted, not re-sent, and a bucket whose announced
 drift is gone (compliant, exempt or deleted) gets one RESOLVED notice.
+
+EventBridge delivers at least once and Lambda runs duplicates in parallel containers, so "not
+announced yet" is not enough to announce: each announcement (a drift's fingerprint, or the
+resolution of the announced drift) is claimed by the write that records the evaluation, and only
+the evaluation whose write created the claim announces it. A claim lasts as long as its holder's
+invocation may run (a lease): one whose holder died before announcing may be taken over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -28,10 +34,32 @@ AGE_PREFIX = "age:"
 
 class Action(StrEnum):
     ALERT = "ALERT"  # a drift (or unverifiable bucket) not announced yet: publish it
-    SUPPRESS = "SUPPRESS"  # the drift already announced, seen again: count it
+    SUPPRESS = "SUPPRESS"  # already announced, or being announced by another evaluation: count it
     RESOLVE = "RESOLVE"  # the announced drift is gone: publish one RESOLVED notice
     NONE = "NONE"  # nothing was or is wrong
     SUPERSEDED = "SUPERSEDED"  # a newer evaluation of the bucket was already recorded
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who announces a drift or a resolution, and until when the claim holds."""
+
+    holder: str  # one evaluation's own id
+    until: int  # epoch milliseconds: the holder's invocation cannot run past it
+
+    def encode(self) -> str:
+        return f"{self.holder}@{self.until}"
+
+    @classmethod
+    def decode(cls, text: str) -> Claim | None:
+        holder, _, until = text.rpartition("@")
+        return cls(holder, int(until)) if holder and until.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    take_over: Claim | None = None  # an expired claim to replace before announcing
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,12 @@ class BucketState:
     last_alerted: str | None = None
     last_resolved: str | None = None
     swept_status: Status | None = None  # what the last sweep saw, for the digest's deltas
+    # Announcements claimed (by fingerprint), and the claim on resolving the announced drift.
+    claims: tuple[tuple[str, Claim], ...] = field(default=(), compare=False)
+    resolving: Claim | None = field(default=None, compare=False)
+
+    def claim_on(self, fingerprint: str | None) -> Claim | None:
+        return next((claim for claimed, claim in self.claims if claimed == fingerprint), None)
 
 
 def fingerprint(finding: Finding) -> str | None:
@@ -66,14 +100,27 @@ def fingerprint(finding: Finding) -> str | None:
     return digest[:FINGERPRINT_LENGTH]
 
 
-def decide(previous: BucketState | None, finding: Finding) -> Action:
-    """The event path's decision, from the state before this evaluation was recorded."""
+def decide(previous: BucketState | None, finding: Finding, now_ms: int = 0) -> Decision:
+    """The event path's decision, from the state before this evaluation was recorded (which
+    claimed the drift's fingerprint, or the resolution, unless a claim was already there)."""
     if finding.alerts:
-        announced = previous.alerted_fingerprint if previous else None
-        return Action.SUPPRESS if announced == fingerprint(finding) else Action.ALERT
-    if previous is not None and previous.alerted_fingerprint is not None:
-        return Action.RESOLVE
-    return Action.NONE
+        current = fingerprint(finding)
+        if previous is not None and previous.alerted_fingerprint == current:
+            return Decision(Action.SUPPRESS)
+        return claimed(Action.ALERT, previous.claim_on(current) if previous else None, now_ms)
+    if previous is None or previous.alerted_fingerprint is None:
+        return Decision(Action.NONE)
+    return claimed(Action.RESOLVE, previous.resolving, now_ms)
+
+
+def claimed(action: Action, held: Claim | None, now_ms: int) -> Decision:
+    """``action`` for the evaluation whose write created the claim (``held``: the claim that was
+    there before it, if any); another evaluation's live claim means it is announcing already."""
+    if held is None:
+        return Decision(action)
+    if held.until > now_ms:
+        return Decision(Action.SUPPRESS)
+    return Decision(action, take_over=held)
 
 
 def next_state(

@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from .credentials import error_code
-from .lifecycle import BucketState, fingerprint
+from .lifecycle import BucketState, Claim, fingerprint
 from .models import BucketKind, BucketRef, Finding, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 KEY = "bucket"
+# One attribute per claimed announcement: ``claim:<fingerprint>`` for a drift, and this one for
+# the resolution of the drift announced.
+CLAIM_PREFIX = "claim:"
+RESOLUTION_CLAIM = CLAIM_PREFIX + "resolution"
 # Rows of deleted buckets are kept this long, so a late event still finds the deletion.
 VANISHED_RETENTION_SECONDS = 30 * 86_400
 READ_BATCH = 100  # DynamoDB's limit of keys per BatchGetItem
@@ -60,13 +64,31 @@ class StateStore:
 
     # -- the event path: one write per evaluation, one more when a message was sent ------------
 
-    def record(self, finding: Finding, evaluated_at: int, now: str) -> Recorded:
+    def record(
+        self,
+        finding: Finding,
+        evaluated_at: int,
+        now: str,
+        claim: Claim,
+        claiming: str | None,
+    ) -> Recorded:
         """Writes the evaluation unless a newer one is recorded; returns the row it replaced.
+
+        The same write claims, for ``claim``'s holder, the announcement of the drift
+        ``claiming`` (a fingerprint), or with None the resolution of the drift announced, unless
+        a claim is there already (``if_not_exists``: DynamoDB applies an update atomically, so of
+        concurrent evaluations exactly one creates it; the row returned shows which).
 
         Whether a drift was announced is written only after the message is sent
         (``mark_alerted``/``mark_resolved``), so a failed publish is retried, never remembered
         as sent."""
-        names = {"#b": KEY, "#s": "status", "#r": "region", "#n": "name"}
+        names = {
+            "#b": KEY,
+            "#s": "status",
+            "#r": "region",
+            "#n": "name",
+            "#claim": claim_attribute(claiming),
+        }
         values: dict[str, Any] = {
             ":s": {"S": finding.status.value},
             ":t": {"N": str(evaluated_at)},
@@ -76,6 +98,7 @@ class StateStore:
             ":r": {"S": finding.bucket.region},
             ":n": {"S": finding.bucket.name},
             ":v": {"L": [{"S": violation.code.value} for violation in finding.violations]},
+            ":claim": {"S": claim.encode()},
         }
         sets = [
             "#s = :s",
@@ -86,6 +109,7 @@ class StateStore:
             "#r = :r",
             "#n = :n",
             "violations = :v",
+            "#claim = if_not_exists(#claim, :claim)",
         ]
         removes = []
         current = fingerprint(finding)
@@ -117,21 +141,88 @@ class StateStore:
         attributes = response.get("Attributes")
         return Recorded(previous=state_of(attributes) if attributes else None)
 
-    def mark_alerted(self, bucket: BucketRef, fingerprint: str, now: str) -> None:
+    def take_over(
+        self, bucket: BucketRef, claiming: str | None, expired: Claim, claim: Claim
+    ) -> bool:
+        """Replaces an expired claim with ``claim``; False when another evaluation did first."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(bucket),
+                UpdateExpression="SET #claim = :mine",
+                ConditionExpression="#claim = :expired",
+                ExpressionAttributeNames={"#claim": claim_attribute(claiming)},
+                ExpressionAttributeValues={
+                    ":mine": {"S": claim.encode()},
+                    ":expired": {"S": expired.encode()},
+                },
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, bucket: BucketRef, claiming: str | None, claim: Claim) -> None:
+        """Gives up ``claim`` after failing to announce, so the retry can claim it at once."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(bucket),
+                UpdateExpression="REMOVE #claim",
+                ConditionExpression="#claim = :mine",
+                ExpressionAttributeNames={"#claim": claim_attribute(claiming)},
+                ExpressionAttributeValues={":mine": {"S": claim.encode()}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+
+    def mark_alerted(
+        self, bucket: BucketRef, fingerprint: str, now: str, forget: tuple[str, ...] = ()
+    ) -> None:
+        """The drift ``fingerprint`` was announced: a later fix may claim its resolution anew.
+        ``forget``: fingerprints of stale claims to remove from the row."""
+        names = {f"#f{index}": claim_attribute(old) for index, old in enumerate(forget)}
         self._db.update_item(
             TableName=self._table,
             Key=_key(bucket),
-            UpdateExpression="SET alertedFingerprint = :fp, lastAlerted = :now",
+            UpdateExpression="SET alertedFingerprint = :fp, lastAlerted = :now REMOVE "
+            + ", ".join(["#resolution", *names]),
+            ExpressionAttributeNames={"#resolution": RESOLUTION_CLAIM, **names},
             ExpressionAttributeValues={":fp": {"S": fingerprint}, ":now": {"S": now}},
         )
 
-    def mark_resolved(self, bucket: BucketRef, now: str) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=_key(bucket),
-            UpdateExpression="SET lastResolved = :now REMOVE alertedFingerprint",
-            ExpressionAttributeValues={":now": {"S": now}},
-        )
+    def mark_resolved(
+        self,
+        bucket: BucketRef,
+        now: str,
+        announced: str | None = None,
+        forget: tuple[str, ...] = (),
+    ) -> None:
+        """The drift ``announced`` (when one was) is resolved, unless a newer drift was announced
+        meanwhile (its announcement stands). ``forget``: fingerprints of claims to remove."""
+        names = {f"#f{index}": claim_attribute(old) for index, old in enumerate(forget)}
+        values: dict[str, Any] = {":now": {"S": now}}
+        condition = "attribute_not_exists(alertedFingerprint)"
+        if announced is not None:
+            condition += " OR alertedFingerprint = :announced"
+            values[":announced"] = {"S": announced}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _key(bucket),
+            "UpdateExpression": "SET lastResolved = :now REMOVE "
+            + ", ".join(["alertedFingerprint", *names]),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        try:
+            self._db.update_item(**request)
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
 
     def take(self, hour: str, limit: int) -> bool:
         """One of ``limit`` remediations of ``hour`` (``YYYY-MM-DDTHH``), atomically; False when
@@ -263,11 +354,22 @@ def _item(finding: Finding, state: BucketState, now: str) -> dict[str, Any]:
     return item
 
 
+def claim_attribute(claiming: str | None) -> str:
+    """The attribute holding the claim on announcing drift ``claiming``, or (None) on resolving."""
+    return RESOLUTION_CLAIM if claiming is None else CLAIM_PREFIX + claiming
+
+
 def state_of(item: Mapping[str, Any]) -> BucketState:
     def text(name: str) -> str | None:
         value = item.get(name, {}).get("S")
         return str(value) if value else None
 
+    claims = []
+    for name in item:
+        claim = Claim.decode(text(name) or "") if name.startswith(CLAIM_PREFIX) else None
+        if claim is not None and name != RESOLUTION_CLAIM:
+            claims.append((name.removeprefix(CLAIM_PREFIX), claim))
+    resolving = text(RESOLUTION_CLAIM)
     swept = text("sweptStatus")
     return BucketState(
         status=Status(item["status"]["S"]),
@@ -279,4 +381,6 @@ def state_of(item: Mapping[str, Any]) -> BucketState:
         last_alerted=text("lastAlerted"),
         last_resolved=text("lastResolved"),
         swept_status=Status(swept) if swept else None,
+        claims=tuple(sorted(claims)),
+        resolving=Claim.decode(resolving) if resolving else None,
     )

@@ -21,7 +21,7 @@ from .events import account_of, schedule_trigger
 from .models import Trigger
 from .run_store import RunStore
 from .sweep_settings import load_sweep_starter_settings
-from .telemetry import logger, metrics, tracer
+from .telemetry import logger, metrics
 from .work import WorkItem
 from .work_queue import WorkQueue
 
@@ -36,7 +36,6 @@ ORGANIZATIONS = (
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = schedule_trigger(event)
     started_at = trigger.event_time or iso()

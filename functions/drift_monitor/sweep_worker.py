@@ -35,7 +35,7 @@ from .sweep import list_regional, sweep
 from .sweep_settings import load_sweep_worker_settings
 from .sweep_states import SweepChanges, plan_sweep
 from .tag_index import exempt_index
-from .telemetry import STATUS_METRIC, logger, metrics, tracer
+from .telemetry import STATUS_METRIC, logger, metrics
 from .work import InvalidWorkItem, WorkItem
 from .work_queue import WorkQueue
 
@@ -71,7 +71,6 @@ PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """An SQS batch; the items that failed go back to the queue (``ReportBatchItemFailures``)."""
     ACCESS.home_account = account_of(context)

@@ -1,10 +1,16 @@
-"""Powertools logger, metrics and tracer, shared by both functions' handlers."""
+"""Powertools logger and metrics, shared by the functions' handlers.
+
+No Powertools ``Tracer``: it is the AWS X-Ray SDK, which reaches end of support on 2027-02-25 (X-Ray
+Developer Guide, "X-Ray SDK and daemon end of support timeline"). Lambda's active tracing records
+each invocation's segment without any SDK; the README says how to add OpenTelemetry (the ADOT
+layer) for subsegments.
+"""
 
 from __future__ import annotations
 
 import os
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 from .lifecycle import Action
 from .models import Status
@@ -13,9 +19,6 @@ from .settings import METRICS_NAMESPACE, SERVICE_NAME
 _service = os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
 logger = Logger(service=_service)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
-# Only botocore is patched: it is the one library the functions use, and patching everything
-# X-Ray knows imports requests, httplib and sqlite3 hooks at every cold start.
-tracer = Tracer(service=_service, patch_modules=("botocore",))
 
 STATUS_METRIC = {
     Status.COMPLIANT: "CompliantBuckets",

@@ -17,7 +17,7 @@ import pytest
 
 from local.demo_account import DemoBucket
 from local.emulator import Emulator, create_organization, moto_server
-from local.function import LocalFunction
+from local.lambda_runtime import LambdaContainer
 from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor
 from tests.e2e.conftest import SynthFactory
@@ -45,7 +45,7 @@ class Organization:
     emulator: Emulator
     pipeline: LocalPipeline
     members: list[str]
-    function: LocalFunction
+    function: LambdaContainer
 
     @property
     def central(self) -> str:

@@ -10,6 +10,8 @@ import pytest
 from functions.drift_monitor.lifecycle import (
     Action,
     BucketState,
+    Claim,
+    Decision,
     age_band,
     decide,
     drift_seconds,
@@ -106,7 +108,41 @@ def test_the_fingerprint_is_the_verdict_and_the_configuration_not_the_trigger_or
     ],
 )
 def test_decide(previous: BucketState | None, new: Finding, action: Action) -> None:
-    assert decide(previous, new) is action
+    assert decide(previous, new) == Decision(action)
+
+
+LIVE, EXPIRED = Claim("other", 2_000), Claim("dead", 500)
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "decision"),
+    [
+        # another evaluation claimed this drift and may still be announcing it
+        (state(Status.DRIFT, claims=((fingerprint(DRIFT), LIVE),)), DRIFT,
+         Decision(Action.SUPPRESS)),
+        # its holder died before announcing (the claim outlived its invocation): take it over
+        (state(Status.DRIFT, claims=((fingerprint(DRIFT), EXPIRED),)), DRIFT,
+         Decision(Action.ALERT, take_over=EXPIRED)),
+        # a claim on another drift is no claim on this one
+        (state(Status.DRIFT, claims=((fingerprint(OTHER_DRIFT), LIVE),)), DRIFT,
+         Decision(Action.ALERT)),
+        # announced already: the claim does not matter
+        (state(Status.DRIFT, DRIFT, claims=((fingerprint(DRIFT), EXPIRED),)), DRIFT,
+         Decision(Action.SUPPRESS)),
+        (state(Status.DRIFT, DRIFT, resolving=LIVE), COMPLIANT, Decision(Action.SUPPRESS)),
+        (state(Status.DRIFT, DRIFT, resolving=EXPIRED), COMPLIANT,
+         Decision(Action.RESOLVE, take_over=EXPIRED)),
+        # a resolution claimed when nothing was announced stands for nothing
+        (state(Status.COMPLIANT, resolving=LIVE), COMPLIANT, Decision(Action.NONE)),
+    ],
+)  # fmt: skip
+def test_decide_with_claims(previous: BucketState, new: Finding, decision: Decision) -> None:
+    assert decide(previous, new, now_ms=1_000) == decision
+
+
+def test_a_claim_survives_its_encoding() -> None:
+    assert Claim.decode(Claim("a@b", 17).encode()) == Claim("a@b", 17)
+    assert Claim.decode("no-deadline") is None
 
 
 def test_the_sweep_row_keeps_when_the_drift_began_and_counts_it_as_announced() -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.lifecycle import Action
+from functions.drift_monitor.lifecycle import Action, Claim, fingerprint
 from functions.drift_monitor.notifier import Notifier
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.publisher import AlertPublisher
@@ -60,6 +61,40 @@ def test_a_drift_is_sent_once_and_its_fix_once(emulator: Emulator) -> None:
     assert [a.message_id is not None for a in actions] == [True, False, True, False]
     assert [d["status"] for d in output.sent] == ["DRIFT", "RESOLVED"]
     assert output.sent[1]["resolution"]["driftedSince"] == output.sent[0]["firstDetected"]
+
+
+def test_concurrent_deliveries_of_a_drift_and_of_its_fix_announce_each_once(
+    emulator: Emulator,
+) -> None:
+    # Given 16 evaluations of one drift at once, as duplicate deliveries in parallel containers
+    settle, output = notifier(emulator)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        drifts = list(pool.map(lambda i: settle.settle(DRIFT, 100 + i, NOW), range(16)))
+        # When the bucket is fixed and the fix is delivered 16 times at once as well
+        fixes = list(pool.map(lambda i: settle.settle(COMPLIANT, 1_000 + i, NOW), range(16)))
+
+    # Then one alert, one notice; every other evaluation was counted or found older
+    assert [a.action for a in drifts].count(Action.ALERT) == 1
+    assert [a.action for a in fixes].count(Action.RESOLVE) == 1
+    assert {a.action for a in drifts + fixes} <= {
+        Action.ALERT, Action.RESOLVE, Action.SUPPRESS, Action.SUPERSEDED, Action.NONE
+    }  # fmt: skip
+    assert [d["status"] for d in output.sent] == ["DRIFT", "RESOLVED"]
+
+
+def test_a_claim_whose_holder_died_is_taken_over_once_its_lease_ends(emulator: Emulator) -> None:
+    # Given a container that claimed the drift and died before publishing it
+    settle, output = notifier(emulator)
+    dies_at = NOW + timedelta(seconds=60)
+    dead = Claim("dead", int(dies_at.timestamp() * 1000))
+    settle._store.record(DRIFT, 100, "2026-11-27T12:00:00Z", dead, fingerprint(DRIFT))
+
+    # Then a duplicate while it could still be running announces nothing, one after it does
+    during = settle.settle(DRIFT, 200, NOW)
+    after = settle.settle(DRIFT, 300, dies_at + timedelta(seconds=1))
+
+    assert (during.action, after.action) == (Action.SUPPRESS, Action.ALERT)
+    assert [d["status"] for d in output.sent] == ["DRIFT"]
 
 
 def test_an_older_evaluation_sends_nothing(emulator: Emulator) -> None:

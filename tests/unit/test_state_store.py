@@ -11,14 +11,22 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.lifecycle import next_state
+from functions.drift_monitor.lifecycle import Claim, fingerprint, next_state
 from functions.drift_monitor.models import BucketRef, Finding, Status
-from functions.drift_monitor.state_store import StateStore, state_key
+from functions.drift_monitor.state_store import Recorded, StateStore, state_key
 from functions.drift_monitor.sweep_states import record_sweep
 from local.emulator import Emulator, create_state_table
 from tests.unit.test_lifecycle import COMPLIANT, DRIFT, OTHER_DRIFT, VANISHED
 
 NOW = "2026-11-27T12:00:00Z"
+
+
+EXPIRED = Claim("earlier", 0)
+
+
+def record(store: StateStore, finding: Finding, at: int, claim: Claim = EXPIRED) -> Recorded:
+    """Records ``finding`` read at ``at``, claiming what it would announce."""
+    return store.record(finding, at, NOW, claim, fingerprint(finding))
 
 
 @pytest.fixture
@@ -29,8 +37,8 @@ def store(emulator: Emulator) -> Iterator[StateStore]:
 
 
 def test_each_evaluation_returns_the_row_it_replaced(store: StateStore) -> None:
-    first = store.record(DRIFT, 100, NOW)
-    second = store.record(OTHER_DRIFT, 200, NOW)
+    first = record(store, DRIFT, 100)
+    second = record(store, OTHER_DRIFT, 200)
 
     assert (first.previous, first.superseded) == (None, False)
     assert second.previous is not None
@@ -40,9 +48,9 @@ def test_each_evaluation_returns_the_row_it_replaced(store: StateStore) -> None:
 
 
 def test_an_older_evaluation_never_overwrites_a_newer_one(store: StateStore) -> None:
-    store.record(COMPLIANT, 200, NOW)
+    record(store, COMPLIANT, 200)
 
-    late = store.record(DRIFT, 100, NOW)
+    late = record(store, DRIFT, 100)
 
     assert late.superseded
     now = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
@@ -50,19 +58,68 @@ def test_an_older_evaluation_never_overwrites_a_newer_one(store: StateStore) -> 
 
 
 def test_an_announced_drift_stays_open_until_marked_resolved(store: StateStore) -> None:
-    store.record(DRIFT, 100, NOW)
+    record(store, DRIFT, 100)
     store.mark_alerted(DRIFT.bucket, "f1", NOW)
-    fixed = store.record(COMPLIANT, 200, NOW)
+    fixed = record(store, COMPLIANT, 200)
 
     assert fixed.previous is not None and fixed.previous.alerted_fingerprint == "f1"
-    assert store.record(COMPLIANT, 300, NOW).previous.alerted_fingerprint == "f1"  # type: ignore[union-attr]
-    store.mark_resolved(DRIFT.bucket, NOW)
+    assert record(store, COMPLIANT, 300).previous.alerted_fingerprint == "f1"  # type: ignore[union-attr]
+    store.mark_resolved(DRIFT.bucket, NOW, announced="f1")
     row = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
     assert (row.alerted_fingerprint, row.last_resolved, row.first_detected) == (None, NOW, None)
 
 
+def test_of_concurrent_evaluations_only_the_first_finds_the_announcement_unclaimed(
+    store: StateStore,
+) -> None:
+    # Given two containers evaluating the same drift, the second recording after the first
+    mine, theirs = Claim("first", 10_000), Claim("second", 10_000)
+
+    first = record(store, DRIFT, 100, mine)
+    second = record(store, DRIFT, 100, theirs)
+
+    # Then the first found no claim (it created it), the second found the first's
+    assert first.previous is None
+    assert second.previous is not None
+    assert second.previous.claim_on(fingerprint(DRIFT)) == mine
+    assert second.previous.resolving is None
+
+
+def test_an_expired_claim_is_taken_over_once_and_a_released_one_is_gone(
+    store: StateStore,
+) -> None:
+    drift = fingerprint(DRIFT)
+    dead, rescuer, late = Claim("dead", 50), Claim("rescuer", 9_000), Claim("late", 9_000)
+    record(store, DRIFT, 100, dead)
+
+    assert store.take_over(DRIFT.bucket, drift, dead, rescuer)
+    assert not store.take_over(DRIFT.bucket, drift, dead, late)  # the rescuer got there first
+    store.release(DRIFT.bucket, drift, late)  # not late's to give: nothing happens
+    assert record(store, DRIFT, 200).previous.claim_on(drift) == rescuer  # type: ignore[union-attr]
+    store.release(DRIFT.bucket, drift, rescuer)
+    assert record(store, DRIFT, 300).previous.claim_on(drift) is None  # type: ignore[union-attr]
+
+
+def test_announcing_forgets_stale_claims_and_a_resolution_never_erases_a_newer_drift(
+    store: StateStore,
+) -> None:
+    old, new = fingerprint(DRIFT), fingerprint(OTHER_DRIFT)
+    assert old is not None and new is not None
+    record(store, DRIFT, 100)
+    record(store, COMPLIANT, 150)  # claims the resolution (nothing was announced)
+    record(store, OTHER_DRIFT, 200)
+
+    store.mark_alerted(DRIFT.bucket, new, NOW, forget=(old,))
+    row = record(store, OTHER_DRIFT, 300).previous
+    assert row is not None and [fp for fp, _ in row.claims] == [new] and row.resolving is None
+
+    store.mark_resolved(DRIFT.bucket, NOW, announced=old)  # a resolution of the older drift
+    row = record(store, OTHER_DRIFT, 400).previous
+    assert row is not None and row.alerted_fingerprint == new and row.last_resolved is None
+
+
 def test_a_deleted_bucket_s_row_expires(store: StateStore) -> None:
-    store.record(VANISHED, 1_800_000_000_000, NOW)
+    record(store, VANISHED, 1_800_000_000_000)
 
     item = store._db.get_item(
         TableName=store._table, Key={"bucket": {"S": state_key(VANISHED.bucket)}}
@@ -97,7 +154,7 @@ def test_a_sweep_writes_hundreds_of_rows_in_batches_and_counts_its_moves(
 
 def test_a_sweep_leaves_rows_an_event_wrote_after_its_page_began(store: StateStore) -> None:
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    store.record(COMPLIANT, 5_000, NOW)  # an event, after the sweep's page began at 1,000
+    record(store, COMPLIANT, 5_000)  # an event, after the sweep's page began at 1,000
 
     changes = record_sweep(store, [DRIFT], 1_000, now)
 
@@ -109,10 +166,10 @@ def test_a_sweep_leaves_rows_an_event_wrote_after_its_page_began(store: StateSto
 def test_a_row_changed_between_read_and_write_is_left_to_the_newer_writer(
     store: StateStore,
 ) -> None:
-    seen = store.record(DRIFT, 100, NOW)
+    seen = record(store, DRIFT, 100)
     assert seen.previous is None
     before = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
-    store.record(COMPLIANT, 150, NOW)  # lands between the sweep's read and its write
+    record(store, COMPLIANT, 150)  # lands between the sweep's read and its write
 
     superseded = store.replace(
         [(OTHER_DRIFT, next_state(before, OTHER_DRIFT, 120, NOW, swept=True), before)], NOW
@@ -158,11 +215,11 @@ def test_a_table_that_is_not_there_fails_the_evaluation_rather_than_skipping_it(
     missing = StateStore(emulator.client("dynamodb"), "no-such-table")
 
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        missing.record(DRIFT, 100, NOW)
+        record(missing, DRIFT, 100)
 
 
 def test_keys_dynamodb_leaves_unprocessed_are_read_again(store: StateStore) -> None:
-    store.record(DRIFT, 100, NOW)
+    record(store, DRIFT, 100)
     key = state_key(DRIFT.bucket)
     item = store._db.get_item(TableName=store._table, Key={"bucket": {"S": key}})["Item"]
     stubber = Stubber(store._db)
