@@ -3,7 +3,9 @@
 
 Stacks: the monitor in its home region; with `regions`, a forwarder stack per other region; with
 `organizationId`, the member templates (in the `MemberTemplates` stage, deployed by the monitor
-stack's StackSets, never by `cdk deploy --all`).
+stack's StackSets, never by `cdk deploy --all`); with `stackSetCallAs=DELEGATED_ADMIN`, the same
+for the management account, which StackSets never reach (in the `ManagementAccount` stage,
+deployed there with `cdk deploy 'ManagementAccount/*'`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import CONTEXT_KEYS, ConfigError, props_from_context
-from infra.member import synthesize_member_templates
+from infra.member import MemberForwarderStack, MemberReaderStack, synthesize_member_templates
 from infra.stack import EncryptionDriftMonitorStack, RegionalForwarderStack
 
 STACK_NAME = "S3EncryptionDriftMonitor"
@@ -31,7 +33,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             stage,
             props.organization.member_role_name,
             props.watched_events,
-            key_checks=props.policy.key_checks,
+            policy=props.policy,
             remediates=props.remediates,
         )
     # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
@@ -53,6 +55,25 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             env=cdk.Environment(region=region),
             description=f"S3 Encryption Drift Monitor: forwards {region}'s S3 events home",
         )
+    if props.organization is not None and props.organization.delegated_admin:
+        management = cdk.Stage(app, "ManagementAccount")
+        MemberReaderStack(
+            management,
+            "Reader",
+            role_name=props.organization.member_role_name,
+            policy=props.policy,
+            remediates=props.remediates,
+            env=home,
+        )
+        # Environment-agnostic without `regions`: the region cdk deploy is given.
+        forwarded: tuple[str | None, ...] = props.regions or (None,)
+        for where in forwarded:
+            MemberForwarderStack(
+                management,
+                f"Forwarder-{where}" if where else "Forwarder",
+                event_names=props.watched_events,
+                env=cdk.Environment(region=where) if where else None,
+            )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -104,6 +104,12 @@ class OrganizationProps:
     # SELF from the management account, DELEGATED_ADMIN from a StackSets delegated administrator.
     stack_set_call_as: str = "SELF"
 
+    @property
+    def delegated_admin(self) -> bool:
+        """Deployed by a delegated administrator: StackSets never reach the management account,
+        which gets its reader role and forwarders from the ManagementAccount stacks instead."""
+        return self.stack_set_call_as == "DELEGATED_ADMIN"
+
 
 CONTEXT_KEYS = (
     "policy",

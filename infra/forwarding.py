@@ -20,7 +20,9 @@ CREATIONS = (CREATE_BUCKET, CREATE_TABLE_BUCKET)
 MONITORED_EVENTS = (CREATE_BUCKET, "PutBucketEncryption", "DeleteBucketEncryption")
 # §11: a deletion resolves an open drift; tag changes can add or remove an exemption.
 DELETE_BUCKET = "DeleteBucket"
-TAGGING_EVENTS = ("PutBucketTagging", "DeleteBucketTagging")
+# Tags change through S3's bucket calls, and through S3 Control's tagging calls on a bucket ARN
+# (general purpose and directory buckets: s3control model, TagResource/UntagResource).
+TAGGING_EVENTS = ("PutBucketTagging", "DeleteBucketTagging", "TagResource", "UntagResource")
 # §12: table buckets (S3 Tables) have calls of their own; directory buckets (S3 Express One
 # Zone) use S3's names, logged by their own event source.
 TABLE_BUCKET_EVENTS = (
@@ -29,12 +31,12 @@ TABLE_BUCKET_EVENTS = (
     "DeleteTableBucketEncryption",
     "DeleteTableBucket",
 )
-# EventBridge source -> CloudTrail eventSource, for every kind of bucket.
-EVENT_SOURCES = {
-    "aws.s3": "s3.amazonaws.com",
-    "aws.s3express": "s3express.amazonaws.com",
-    "aws.s3tables": "s3tables.amazonaws.com",
-}
+# The CloudTrail eventSource of every kind of bucket, matched exactly.
+EVENT_SOURCES = ("s3.amazonaws.com", "s3express.amazonaws.com", "s3tables.amazonaws.com")
+# EventBridge's source for them, matched by prefix: aws.s3 and aws.s3express are documented
+# (EventBridge Events Reference), S3 Tables' spelling is not. Only AWS services may put events
+# whose source begins with "aws." (custom PutEvents cannot), so the prefix still means AWS.
+SOURCE_PREFIX = "aws.s3"
 
 
 def monitored_events(*, exempt_tag: bool) -> tuple[str, ...]:
@@ -51,10 +53,10 @@ def s3_change_pattern(event_names: tuple[str, ...] | list[str]) -> events.EventP
     """SPEC §3, §11 and §12: the named calls on any kind of bucket, successful ones only. One
     list of names for the three sources: no name of one service means something else in another."""
     return events.EventPattern(
-        source=list(EVENT_SOURCES),
+        source=events.Match.prefix(SOURCE_PREFIX),
         detail_type=["AWS API Call via CloudTrail"],
         detail={
-            "eventSource": list(EVENT_SOURCES.values()),
+            "eventSource": list(EVENT_SOURCES),
             "eventName": list(event_names),
             "errorCode": [{"exists": False}],
         },

@@ -23,6 +23,7 @@ from constructs import Construct
 
 from functions.drift_monitor.permissions import (
     DESCRIBE_KEY,
+    DIRECTORY_KEY_USE,
     LIST_ACCOUNTS,
     OTHER_KINDS_LISTS,
     OTHER_KINDS_READS,
@@ -41,6 +42,10 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13  # the same version as infra/asset.py RUNT
 ARCHITECTURE = lambda_.Architecture.ARM_64
 FUNCTION_CODE = Path(__file__).resolve().parent.parent / "functions"
 LOG_RETENTION = logs.RetentionDays.ONE_YEAR
+# Every general purpose bucket, in the deployment's partition (aws, aws-cn, aws-us-gov...).
+ALL_BUCKETS = f"arn:{Aws.PARTITION}:s3:::*"
+# How cdk-nag names that resource in its findings.
+ALL_BUCKETS_FINDING = "AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::*]"
 
 
 def _asset_code() -> lambda_.Code:
@@ -153,11 +158,14 @@ class MonitoredFunction:
     def read_buckets(self, sid: str, actions: tuple[str, ...]) -> None:
         self.role.add_to_policy(this_accounts_buckets(sid, actions))
 
-    def read_other_kinds(self, *, lists: bool, remediates: bool) -> None:
+    def read_other_kinds(self, *, lists: bool, remediates: bool, policy: Policy) -> None:
         """Directory and table buckets (§12): their reads, their listings for a sweep, and
-        remediation's write only with ``apply``."""
+        remediation's write (with the use of the keys it may set) only with ``apply``."""
         for statement in other_kinds_statements(lists=lists, remediates=remediates):
             self.role.add_to_policy(statement)
+        keys = directory_keys_statement(policy) if remediates else None
+        if keys is not None:
+            self.role.add_to_policy(keys)
         acknowledge_other_kinds(self.role)
 
     def look_up_keys(self, policy: Policy) -> None:
@@ -183,7 +191,7 @@ def this_accounts_buckets(sid: str, actions: tuple[str, ...]) -> iam.PolicyState
     return iam.PolicyStatement(
         sid=sid,
         actions=list(actions),
-        resources=["arn:aws:s3:::*"],
+        resources=[ALL_BUCKETS],
         conditions={"StringEquals": {"s3:ResourceAccount": Aws.ACCOUNT_ID}},
     )
 
@@ -217,6 +225,17 @@ def other_kinds_statements(*, lists: bool, remediates: bool) -> list[iam.PolicyS
             )
         )
     return statements
+
+
+def directory_keys_statement(policy: Policy) -> iam.PolicyStatement | None:
+    """Remediation of a directory bucket to SSE-KMS uses the key it sets: the key ARNs the policy
+    allows (a directory bucket takes no alias); None when it lists none (no key to set)."""
+    keys = [key for key in policy.allowed_kms_keys if ":key/" in key]
+    if not keys:
+        return None
+    return iam.PolicyStatement(
+        sid="SetDirectoryBucketsToTheAllowedKeys", actions=list(DIRECTORY_KEY_USE), resources=keys
+    )
 
 
 def acknowledge_other_kinds(role: iam.IRole) -> None:

@@ -19,6 +19,7 @@ from aws_cdk import (
     Acknowledgment,
     BootstraplessSynthesizer,
     CfnParameter,
+    Environment,
     Stack,
     Stage,
     Validations,
@@ -32,12 +33,15 @@ from functions.drift_monitor.permissions import (
     PUT_ENCRYPTION,
     SWEEP_BUCKET_READS,
 )
+from functions.drift_monitor.policy import Policy
 
 from .forwarding import EventForwarder
 from .functions import (
+    ALL_BUCKETS_FINDING,
     acknowledge_key_wildcard,
     acknowledge_other_kinds,
     describe_keys_statement,
+    directory_keys_statement,
     other_kinds_statements,
     this_accounts_buckets,
 )
@@ -50,15 +54,24 @@ CENTRAL_BUS_ARN = "CentralBusArn"
 
 
 class _MemberStack(Stack):
-    """Deployed by StackSets into accounts that were never bootstrapped for the CDK."""
+    """Deployed by StackSets into accounts that were never bootstrapped for the CDK (and, for
+    the management account, by ``cdk deploy`` with that account's credentials)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, description: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        env: Environment | None = None,
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
             description=description,
             synthesizer=BootstraplessSynthesizer(),
             analytics_reporting=False,
+            env=env,
         )
 
 
@@ -69,14 +82,16 @@ class MemberReaderStack(_MemberStack):
         construct_id: str,
         *,
         role_name: str,
-        key_checks: bool,
+        policy: Policy,
         remediates: bool,
+        env: Environment | None = None,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
             description="S3 Encryption Drift Monitor: the role the monitor reads this account's "
             "bucket encryption with (read only)",
+            env=env,
         )
         monitor_account = CfnParameter(
             self,
@@ -113,19 +128,19 @@ class MemberReaderStack(_MemberStack):
             description="Lets the S3 Encryption Drift Monitor read this account's bucket "
             "encryption, tags and locations; no write",
             inline_policies={
-                "ReadBucketEncryption": reader_policy(key_checks=key_checks, remediates=remediates)
+                "ReadBucketEncryption": reader_policy(policy=policy, remediates=remediates)
             },
         )
         Validations.of(self.role).acknowledge(
             Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
+                id=ALL_BUCKETS_FINDING,
                 reason="The monitor reads the encryption, tags and location of every bucket of "
                 "the account, and bucket ARNs carry no account; the statement is narrowed to this "
                 "account's buckets with the s3:ResourceAccount condition.",
             )
         )
         acknowledge_other_kinds(self.role)
-        if key_checks:
+        if policy.key_checks:
             acknowledge_key_wildcard(self.role)
         Validations.of(self.role).acknowledge(
             Acknowledgment(
@@ -137,14 +152,17 @@ class MemberReaderStack(_MemberStack):
         )
 
 
-def reader_policy(*, key_checks: bool, remediates: bool) -> iam.PolicyDocument:
+def reader_policy(*, policy: Policy, remediates: bool) -> iam.PolicyDocument:
     """Exactly what the event function and the sweep call in a member account: reads, and the
-    one write remediation makes only when it is ``apply``."""
-    remediation = this_accounts_buckets("RemediateBucketsOfThisAccount", (PUT_ENCRYPTION,))
+    one write remediation makes (with the keys it may set) only when it is ``apply``."""
+    remediation = [this_accounts_buckets("RemediateBucketsOfThisAccount", (PUT_ENCRYPTION,))]
+    keys = directory_keys_statement(policy)
+    if keys is not None:
+        remediation.append(keys)
     return iam.PolicyDocument(
         statements=[
-            *([describe_keys_statement()] if key_checks else []),
-            *([remediation] if remediates else []),
+            *([describe_keys_statement()] if policy.key_checks else []),
+            *(remediation if remediates else []),
             this_accounts_buckets("ReadBucketsOfThisAccount", SWEEP_BUCKET_READS),
             iam.PolicyStatement(
                 sid="ListBucketsAndFindExemptOnes",
@@ -158,13 +176,19 @@ def reader_policy(*, key_checks: bool, remediates: bool) -> iam.PolicyDocument:
 
 class MemberForwarderStack(_MemberStack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, event_names: tuple[str, ...]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        event_names: tuple[str, ...],
+        env: Environment | None = None,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
             description="S3 Encryption Drift Monitor: forwards this region's S3 bucket creations "
             "and encryption changes to the monitor",
+            env=env,
         )
         central_bus = CfnParameter(
             self,
@@ -192,13 +216,13 @@ def synthesize_member_templates(
     role_name: str,
     event_names: tuple[str, ...],
     *,
-    key_checks: bool,
+    policy: Policy,
     remediates: bool,
 ) -> MemberTemplates:
     """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
     synthesized now because the central stack's StackSets carry their templates."""
     reader = MemberReaderStack(
-        stage, "Reader", role_name=role_name, key_checks=key_checks, remediates=remediates
+        stage, "Reader", role_name=role_name, policy=policy, remediates=remediates
     )
     forwarder = MemberForwarderStack(stage, "Forwarder", event_names=event_names)
     assembly = stage.synth()

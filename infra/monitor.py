@@ -242,7 +242,7 @@ class EncryptionDriftMonitor(Construct):
             ),
         )
         monitored.read_buckets("ReadBucketsInThisAccount", EVENT_BUCKET_READS)
-        monitored.read_other_kinds(lists=False, remediates=props.remediates)
+        monitored.read_other_kinds(lists=False, remediates=props.remediates, policy=props.policy)
         monitored.look_up_keys(props.policy)
         if props.remediation is not Mode.OFF:
             monitored.function.add_environment("REMEDIATION", props.remediation.value)
@@ -316,16 +316,23 @@ class EncryptionDriftMonitor(Construct):
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="trail-bucket/",
         )
-        # The Trail construct does not grant CloudTrail the use of a key it is given.
+        # The Trail construct does not grant CloudTrail the use of a key it is given. As the
+        # CloudTrail User Guide ("Configure AWS KMS key policies for CloudTrail") has it:
+        # kms:GenerateDataKey* to encrypt, kms:Decrypt because the trail bucket uses an S3 Bucket
+        # Key, each for this trail only (aws:SourceArn), and DescribeKey.
+        trail_name = f"{Aws.STACK_NAME}-s3-encryption-monitor"
+        trail_arn = (
+            f"arn:{Aws.PARTITION}:cloudtrail:{Aws.REGION}:{Aws.ACCOUNT_ID}:trail/{trail_name}"
+        )
         cloudtrail_principal = iam.ServicePrincipal("cloudtrail.amazonaws.com")
         trail_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="AllowCloudTrailToEncryptLogs",
                 principals=[cloudtrail_principal],
-                actions=["kms:GenerateDataKey"],
+                actions=["kms:GenerateDataKey*"],
                 resources=["*"],
                 conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "StringEquals": {"aws:SourceArn": trail_arn},
                     "StringLike": {
                         "kms:EncryptionContext:aws:cloudtrail:arn": (
                             f"arn:{Aws.PARTITION}:cloudtrail:*:{Aws.ACCOUNT_ID}:trail/*"
@@ -336,10 +343,20 @@ class EncryptionDriftMonitor(Construct):
         )
         trail_key.add_to_resource_policy(
             iam.PolicyStatement(
+                sid="AllowCloudTrailToDecryptWithTheBucketKey",
+                principals=[cloudtrail_principal],
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+            )
+        )
+        trail_key.add_to_resource_policy(
+            iam.PolicyStatement(
                 sid="AllowCloudTrailToDescribeKey",
                 principals=[cloudtrail_principal],
                 actions=["kms:DescribeKey"],
                 resources=["*"],
+                conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
             )
         )
         trail_logs = logs.LogGroup(
@@ -352,6 +369,7 @@ class EncryptionDriftMonitor(Construct):
         return cloudtrail.Trail(
             self,
             "Trail",
+            trail_name=trail_name,
             bucket=trail_bucket,
             encryption_key=trail_key,
             is_multi_region_trail=True,

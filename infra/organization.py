@@ -74,6 +74,15 @@ class OrganizationPlumbing(Construct):
                 {"StringEquals": {"aws:ResourceOrgID": organization.organization_id}},
             )
 
+        self.delegated_admin = organization.delegated_admin
+        reader_parameters = {
+            MONITOR_ACCOUNT: Aws.ACCOUNT_ID,
+            MONITOR_ROLE_ARNS: ",".join(reader.role.role_arn for reader in readers),
+            ORGANIZATION_ID: organization.organization_id,
+        }
+        # What the member templates need: the StackSets give it, and the stack outputs it for the
+        # management account's own stacks (DELEGATED_ADMIN).
+        self.member_parameters = {**reader_parameters, CENTRAL_BUS_ARN: self.bus.event_bus_arn}
         self.reader_stack_set = self._stack_set(
             "ReaderStackSet",
             name_suffix="MemberReader",
@@ -81,11 +90,7 @@ class OrganizationPlumbing(Construct):
             template=templates.reader,
             regions=regions[:1],  # IAM is global: once per account
             organization=organization,
-            parameters={
-                MONITOR_ACCOUNT: Aws.ACCOUNT_ID,
-                MONITOR_ROLE_ARNS: ",".join(reader.role.role_arn for reader in readers),
-                ORGANIZATION_ID: organization.organization_id,
-            },
+            parameters=reader_parameters,
         )
         self.forwarder_stack_set = self._stack_set(
             "ForwarderStackSet",

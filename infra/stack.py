@@ -11,6 +11,7 @@ from constructs import Construct, IConstruct
 
 from .config import MonitorProps
 from .forwarding import EventForwarder, default_bus_arn
+from .functions import ALL_BUCKETS_FINDING
 from .lifecycle import MonitorDashboard
 from .member import MemberTemplates
 from .monitor import EncryptionDriftMonitor
@@ -118,12 +119,16 @@ class EncryptionDriftMonitorStack(Stack):
             CfnOutput(self, "ReportBucketName", value=self.sweep.reports.bucket_name)
         if self.organization is not None:
             CfnOutput(self, "CentralEventBusArn", value=self.organization.bus.event_bus_arn)
+            if self.organization.delegated_admin:
+                # The parameters of the ManagementAccount stacks, which cdk deploy gives them.
+                for name, value in self.organization.member_parameters.items():
+                    CfnOutput(self, f"ManagementAccount{name}", value=value)
 
     def _acknowledge_findings(self) -> None:
         monitor = self.monitor
         _acknowledge(
             monitor.function.role,
-            "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
+            ALL_BUCKETS_FINDING,
             "The monitor must read the encryption and tags of every bucket in the account, and "
             "bucket ARNs carry no account; the statement is narrowed to this account's buckets "
             "with the s3:ResourceAccount condition.",
@@ -133,7 +138,7 @@ class EncryptionDriftMonitorStack(Stack):
             functions += [self.sweep.starter.function, self.sweep.worker.function]
             _acknowledge(
                 self.sweep.worker.role,
-                "AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:s3:::*]",
+                ALL_BUCKETS_FINDING,
                 "The sweep reads the encryption, location and tags of every bucket in the "
                 "account, and bucket ARNs carry no account; the statement is narrowed to this "
                 "account's buckets with the s3:ResourceAccount condition.",

@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from functions.drift_monitor.permissions import (
+    DESCRIBE_ORGANIZATION,
     FIND_TAGGED_BUCKETS,
     LIST_ACCOUNTS,
     LIST_BUCKETS,
@@ -175,6 +176,11 @@ class SweepEngine(Construct):
             **({"BUCKET_REGIONS": ",".join(props.regions)} if props.regions else {}),
             **props.reader_environment(),
         }
+        delegated = props.organization is not None and props.organization.delegated_admin
+        if delegated:
+            # StackSets never deploy to the management account: the digest says so until the
+            # ManagementAccount stacks exist there.
+            environment["DELEGATED_ADMIN"] = "true"
         worker = monitor.new_function(
             self,
             "WorkerFunction",
@@ -191,10 +197,13 @@ class SweepEngine(Construct):
             ),
         )
         worker.read_buckets("ReadBucketsInThisAccount", SWEEP_BUCKET_READS)
-        worker.read_other_kinds(lists=True, remediates=False)
+        worker.read_other_kinds(lists=True, remediates=False, policy=props.policy)
         worker.look_up_keys(props.policy)
         # Neither supports resource-level permissions; both only list.
         worker.allow("ListBucketsAndFindExemptOnes", [LIST_BUCKETS, FIND_TAGGED_BUCKETS], ["*"])
+        if delegated:
+            # No resource-level permissions either: it names the management account.
+            worker.allow("FindTheManagementAccount", [DESCRIBE_ORGANIZATION], ["*"])
         worker.allow(
             "CountTheRun",
             [

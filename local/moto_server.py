@@ -14,6 +14,9 @@
 - With IAM enforced, moto asks for sqs:SendMessageBatch (and the other batch actions) and for
   dynamodb:TransactWriteItems, which IAM does not have: on AWS a batch needs the single action's
   permission, and a transaction each of its parts' (PutItem, UpdateItem...). Here too.
+- moto 5.2.5 stores BlockedEncryptionTypes with a bucket's default encryption but leaves it out
+  of GetBucketEncryption. S3: "GetBucketEncryption ... also returns BucketKeyEnabled and
+  BlockedEncryptionTypes" (S3 API Reference). Here it is returned as stored.
 - moto draws a random organization id; ``LOCAL_ORGANIZATION_ID`` fixes it, so a template
   synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
 - moto has no directory buckets (S3 Express One Zone) and no working table buckets (S3 Tables):
@@ -43,10 +46,12 @@ import moto.server
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
+from moto.core.utils import ensure_boolean
 from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.organizations.models import organizations_backends
+from moto.s3.exceptions import ServerSideEncryptionConfigurationNotFoundError
 from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
 from moto.sts.responses import TokenResponse
@@ -89,6 +94,28 @@ def list_buckets_like_s3(self: Any) -> TYPE_RESPONSE:
         result["Prefix"] = prefix
     self.data["Action"] = "ListBuckets"
     return self.serialized(ActionResult(result))  # type: ignore[no-any-return]
+
+
+def get_bucket_encryption_like_s3(self: Any) -> TYPE_RESPONSE:
+    self.data["Action"] = "GetBucketEncryption"
+    encryption = self.backend.get_bucket_encryption(self.bucket_name)
+    if not encryption:
+        raise ServerSideEncryptionConfigurationNotFoundError(bucket_name=self.bucket_name)
+    rule = encryption["Rule"]
+    result: dict[str, Any] = {
+        "ApplyServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"],
+        "BucketKeyEnabled": ensure_boolean(rule.get("BucketKeyEnabled")),
+    }
+    blocked = rule.get("BlockedEncryptionTypes")
+    if blocked is not None:
+        # The XML body as moto parsed it: one EncryptionType is a string, several a list.
+        types = (blocked or {}).get("EncryptionType") or []
+        result["BlockedEncryptionTypes"] = {
+            "EncryptionType": [types] if isinstance(types, str) else list(types)
+        }
+    return self.serialized(  # type: ignore[no-any-return]
+        ActionResult({"ServerSideEncryptionConfiguration": {"Rules": [result]}})
+    )
 
 
 def authorize_encryption_like_s3() -> None:
@@ -202,6 +229,7 @@ def organization_id_from_environment() -> None:
 
 if __name__ == "__main__":
     S3Response.all_buckets = list_buckets_like_s3  # type: ignore[method-assign]
+    S3Response.get_bucket_encryption = get_bucket_encryption_like_s3  # type: ignore[method-assign]
     authorize_encryption_like_s3()
     TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
     IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]

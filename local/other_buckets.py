@@ -11,8 +11,10 @@ Emulated, with AWS's documented behaviour:
 - directory buckets: CreateBucket (name ``base--zone--x-s3``, zone matching the configuration),
   DeleteBucket, ListDirectoryBuckets (pages, BucketRegion), Get/Put/DeleteBucketEncryption
   (a new bucket, and one whose configuration is deleted, has SSE-S3; only AES256 and aws:kms;
-  aws:kms needs a key ARN or id (no alias, no AWS managed key); Bucket Keys always on);
-  ExpectedBucketOwner is checked.
+  aws:kms needs a key ARN or id (no alias, no AWS managed key); Bucket Keys always on), each
+  source named where it is implemented: ExpectedBucketOwner refused with 501, one customer
+  managed key for the bucket's lifetime, 503 while inactive (set through
+  ``POST /_local/directory-buckets/inactive``, a call of this emulator's own).
 - table buckets: CreateTableBucket, ListTableBuckets (prefix, pages, type), GetTableBucket,
   DeleteTableBucket, Get/Put/DeleteTableBucketEncryption (default SSE-S3; only AES256 and
   aws:kms; aws:kms needs kmsKeyArn).
@@ -74,6 +76,8 @@ class _Bucket:
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     encryption: dict[str, str | None] = field(default_factory=lambda: dict(_SSE_S3))
     bucket_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    lifetime_key: str | None = None  # directory buckets: the one KMS key it may ever use
+    inactive: bool = False  # directory buckets: idle for 90 days
 
     @property
     def table_arn(self) -> str:
@@ -105,6 +109,8 @@ class OtherBuckets:
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if environ.get("PATH_INFO") == INACTIVE_PATH:
+                return self._answer(environ, start_response, self._set_inactive, _json_error)
             service = _signing_service(environ)
             if service == "s3express":
                 return self._answer(environ, start_response, self._express, _xml_error)
@@ -122,7 +128,7 @@ class OtherBuckets:
         error: Callable[[_Refused], tuple[int, dict[str, str], bytes]],
     ) -> list[bytes]:
         try:
-            call = _parse(environ)
+            call = _parse(environ, signed=environ.get("PATH_INFO") != INACTIVE_PATH)
             with self._lock:
                 status, headers, body = handler(call)
         except _Refused as refused:
@@ -150,12 +156,19 @@ class OtherBuckets:
                 if call.method == "GET"
                 else "PutEncryptionConfiguration"
             )
+            if "x-amz-expected-bucket-owner" in call.headers:
+                # "For directory buckets, this header is not supported in this API operation. If
+                # you specify this header, the request fails with the HTTP status code 501 Not
+                # Implemented." (S3 API Reference, Get/PutBucketEncryption, ExpectedBucketOwner)
+                raise _Refused(501, "NotImplemented", "ExpectedBucketOwner is not supported")
             _authorize(call, action, arn)
             bucket = self._directory_bucket(call, key)
             if call.method == "GET":
                 return 200, _XML, _encryption_xml(bucket.encryption)
             if call.method == "PUT":
-                bucket.encryption = _directory_encryption(call.body)
+                encryption = _directory_encryption(call.body)
+                _keep_lifetime_key(bucket, encryption)
+                bucket.encryption = encryption
                 return 200, {}, b""
             if call.method == "DELETE":
                 bucket.encryption = dict(_SSE_S3)
@@ -175,10 +188,25 @@ class OtherBuckets:
         if bucket is None:
             raise _Refused(404, "NoSuchBucket", "The specified bucket does not exist")
         # The control plane is not cross-account: another account's bucket is refused.
-        owner = call.headers.get("x-amz-expected-bucket-owner")
-        if bucket.account != call.account or (owner and owner != bucket.account):
+        if bucket.account != call.account:
             raise _Refused(403, "AccessDenied", "Access Denied")
+        if bucket.inactive:
+            # "If a directory bucket has no request activity for 90 days, it transitions to an
+            # inactive state ... temporarily inaccessible for reads and writes", answering 503
+            # (S3 User Guide, "Working with directory buckets"). The error code is not
+            # documented: this one is S3's usual 503 code.
+            raise _Refused(503, "ServiceUnavailable", "The bucket is inactive")
         return bucket
+
+    def _set_inactive(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        """This emulator's own call: ``{"region", "name", "inactive"}`` marks a directory bucket
+        idle for 90 days (or active again)."""
+        request = _body(call)
+        bucket = self.directory.get((str(request.get("region")), str(request.get("name"))))
+        if bucket is None:
+            raise _Refused(404, "NotFoundException", "no such directory bucket")
+        bucket.inactive = bool(request.get("inactive", True))
+        return 204, {}, b""
 
     def _create_directory(
         self, call: _Call, key: tuple[str, str]
@@ -315,10 +343,10 @@ def _signing_service(environ: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-def _parse(environ: dict[str, Any]) -> _Call:
+def _parse(environ: dict[str, Any], *, signed: bool = True) -> _Call:
     authorization = environ.get("HTTP_AUTHORIZATION", "")
     credential = re.search(r"Credential=([^/]+)/\d{8}/([^/]+)/", authorization)
-    if credential is None:
+    if credential is None and signed:
         raise _Refused(403, "AccessDenied", "Requests must be signed with SigV4")
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
@@ -329,8 +357,8 @@ def _parse(environ: dict[str, Any]) -> _Call:
         if key.startswith("HTTP_")
     }
     return _Call(
-        account=get_account_id_from(credential.group(1)),
-        region=credential.group(2),
+        account=get_account_id_from(credential.group(1)) if credential else "",
+        region=credential.group(2) if credential else "",
         method=environ["REQUEST_METHOD"],
         path=environ.get("PATH_INFO", "/"),
         query=query,
@@ -380,6 +408,27 @@ def _directory_encryption(body: bytes) -> dict[str, str | None]:
             "SSE-KMS on a directory bucket needs a customer managed key's id or ARN",
         )
     return {"algorithm": algorithm, "key": key if algorithm == "aws:kms" else None}
+
+
+def _keep_lifetime_key(bucket: _Bucket, encryption: dict[str, str | None]) -> None:
+    """"After you specify a customer managed key for SSE-KMS, you can't override the customer
+    managed key for the bucket's SSE-KMS configuration" (S3 User Guide, "Using SSE-KMS in
+    directory buckets"). The error S3 answers is not documented: InvalidArgument here."""
+    key = encryption["key"]
+    if key is None:
+        return
+    if bucket.lifetime_key is not None and _key_id(key) != _key_id(bucket.lifetime_key):
+        raise _Refused(
+            400,
+            "InvalidArgument",
+            f"This directory bucket's customer managed key is {bucket.lifetime_key} for its "
+            "lifetime",
+        )
+    bucket.lifetime_key = key
+
+
+def _key_id(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
 
 
 def _table_encryption(configuration: Any) -> dict[str, str | None]:
@@ -471,4 +520,8 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    501: "Not Implemented",
+    503: "Service Unavailable",
 }
+# This emulator's own call (no AWS API): marks a directory bucket inactive, or active again.
+INACTIVE_PATH = "/_local/directory-buckets/inactive"

@@ -70,10 +70,14 @@ class Template:
         return str(self.properties(rule_id)["Targets"][0]["Arn"]["Fn::GetAtt"][0])
 
     def s3_rules(self) -> list[str]:
+        """The rules on S3's CloudTrail events (their pattern names S3's event source)."""
         return [
             logical_id
             for logical_id in self.logical_ids("AWS::Events::Rule")
-            if "aws.s3" in self.properties(logical_id).get("EventPattern", {}).get("source", [])
+            if "s3.amazonaws.com"
+            in self.properties(logical_id).get("EventPattern", {}).get("detail", {}).get(
+                "eventSource", []
+            )
         ]
 
 

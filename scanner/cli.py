@@ -37,7 +37,7 @@ from functions.drift_monitor.credentials import (
     sweep_config,
 )
 from functions.drift_monitor.keys import KeyDirectory
-from functions.drift_monitor.models import ACCOUNT_ID, REGION_NAME, Finding, Status, Trigger
+from functions.drift_monitor.models import ACCOUNT_ID, Finding, Status, Trigger, is_region_name
 from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
 from functions.drift_monitor.policy import Policy, PolicyError
 from functions.drift_monitor.s3_reader import ListedBucket, ListingDenied, S3Reader
@@ -298,6 +298,8 @@ def _scan_account(
                 None,
                 f"{denied}; grant s3:ListAllMyBuckets to {reader.access.role_arn(account)}",
             )
+    for skipped in other_kinds.skipped:
+        click.echo(f"Note: account {account}: {skipped}", err=True)
     return AccountScan(account, result, "; ".join(other_kinds.errors) or None)
 
 
@@ -342,7 +344,7 @@ def _regions(value: str | None) -> frozenset[str] | None:
         return None
     names = frozenset(part.strip() for part in value.split(",") if part.strip())
     for name in names:
-        if not REGION_NAME.match(name):
+        if not is_region_name(name):
             raise click.BadParameter(f"{name!r} is not a region name", param_hint="--regions")
     return names
 

@@ -31,6 +31,17 @@ def organization_accounts(organizations: Any) -> list[str]:
     return sorted(accounts)
 
 
+def management_account(organizations: Any) -> str | None:
+    """The organization's management account; None when Organizations will not say."""
+    try:
+        organization = organizations.describe_organization()["Organization"]
+    except ClientError as error:
+        if not is_denied(error) and error_code(error) not in _NOT_IN_AN_ORGANIZATION:
+            raise
+        return None
+    return str(organization.get("MasterAccountId") or "") or None
+
+
 def accounts_to_sweep(home: str, explicit: tuple[str, ...], organization: list[str]) -> list[str]:
     """The monitor's own account always, then the explicit or the organization's accounts."""
     return sorted(dict.fromkeys([home, *explicit, *organization]))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import BucketKind, Finding, Severity, Status
+from .models import DIRECTORY_BUCKET_SUFFIX, BucketKind, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
 
 if TYPE_CHECKING:
@@ -147,9 +147,13 @@ def render_email(document: dict[str, Any]) -> str:
     bucket = document["bucket"]
     violations = document["violations"]
     if document["status"] == Status.UNVERIFIABLE:
+        why = {
+            "ACCESS_DENIED": "S3 denied the read",
+            "BUCKET_INACTIVE": "the directory bucket is inactive",
+        }.get(violations[0]["code"] if violations else "", "S3 kept failing to answer")
         headline = (
             f"The S3 Encryption Drift Monitor could not verify the default encryption of bucket "
-            f"{bucket}: S3 denied the read."
+            f"{bucket}: {why}."
         )
     else:
         codes = ", ".join(v["code"] for v in violations)
@@ -170,7 +174,8 @@ def render_email(document: dict[str, Any]) -> str:
     ]
     lines += _describe_auto_remediation(document.get("autoRemediation"))
     if document["remediation"]:
-        lines += ["", "To fix it, run:", f"  {document['remediation']}"]
+        fix = document["remediation"].splitlines()
+        lines += ["", "To fix it, run:", *(f"  {line}" for line in fix)]
         if KEY_PLACEHOLDER in document["remediation"]:
             lines.append(f"  (replace {KEY_PLACEHOLDER} with a key your policy allows)")
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "alert")
@@ -307,14 +312,15 @@ def _describe_observed(observed: dict[str, Any] | None, kind: str | None) -> lis
 
 def remediation_command(finding: Finding, policy: Policy) -> str | None:
     """The ``put-bucket-encryption`` call that makes the bucket compliant, for DRIFT findings
-    (``put-table-bucket-encryption`` for a table bucket)."""
+    (``put-table-bucket-encryption`` for a table bucket); for a directory bucket whose key would
+    change, the same call for a new bucket, with what to do around it."""
     fix = plan_fix(finding, policy)
     if fix is None:
         return None
     configuration = json.dumps(fix.configuration, separators=(",", ":"))
     bucket = finding.bucket
     if bucket.kind is BucketKind.TABLE:
-        return shlex.join(
+        command = shlex.join(
             [
                 "aws",
                 "s3tables",
@@ -327,18 +333,40 @@ def remediation_command(finding: Finding, policy: Policy) -> str | None:
                 configuration,
             ]
         )
-    return shlex.join(
+        if fix.rule.algorithm != SSE_KMS:
+            return command
+        return (
+            f"{command}\n# First allow the S3 Tables maintenance principal "
+            "(maintenance.s3tables.amazonaws.com) to use the key in its key policy: without it, "
+            "table maintenance stops (S3 User Guide, 'Using SSE-KMS in table buckets')."
+        )
+    name = bucket.name
+    if fix.recreate:
+        # The zone is the part of the name before --x-s3: the new bucket goes in the same zone.
+        zone = name.removesuffix(DIRECTORY_BUCKET_SUFFIX).rpartition("--")[2]
+        name = f"<NEW-NAME>--{zone}{DIRECTORY_BUCKET_SUFFIX}"
+    # A directory bucket refuses --expected-bucket-owner (501 Not Implemented).
+    owner = (
+        [] if bucket.kind is BucketKind.DIRECTORY else ["--expected-bucket-owner", bucket.account]
+    )
+    command = shlex.join(
         [
             "aws",
             "s3api",
             "put-bucket-encryption",
             "--bucket",
-            bucket.name,
-            "--expected-bucket-owner",
-            bucket.account,
+            name,
+            *owner,
             "--region",
             bucket.region,
             "--server-side-encryption-configuration",
             configuration,
         ]
+    )
+    if not fix.recreate:
+        return command
+    return (
+        "# A directory bucket keeps its KMS key for its lifetime (S3 User Guide, 'Using SSE-KMS "
+        f"in directory buckets'): create a new directory bucket in the same zone, then\n"
+        f"{command}\n# copy the objects to it and delete s3://{bucket.name}."
     )

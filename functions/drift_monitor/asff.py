@@ -1,9 +1,16 @@
-"""A §6 document as an AWS Security Finding Format (ASFF) finding: one finding per bucket.
+r"""A §6 document as an AWS Security Finding Format (ASFF) finding: one finding per bucket.
 
 The finding's ``Id`` is the bucket's (account, region, name), so every import for a bucket
-updates the same finding: FAILED while it drifts, PASSED and ARCHIVED once resolved. Field names
-and enums are those of botocore's ``securityhub`` model (``AwsSecurityFinding``), which the tests
-validate against.
+updates the same finding: FAILED while it drifts, PASSED and ARCHIVED once resolved. Field names,
+enums and patterns are those of botocore's ``securityhub`` model (``AwsSecurityFinding``), which
+the tests validate against: no value may be empty (``NonEmptyString``, pattern ``.*\S.*``).
+
+As Security Hub CSPM's API reference says of BatchImportFindings: a provider sets Severity and
+Types through ``FindingProviderFields`` (it "should not use BatchImportFindings to update" the
+top-level ones), and ``Workflow`` only when the finding is created ("After a finding is created,
+BatchImportFindings cannot be used to update ... Workflow"; Security Hub sets it back to NEW
+itself when a resolved finding fails again). Findings not updated for 90 days are deleted, so the
+sweep imports every open one again.
 """
 
 from __future__ import annotations
@@ -49,11 +56,17 @@ def noun(document: dict[str, Any]) -> str:
 
 
 def asff_finding(
-    document: dict[str, Any], *, importer_account: str, importer_region: str, now: str
+    document: dict[str, Any],
+    *,
+    importer_account: str,
+    importer_region: str,
+    now: str,
+    created: bool = False,
 ) -> dict[str, Any]:
     """The finding ``importer_account`` imports in ``importer_region``. Security Hub accepts
     findings of the importing account only (for the default product), so a member account's
-    bucket is reported by the monitor's account and named as the bucket's owner."""
+    bucket is reported by the monitor's account and named as the bucket's owner. ``created``:
+    this import creates the finding (its first), so it carries the workflow status."""
     status = document["status"]
     compliance, workflow, record_state = _states(status)
     severity = _SEVERITY.get(document["severity"] or "", "INFORMATIONAL")
@@ -64,12 +77,11 @@ def asff_finding(
         "ProductArn": product_arn(importer_region, importer_account),
         "GeneratorId": GENERATOR_ID,
         "AwsAccountId": importer_account,
-        "Types": [FINDING_TYPE],
+        "FindingProviderFields": {"Severity": {"Label": severity}, "Types": [FINDING_TYPE]},
         "FirstObservedAt": first_seen,
         "LastObservedAt": now,
         "CreatedAt": first_seen,
         "UpdatedAt": now,
-        "Severity": {"Label": severity},
         "Title": _clip(_title(document), _TITLE_LIMIT),
         "Description": _clip(_description(document), _DESCRIPTION_LIMIT),
         "ProductFields": {
@@ -81,9 +93,10 @@ def asff_finding(
         },
         "Resources": [_resource(document)],
         "Compliance": {"Status": compliance},
-        "Workflow": {"Status": workflow},
         "RecordState": record_state,
     }
+    if created:
+        finding["Workflow"] = {"Status": workflow}
     if document.get("remediation"):
         finding["Remediation"] = {
             "Recommendation": {"Text": _clip(document["remediation"], _RECOMMENDATION_LIMIT)}
@@ -146,10 +159,12 @@ def _resource(document: dict[str, Any]) -> dict[str, Any]:
         "BucketKind": document["bucketKind"],
         "Name": document["bucket"],
         "OwnerAccountId": document["account"],
-        "SSEAlgorithm": "|".join(rule["algorithm"] for rule in rules),
-        "KMSMasterKeyID": "|".join(rule["kmsKeyId"] or "" for rule in rules),
+        "SSEAlgorithm": "|".join(rule["algorithm"] for rule in rules if rule["algorithm"]),
+        "KMSMasterKeyID": "|".join(rule["kmsKeyId"] for rule in rules if rule["kmsKeyId"]),
     }
-    return {**resource, "Type": "Other", "Details": {"Other": other}}
+    # FieldMap values are NonEmptyString: what is unknown or absent is left out, never "".
+    kept = {name: value for name, value in other.items() if value and value.strip()}
+    return {**resource, "Type": "Other", "Details": {"Other": kept}}
 
 
 def _bucket_details(document: dict[str, Any]) -> dict[str, Any]:
@@ -158,11 +173,14 @@ def _bucket_details(document: dict[str, Any]) -> dict[str, Any]:
     if observed and observed["rules"]:
         rules = []
         for rule in observed["rules"]:
+            if not rule["algorithm"]:
+                continue  # an algorithm S3 did not name: nothing to report (no empty strings)
             by_default = {"SSEAlgorithm": rule["algorithm"]}
             if rule["kmsKeyId"]:
                 by_default["KMSMasterKeyID"] = rule["kmsKeyId"]
             rules.append({"ApplyServerSideEncryptionByDefault": by_default})
-        details["ServerSideEncryptionConfiguration"] = {"Rules": rules}
+        if rules:
+            details["ServerSideEncryptionConfiguration"] = {"Rules": rules}
     return details
 
 

@@ -23,7 +23,7 @@ from .models import (
     Violation,
 )
 from .policy import ExemptTag, Policy
-from .s3_reader import BucketUnreadable, BucketVanished
+from .s3_reader import BucketInactive, BucketUnreadable, BucketVanished
 
 
 class BucketReader(Protocol):
@@ -83,6 +83,10 @@ def assess(
         finding = role_refused(bucket, trigger, refused)
         if policy.is_exempt_name(bucket.name):
             return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
+    except BucketInactive as inactive:
+        finding = inactive_bucket(bucket, trigger, inactive)
+        if policy.is_exempt_name(bucket.name):
+            return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
     # exemptTag exempts general purpose buckets only: other kinds' tags are not read (§12).
     if (
         not finding.alerts
@@ -112,6 +116,17 @@ def role_refused(bucket: BucketRef, trigger: Trigger, refused: RoleRefused) -> F
         "monitor's function roles, and that no SCP denies sts:AssumeRole."
     )
     return _unknown(bucket, trigger, Violation(Code.ACCESS_DENIED, message), str(refused))
+
+
+def inactive_bucket(bucket: BucketRef, trigger: Trigger, inactive: BucketInactive) -> Finding:
+    """A directory bucket S3 made inactive after 90 days without requests: unknown, not broken."""
+    message = (
+        f"S3 answered 503 for this directory bucket ({inactive}): a directory bucket with no "
+        "request for 90 days becomes inactive and answers 503 until S3 has reactivated it (S3 "
+        "User Guide, 'Working with directory buckets'). Its encryption is unknown until then; "
+        "the next sweep or change reads it again."
+    )
+    return _unknown(bucket, trigger, Violation(Code.BUCKET_INACTIVE, message), str(inactive))
 
 
 def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding:

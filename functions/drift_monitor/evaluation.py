@@ -26,14 +26,16 @@ EXEMPT_BY_NAME = "bucket name matches exemptBuckets"
 
 
 def normalize_key(key_id: str | None, bucket: BucketRef) -> str:
-    """The ARN a rule's ``KMSMasterKeyID`` stands for, without calling KMS.
+    """The ARN a rule's ``KMSMasterKeyID`` stands for when the bucket owner uploads, without
+    calling KMS.
 
-    S3 resolves a bare key id or alias name in the bucket owner's account and the bucket's region;
-    no key id at all means the AWS managed key ``aws/s3``. An alias stays an alias: resolving it to
-    its key would cost a KMS call per event.
+    S3 resolves a bare key id or alias name in the requester's account and the bucket's region
+    (the owner's, for the owner's uploads; ``KMS_KEY_NOT_FULLY_QUALIFIED`` says what happens to
+    anyone else's); no key id at all means the AWS managed key ``aws/s3``. An alias stays an
+    alias: resolving it to its key would cost a KMS call per event.
     """
     key_id = key_id or AWS_MANAGED_ALIAS
-    if key_id.startswith("arn:"):
+    if is_arn(key_id):
         return key_id
     resource = key_id if key_id.startswith("alias/") else f"key/{key_id}"
     return f"arn:{partition_of(bucket.region)}:kms:{bucket.region}:{bucket.account}:{resource}"
@@ -139,6 +141,21 @@ def _key_violations(
 ) -> list[Violation]:
     found: list[Violation] = []
     key = normalize_key(rule.kms_key_id, bucket)
+    if (
+        bucket.kind is BucketKind.GENERAL_PURPOSE
+        and rule.kms_key_id
+        and not is_arn(rule.kms_key_id)
+    ):
+        found.append(
+            Violation(
+                Code.KMS_KEY_NOT_FULLY_QUALIFIED,
+                f"Default encryption names KMS key {rule.kms_key_id!r} by "
+                f"{'alias' if rule.kms_key_id.startswith('alias/') else 'key id'}, not by ARN: "
+                "S3 resolves it in the account of whoever uploads, so objects other accounts "
+                "upload are encrypted with a key of theirs, not the bucket owner's (S3 API "
+                f"Reference, ServerSideEncryptionByDefault). Name the key by its ARN ({key}).",
+            )
+        )
     fact = keys.get(key)
     listed = key in policy.allowed_kms_keys or (
         fact is not None
@@ -209,6 +226,10 @@ def _key_violations(
             )
         )
     return found
+
+
+def is_arn(key_id: str) -> bool:
+    return key_id.startswith("arn:")
 
 
 def names_foreign_key(observed: ObservedEncryption) -> bool:

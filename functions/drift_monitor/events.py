@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import ACCOUNT_ID, DIRECTORY_BUCKET_SUFFIX, REGION_NAME, BucketKind, BucketRef, Trigger
+from .models import (
+    ACCOUNT_ID,
+    DIRECTORY_BUCKET_SUFFIX,
+    BucketKind,
+    BucketRef,
+    Trigger,
+    is_region_name,
+)
 
 # Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
 # underscores and be up to 255 characters long. Anything else S3 would never accept.
@@ -20,6 +27,15 @@ _BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
 _TABLE_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_BUCKET_ARN = re.compile(
     r"^arn:aws[a-z-]*:s3tables:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):bucket/(?P<name>[^/]+)$"
+)
+# S3 Control's tagging calls name the resource by ARN: a general purpose bucket
+# (arn:<partition>:s3:::<name>) or a directory bucket (arn:<partition>:s3express:...:bucket/<name>);
+# access points, Storage Lens groups and Access Grants are tagged the same way (s3control model,
+# TagResource).
+TAG_RESOURCE_EVENTS = ("TagResource", "UntagResource")
+_GENERAL_PURPOSE_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::(?P<name>[^/]+)$")
+_DIRECTORY_BUCKET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:s3express:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):bucket/(?P<name>[^/]+)$"
 )
 _KIND_OF_SOURCE = {
     "s3.amazonaws.com": BucketKind.GENERAL_PURPOSE,
@@ -34,6 +50,10 @@ class InvalidEvent(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NotABucket(Exception):
+    """The event is about something other than a bucket (an access point's tags, say)."""
 
 
 class FailedCall(Exception):
@@ -71,6 +91,8 @@ def parse_event(raw: object) -> BucketChange:
     table_arn = None
     if kind is BucketKind.TABLE:
         bucket_name, table_arn = _table_bucket(detail, request)
+    elif event_name in TAG_RESOURCE_EVENTS:
+        bucket_name, kind = _tagged_bucket(detail, request)
     else:
         named = request.get("bucketName")
         if not isinstance(named, str) or not named:
@@ -83,14 +105,21 @@ def parse_event(raw: object) -> BucketChange:
         if bucket_name.endswith(DIRECTORY_BUCKET_SUFFIX):
             kind = BucketKind.DIRECTORY
 
-    # Events before CloudTrail 1.05 lack recipientAccountId; the envelope's account is the same.
-    account = _optional_str(detail, "recipientAccountId") or _envelope(raw, "account")
+    # The bucket's owner: CloudTrail delivers a cross-account call to the caller's account as
+    # well, with recipientAccountId the caller's; resources[] names the bucket's own account
+    # (CloudTrail User Guide, "CloudTrail record contents"). Events before CloudTrail 1.05 lack
+    # recipientAccountId; the envelope's account is the same.
+    account = (
+        (_owner_of(detail, bucket_name) if kind is not BucketKind.TABLE else None)
+        or _optional_str(detail, "recipientAccountId")
+        or _envelope(raw, "account")
+    )
     if not account or not ACCOUNT_ID.match(account):
         raise InvalidEvent(
             f"no 12-digit account in detail.recipientAccountId or account: {account!r}"
         )
     region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
-    if not region or not REGION_NAME.match(region):
+    if not region or not is_region_name(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
     if table_arn and (table_arn["account"], table_arn["region"]) != (account, region):
         raise InvalidEvent(
@@ -131,13 +160,9 @@ def _table_bucket(
     """A table bucket's name from its ARN (``tableBucketARN``, or the event's ``resources``),
     or for ``CreateTableBucket`` from ``name``."""
     arns = [request.get("tableBucketARN")]
-    resources = detail.get("resources")
-    if isinstance(resources, list):
-        arns += [
-            r.get("ARN")
-            for r in resources
-            if isinstance(r, Mapping) and r.get("type") == "AWS::S3Tables::TableBucket"
-        ]
+    arns += [
+        r.get("ARN") for r in _resources(detail) if r.get("type") == "AWS::S3Tables::TableBucket"
+    ]
     for arn in arns:
         if isinstance(arn, str) and arn:
             match = _TABLE_BUCKET_ARN.match(arn)
@@ -153,6 +178,43 @@ def _table_bucket(
     if not _TABLE_BUCKET_NAME.match(name):
         raise InvalidEvent(f"detail.requestParameters.name {name!r} is not a table bucket name")
     return name, None
+
+
+def _resources(detail: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    resources = detail.get("resources")
+    if not isinstance(resources, list):
+        return []
+    return [resource for resource in resources if isinstance(resource, Mapping)]
+
+
+def _owner_of(detail: Mapping[str, Any], bucket_name: str) -> str | None:
+    """The account that ``resources[]`` says owns the bucket, when it says so."""
+    for resource in _resources(detail):
+        arn = resource.get("ARN")
+        if resource.get("type") == "AWS::S3::Bucket" and (
+            not isinstance(arn, str) or arn.endswith(f":::{bucket_name}")
+        ):
+            owner = resource.get("accountId")
+            if isinstance(owner, str) and ACCOUNT_ID.match(owner):
+                return owner
+    return None
+
+
+def _tagged_bucket(detail: Mapping[str, Any], request: Mapping[str, Any]) -> tuple[str, BucketKind]:
+    """The bucket an S3 Control ``TagResource``/``UntagResource`` call tagged, from its ARN (the
+    request's ``resourceArn``, else ``resources[]``). Anything else tagged is not a bucket."""
+    arn = request.get("resourceArn") or request.get("ResourceArn")
+    if not isinstance(arn, str) or not arn:
+        arn = next((str(r["ARN"]) for r in _resources(detail) if isinstance(r.get("ARN"), str)), "")
+    if not arn:
+        raise InvalidEvent("detail.requestParameters.resourceArn is missing")
+    general = _GENERAL_PURPOSE_ARN.match(arn)
+    if general is not None and _BUCKET_NAME.match(general["name"]):
+        return general["name"], BucketKind.GENERAL_PURPOSE
+    directory = _DIRECTORY_BUCKET_ARN.match(arn)
+    if directory is not None and directory["name"].endswith(DIRECTORY_BUCKET_SUFFIX):
+        return directory["name"], BucketKind.DIRECTORY
+    raise NotABucket(f"{arn} is not a bucket")
 
 
 def _optional_str(mapping: Mapping[str, Any], key: str) -> str | None:

@@ -2,7 +2,9 @@
 
 Pure: from the finding and the policy only. The alert prints it as an ``aws s3api
 put-bucket-encryption`` command (``aws s3tables put-table-bucket-encryption`` for a table
-bucket); remediation (``apply``) sends the same configuration.
+bucket); remediation (``apply``) sends the same configuration. A directory bucket keeps one
+customer managed key for its lifetime ("you can't override the customer managed key", S3 User
+Guide, "Using SSE-KMS in directory buckets"): a fix that changes its key is a new bucket.
 """
 
 from __future__ import annotations
@@ -10,22 +12,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .evaluation import SSE_C, normalize_key, rule_violations
+from .evaluation import SSE_C, is_arn, normalize_key, rule_violations
 from .models import UNUSABLE_KEY_STATES, BucketKind, EncryptionRule, Finding, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
 
 KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
+# BlockedEncryptionTypes' value for "nothing blocked" (S3 API Reference, BlockedEncryptionTypes).
+NOTHING_BLOCKED = "NONE"
 
 
 @dataclass(frozen=True)
 class Fix:
     rule: EncryptionRule
     kind: BucketKind = BucketKind.GENERAL_PURPOSE
+    # The configuration cannot be applied to this bucket: a directory bucket's key would change.
+    recreate: bool = False
 
     @property
     def complete(self) -> bool:
-        """False when no key the policy allows could be chosen (the placeholder stands in)."""
-        return self.rule.kms_key_id != KEY_PLACEHOLDER
+        """False when no key the policy allows could be chosen (the placeholder stands in), or
+        when only a new bucket can have the configuration."""
+        return self.rule.kms_key_id != KEY_PLACEHOLDER and not self.recreate
 
     @property
     def configuration(self) -> dict[str, Any]:
@@ -54,7 +61,21 @@ def plan_fix(finding: Finding, policy: Policy) -> Fix | None:
     """The fix of a DRIFT finding; None for any other status."""
     if finding.status is not Status.DRIFT:
         return None
-    return Fix(_compliant_rule(finding, policy), finding.bucket.kind)
+    rule = _compliant_rule(finding, policy)
+    kind = finding.bucket.kind
+    current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
+    recreate = kind is BucketKind.DIRECTORY and _changes_key(current, rule, finding)
+    return Fix(rule, kind, recreate)
+
+
+def _changes_key(current: EncryptionRule | None, rule: EncryptionRule, finding: Finding) -> bool:
+    """Whether ``rule`` replaces the customer managed key ``current`` uses."""
+    if current is None or current.algorithm != SSE_KMS or not current.kms_key_id:
+        return False
+    if rule.algorithm != SSE_KMS or rule.kms_key_id is None:
+        return True
+    bucket = finding.bucket
+    return normalize_key(rule.kms_key_id, bucket) != normalize_key(current.kms_key_id, bucket)
 
 
 def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
@@ -63,6 +84,8 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
     kept = set(current.blocked_encryption_types or ()) if current else set()
     if policy.require_sse_c_blocked:
         kept.add(SSE_C)
+    if SSE_C in kept:
+        kept.discard(NOTHING_BLOCKED)  # "NONE" beside a blocked type would contradict it
     # Directory and table buckets have no BlockedEncryptionTypes: they refuse SSE-C anyway.
     blocked = (tuple(sorted(kept)) or None) if kind is BucketKind.GENERAL_PURPOSE else None
     # Only general purpose buckets use S3 Bucket Keys as an option (directory buckets always do).
@@ -74,7 +97,12 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
 
     keys: list[str | None] = []
     if current and current.kms_key_id:
-        keys.append(current.kms_key_id)
+        # By its ARN: a bare id or alias name would resolve in each uploader's account.
+        named = current.kms_key_id
+        general = kind is BucketKind.GENERAL_PURPOSE
+        keys.append(
+            normalize_key(named, finding.bucket) if general and not is_arn(named) else named
+        )
     # S3 takes only a key of the bucket's own region.
     keys.extend(key for key in policy.allowed_kms_keys if _region_of(key) == finding.bucket.region)
     if kind is BucketKind.GENERAL_PURPOSE:

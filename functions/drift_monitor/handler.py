@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .assessment import assess
 from .clock import epoch_ms
 from .credentials import RETRY_CONFIG, AccountAccess
-from .events import FailedCall, InvalidEvent, account_of, parse_event
+from .events import FailedCall, InvalidEvent, NotABucket, account_of, parse_event
 from .lifecycle import Action
 from .models import BucketRef, Finding, Trigger
 from .notifier import Notifier, Remediated
@@ -121,6 +121,10 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
         )
         metrics.add_metric(name="IgnoredFailedCalls", unit=MetricUnit.Count, value=1)
         return {"status": "IGNORED", "reason": str(failed)}
+    except NotABucket as other:
+        logger.info("Ignored an event about something else than a bucket", reason=str(other))
+        metrics.add_metric(name="IgnoredEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "IGNORED", "reason": str(other)}
     except InvalidEvent as invalid:
         return _keep_invalid(event, invalid.reason)
 

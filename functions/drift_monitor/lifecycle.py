@@ -113,6 +113,11 @@ def decide(previous: BucketState | None, finding: Finding, now_ms: int = 0) -> D
     return claimed(Action.RESOLVE, previous.resolving, now_ms)
 
 
+def first_announcement(previous: BucketState | None) -> bool:
+    """Whether nothing was ever announced about the bucket (no alert, no notice, no sweep)."""
+    return previous is None or not (previous.last_alerted or previous.last_resolved)
+
+
 def claimed(action: Action, held: Claim | None, now_ms: int) -> Decision:
     """``action`` for the evaluation whose write created the claim (``held``: the claim that was
     there before it, if any); another evaluation's live claim means it is announcing already."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 
@@ -39,19 +40,43 @@ class Code(StrEnum):
     READ_FAILED = "READ_FAILED"  # sweep and scan only: S3 kept failing after every retry
     KMS_KEY_UNUSABLE = "KMS_KEY_UNUSABLE"  # keyChecks: disabled, pending deletion, unavailable
     KMS_KEY_NOT_FOUND = "KMS_KEY_NOT_FOUND"  # keyChecks: no such key
+    # A key named by bare id or alias name: S3 resolves it in each uploader's own account.
+    KMS_KEY_NOT_FULLY_QUALIFIED = "KMS_KEY_NOT_FULLY_QUALIFIED"
+    BUCKET_INACTIVE = "BUCKET_INACTIVE"  # a directory bucket idle for 90 days answers 503
 
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+@cache
+def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
+    """botocore's partition data (aws, aws-cn, aws-us-gov, aws-eusc, the ISO partitions): each
+    partition's id, its regions and the pattern of region names it may add."""
+    from botocore.loaders import create_loader  # noqa: PLC0415 - read once, on first use
+
+    return tuple(
+        (partition["id"], frozenset(partition["regions"]), re.compile(partition["regionRegex"]))
+        for partition in create_loader().load_data("partitions")["partitions"]
+    )
 
 
 def partition_of(region: str) -> str:
-    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
+    """The ARN partition of a region, as botocore's partition data says (``aws`` for a region
+    no partition names, as botocore does)."""
+    for partition, regions, _ in _partitions():
+        if region in regions:
+            return partition
+    for partition, _, pattern in _partitions():
+        if pattern.match(region):
+            return partition
     return "aws"
+
+
+def is_region_name(text: str) -> bool:
+    """A region of some partition (``eusc-de-east-1`` and the ISO regions included)."""
+    return any(
+        text in regions or pattern.match(text) for _, regions, pattern in _partitions()
+    ) and not text.endswith("-global")
 
 
 class BucketKind(StrEnum):

@@ -26,6 +26,7 @@ from .lifecycle import (
     decide,
     drift_seconds,
     fingerprint,
+    first_announcement,
 )
 from .models import Finding
 from .policy import Policy
@@ -147,7 +148,7 @@ class Notifier:
             first = (previous.first_detected if previous else None) or stamp
             outcome = remediation.outcome if remediation else None
             alert = build_alert(finding, self._policy, first_detected=first, remediation=outcome)
-            message_id = self._send(alert, stamp)
+            message_id = self._send(alert, stamp, created=first_announcement(previous))
             forget = tuple(fp for fp in stale if fp != current)
             self._store.mark_alerted(finding.bucket, current, stamp, forget)
             return Settled(Action.ALERT, message_id)
@@ -158,10 +159,10 @@ class Notifier:
         self._store.mark_resolved(finding.bucket, stamp, announced, stale)
         return Settled(Action.RESOLVE, message_id)
 
-    def _send(self, alert: Alert, stamp: str) -> str:
+    def _send(self, alert: Alert, stamp: str, *, created: bool = False) -> str:
         message_id = self._publisher.publish(alert)
         for output in self._outputs:
-            output.send(alert.document, stamp)
+            output.send(alert.document, stamp, created=created)
         return message_id
 
 

@@ -7,6 +7,7 @@ failed output fails the invocation like a failed publish (retried, then kept).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .asff import asff_finding
@@ -28,7 +29,8 @@ class OutputFailed(RuntimeError):
 
 
 class Output(Protocol):
-    def send(self, document: dict[str, Any], now: str) -> None: ...
+    def send(self, document: dict[str, Any], now: str, *, created: bool = False) -> None:
+        """``created``: the first message ever about this bucket."""
 
 
 class SecurityHubOutput:
@@ -37,14 +39,21 @@ class SecurityHubOutput:
         # arn:<partition>:securityhub:<region>:<account>:product/<account>/default
         _, _, _, self._region, self._account, _ = product_arn.split(":", 5)
 
-    def send(self, document: dict[str, Any], now: str) -> None:
-        self.send_many([document], now)
+    def send(self, document: dict[str, Any], now: str, *, created: bool = False) -> None:
+        self.send_many([(document, created)], now)
 
-    def send_many(self, documents: list[dict[str, Any]], now: str) -> None:
-        """A hundred findings per call, Security Hub's limit (the sweep's transitions)."""
+    def send_many(self, documents: Sequence[tuple[dict[str, Any], bool]], now: str) -> None:
+        """A hundred findings per call, Security Hub's limit (a sweep page's open findings);
+        each document with whether this import creates its finding."""
         findings = [
-            asff_finding(d, importer_account=self._account, importer_region=self._region, now=now)
-            for d in documents
+            asff_finding(
+                document,
+                importer_account=self._account,
+                importer_region=self._region,
+                now=now,
+                created=created,
+            )
+            for document, created in documents
         ]
         for start in range(0, len(findings), IMPORT_BATCH):
             response = self._client.batch_import_findings(
@@ -63,7 +72,7 @@ class EventBusOutput:
         self._client = client
         self._bus = bus
 
-    def send(self, document: dict[str, Any], now: str) -> None:
+    def send(self, document: dict[str, Any], now: str, *, created: bool = False) -> None:
         response = self._client.put_events(
             Entries=[
                 {

@@ -19,6 +19,8 @@ LIST_BUCKETS = "s3:ListAllMyBuckets"
 FIND_TAGGED_BUCKETS = "tag:GetResources"
 ASSUME_ROLE = "sts:AssumeRole"
 LIST_ACCOUNTS = "organizations:ListAccounts"
+# Which account is the organization's management account (DELEGATED_ADMIN deployments).
+DESCRIBE_ORGANIZATION = "organizations:DescribeOrganization"
 # The state table (§11): the event path updates one row per evaluation; the sweep reads rows in
 # batches and replaces them in transactions (authorized as PutItem per row).
 STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
@@ -50,6 +52,10 @@ LIST_DIRECTORY_BUCKETS = "s3express:ListAllMyDirectoryBuckets"
 LIST_TABLE_BUCKETS = "s3tables:ListTableBuckets"
 OTHER_KINDS_LISTS = (LIST_DIRECTORY_BUCKETS, LIST_TABLE_BUCKETS)
 OTHER_KINDS_WRITES = (WRITE_ENCRYPTION[BucketKind.DIRECTORY], WRITE_ENCRYPTION[BucketKind.TABLE])
+# "To set a directory bucket default encryption with SSE-KMS, you must also have the
+# kms:GenerateDataKey and the kms:Decrypt permissions ... for the target KMS key" (S3 API
+# Reference, PutBucketEncryption): remediation apply needs them on the keys it may set.
+DIRECTORY_KEY_USE = ("kms:GenerateDataKey", "kms:Decrypt")
 # The optional outputs, granted only when turned on.
 IMPORT_FINDINGS = "securityhub:BatchImportFindings"
 PUT_EVENTS = "events:PutEvents"

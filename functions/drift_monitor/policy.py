@@ -22,8 +22,8 @@ KNOWN_ALGORITHMS = (SSE_S3, SSE_KMS, DSSE_KMS)
 DEFAULT_EXEMPT_TAG = "encryption-monitor:exempt=true"
 
 _KMS_ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-eusc):kms:"
-    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):"
+    r"^arn:(?P<partition>aws(?:-[a-z]+)*):kms:"
+    r"(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):"
     r"(?P<resource>key/(?:mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
     r"|alias/[A-Za-z0-9/_-]{1,250})$"
 )
@@ -88,7 +88,9 @@ class Policy:
     allow_cross_account_keys: bool = False
     require_customer_managed_key: bool = False
     require_bucket_key: bool = False
-    require_sse_c_blocked: bool = False
+    # S3 blocks SSE-C on new general purpose buckets since April 2026 (S3 User Guide, "Default
+    # SSE-C setting for new buckets FAQ"): a bucket that still allows it has been opened up.
+    require_sse_c_blocked: bool = True
     exempt_buckets: tuple[str, ...] = ()
     exempt_tag: ExemptTag | None = field(
         default_factory=lambda: ExemptTag.parse(DEFAULT_EXEMPT_TAG)

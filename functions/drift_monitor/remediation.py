@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .credentials import RoleRefused, error_code, is_denied
 from .fix import plan_fix
-from .models import Finding, Status
+from .models import BucketKind, Finding, Status
 from .permissions import WRITE_ENCRYPTION
-from .policy import Policy
+from .policy import SSE_KMS, Policy
 from .settings import Mode
 
 
@@ -78,6 +78,13 @@ class Remediator:
         if self._mode is Mode.OFF or fix is None or finding.status is not Status.DRIFT:
             return finding, None
         configuration = fix.configuration
+        if fix.recreate:
+            return finding, Remediation(
+                self._mode,
+                None,
+                reason="a directory bucket keeps its KMS key for its lifetime: only a new bucket "
+                "can have the key the policy allows (see the fix)",
+            )
         if not fix.complete:
             return finding, Remediation(
                 self._mode,
@@ -89,6 +96,17 @@ class Remediator:
             return finding, Remediation(
                 self._mode, configuration, reason="dry-run: this configuration was not applied"
             )
+        if finding.bucket.kind is BucketKind.TABLE and fix.rule.algorithm == SSE_KMS:
+            # S3 Tables' maintenance stops, without an error, when its principal may not use the
+            # key (S3 User Guide, "Using SSE-KMS in table buckets"): a person checks the key
+            # policy first.
+            return finding, Remediation(
+                self._mode,
+                configuration,
+                reason="table buckets are not switched to SSE-KMS automatically: the key policy "
+                "must first allow the S3 Tables maintenance principal "
+                "(maintenance.s3tables.amazonaws.com); apply the fix after checking it",
+            )
         if not self._limit.take(now.strftime("%Y-%m-%dT%H"), self._limit_per_hour):
             return finding, Remediation(
                 self._mode,
@@ -96,20 +114,26 @@ class Remediator:
                 reason=f"remediationLimitPerHour ({self._limit_per_hour}) reached this hour: "
                 "not applied",
             )
+        action = WRITE_ENCRYPTION[finding.bucket.kind]
+        # Whatever the write's error, the drift is still announced: the alert says why.
         try:
             self._writer.put_encryption(finding, configuration)
         except RoleRefused as refused:
             return finding, Remediation(self._mode, configuration, reason=str(refused))
         except ClientError as error:
-            if not is_denied(error):
-                raise
-            return finding, Remediation(
-                self._mode,
-                configuration,
-                reason=f"{error_code(error)} on {WRITE_ENCRYPTION[finding.bucket.kind]}: an SCP, "
-                "a Control Tower guardrail, a permissions boundary or the bucket policy denies "
-                "it, or the monitor may only read this account",
-            )
+            if is_denied(error):
+                reason = (
+                    f"{error_code(error)} on {action}: an SCP, a Control Tower guardrail, a "
+                    "permissions boundary, the bucket policy or the key policy denies it, or the "
+                    "monitor may only read this account"
+                )
+            else:
+                message = error.response.get("Error", {}).get("Message") or "no message"
+                reason = f"{error_code(error) or 'error'} on {action}: {message}"
+            return finding, Remediation(self._mode, configuration, reason=reason)
+        except BotoCoreError as error:
+            reason = f"{type(error).__name__} on {action}: {error}"
+            return finding, Remediation(self._mode, configuration, reason=reason)
         after = self._reassess(finding)
         verified = after.status is Status.COMPLIANT
         return after, Remediation(

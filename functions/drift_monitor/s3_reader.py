@@ -15,7 +15,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
-from .models import BucketKind, BucketRef, EncryptionRule, Finding, ObservedEncryption
+from .models import (
+    DIRECTORY_BUCKET_SUFFIX,
+    BucketKind,
+    BucketRef,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+)
 from .permissions import (
     GET_TABLE_BUCKET,
     LIST_DIRECTORY_BUCKETS,
@@ -31,6 +38,8 @@ _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
 _TABLE_NOT_FOUND = "NotFoundException"
+# S3's answer when it wants fewer requests: a 503 as well, unlike an inactive directory bucket's.
+_SLOW_DOWN = "SlowDown"
 # The monitor calls only S3 Express control-plane operations (GetBucketEncryption,
 # ListDirectoryBuckets...), which AWS signs with plain SigV4 whatever this says. Through a custom
 # endpoint (the local emulator, a proxy) botocore would otherwise ask for a zonal session first.
@@ -62,6 +71,11 @@ class BucketUnreadable(Exception):
         self.error_code = error_code
 
 
+class BucketInactive(Exception):
+    """A directory bucket with no request for 90 days is inactive: S3 answers 503 until it has
+    reactivated it (S3 User Guide, "Working with directory buckets")."""
+
+
 class ListingDenied(Exception):
     """S3 refused ``ListBuckets``: nothing can be swept."""
 
@@ -71,6 +85,9 @@ class ListedBucket:
     name: str
     region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
     kind: BucketKind = BucketKind.GENERAL_PURPOSE
+    # Why the entry cannot be a bucket of its kind: an S3-compatible store (MinIO, LocalStack,
+    # moto) without S3 Express or S3 Tables answers their listings with its general buckets.
+    not_this_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,11 @@ class S3Reader:
                 client.list_directory_buckets, request, LIST_DIRECTORY_BUCKETS, region
             )
             for bucket in response.get("Buckets", []):
-                yield ListedBucket(bucket["Name"], region, BucketKind.DIRECTORY)
+                name = str(bucket.get("Name", ""))
+                # Directory bucket names end in --x-s3 (S3 User Guide, "Directory bucket naming
+                # rules"); nothing else listed here is one.
+                wrong = None if name.endswith(DIRECTORY_BUCKET_SUFFIX) else "not --x-s3"
+                yield ListedBucket(name, region, BucketKind.DIRECTORY, wrong)
             token = response.get("ContinuationToken") or None
             if token is None:
                 return
@@ -164,7 +185,12 @@ class S3Reader:
                 request["continuationToken"] = token
             response = _listing(client.list_table_buckets, request, LIST_TABLE_BUCKETS, region)
             for bucket in response.get("tableBuckets", []):
-                yield ListedBucket(bucket["name"], region, BucketKind.TABLE)
+                name = str(bucket.get("name", ""))
+                # A table bucket has its ARN, naming this account and region.
+                expected = BucketRef(name, account or "", region, BucketKind.TABLE).arn
+                arn = str(bucket.get("arn", ""))
+                valid = arn == expected if account else arn.endswith(f":bucket/{name}")
+                yield ListedBucket(name, region, BucketKind.TABLE, None if valid else "no ARN")
             token = response.get("continuationToken") or None
             if token is None:
                 return
@@ -185,11 +211,15 @@ class S3Reader:
             return self._read_table_encryption(bucket)
         try:
             response = self.client(bucket.region, bucket.account).get_bucket_encryption(
-                Bucket=bucket.name, ExpectedBucketOwner=bucket.account
+                Bucket=bucket.name, **expected_owner(bucket)
             )
         except ClientError as error:
             if error_code(error) == _NO_CONFIGURATION:
                 return ObservedEncryption(bucket=bucket, rules=())
+            if bucket.kind is BucketKind.DIRECTORY and _inactive(error):
+                raise BucketInactive(
+                    f"s3://{bucket.name} answered 503 ({error_code(error) or 'no code'})"
+                ) from error
             raise _translate(error, bucket, READ_ENCRYPTION[bucket.kind]) from error
         configuration = response.get("ServerSideEncryptionConfiguration", {})
         rules = tuple(parse_rule(rule) for rule in configuration.get("Rules", []))
@@ -209,7 +239,9 @@ class S3Reader:
                 if error_code(missing) == _TABLE_NOT_FOUND:
                     raise BucketVanished(f"table bucket {bucket.arn} no longer exists") from missing
                 raise _translate(missing, bucket, GET_TABLE_BUCKET) from missing
-            return ObservedEncryption(bucket=bucket, rules=())
+            # "All Amazon S3 table buckets have encryption configured by default ... SSE-S3 is
+            # the default" (S3 User Guide, "Using SSE-KMS in table buckets").
+            return ObservedEncryption(bucket=bucket, rules=(EncryptionRule(algorithm="AES256"),))
         configuration = response.get("encryptionConfiguration") or {}
         rule = EncryptionRule(
             algorithm=str(configuration.get("sseAlgorithm", "")),
@@ -229,6 +261,21 @@ class S3Reader:
                 return {}
             raise _translate(error, bucket, "s3:GetBucketTagging") from error
         return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+
+def expected_owner(bucket: BucketRef) -> dict[str, str]:
+    """``ExpectedBucketOwner`` for a general purpose bucket. A directory bucket refuses it: "For
+    directory buckets, this header is not supported in this API operation. If you specify this
+    header, the request fails with the HTTP status code 501 Not Implemented" (S3 API Reference,
+    GetBucketEncryption and PutBucketEncryption); their control plane is same-account anyway."""
+    if bucket.kind is BucketKind.DIRECTORY:
+        return {}
+    return {"ExpectedBucketOwner": bucket.account}
+
+
+def _inactive(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 503 and error_code(error) != _SLOW_DOWN
 
 
 def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:
@@ -280,8 +327,9 @@ class EncryptionWriter:
                 tableBucketARN=bucket.arn, encryptionConfiguration=configuration
             )
             return
-        self._reader.client(bucket.region, bucket.account).put_bucket_encryption(
-            Bucket=bucket.name,
-            ExpectedBucketOwner=bucket.account,
-            ServerSideEncryptionConfiguration=configuration,  # type: ignore[arg-type]
-        )
+        request: dict[str, Any] = {
+            "Bucket": bucket.name,
+            "ServerSideEncryptionConfiguration": configuration,
+            **expected_owner(bucket),
+        }
+        self._reader.client(bucket.region, bucket.account).put_bucket_encryption(**request)

@@ -59,6 +59,8 @@ class RegionalListing:
     errors: tuple[str, ...]
     # Where the service has no endpoint, so no bucket of that kind: "table buckets in ap-east-2"
     not_offered: tuple[str, ...] = ()
+    # Listings that answered with entries that are no bucket of their kind, one line each.
+    skipped: tuple[str, ...] = ()
 
 
 def list_regional(
@@ -70,20 +72,29 @@ def list_regional(
     buckets: list[ListedBucket] = []
     errors: list[str] = []
     not_offered: list[str] = []
+    skipped: list[str] = []
     for region in regions:
         for what, listing in (
             ("directory buckets", reader.list_directory_buckets),
             ("table buckets", reader.list_table_buckets),
         ):
             try:
-                buckets.extend(listing(account, region))
+                listed = list(listing(account, region))
+                wrong = [bucket for bucket in listed if bucket.not_this_kind]
+                buckets.extend(bucket for bucket in listed if not bucket.not_this_kind)
+                if wrong:
+                    skipped.append(
+                        f"{len(wrong)} entries listed as {what} in {region} are not {what} "
+                        f"({wrong[0].not_this_kind}: {wrong[0].name}...): skipped; an "
+                        "S3-compatible store without them answers with its other buckets"
+                    )
             except EndpointConnectionError:
                 # Inside AWS, a regional endpoint that cannot be reached does not exist: the
                 # service is not offered there, so there is nothing of that kind to list.
                 not_offered.append(f"{what} in {region}")
             except (ListingDenied, ClientError, BotoCoreError) as error:
                 errors.append(f"{what} in {region} could not be listed: {_reason(error)}")
-    return RegionalListing(tuple(buckets), tuple(errors), tuple(not_offered))
+    return RegionalListing(tuple(buckets), tuple(errors), tuple(not_offered), tuple(skipped))
 
 
 def _reason(error: Exception) -> str:

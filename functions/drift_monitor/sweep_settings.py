@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .models import ACCOUNT_ID, REGION_NAME
+from .models import ACCOUNT_ID, is_region_name
 from .policy import Policy
 from .settings import (
     DEFAULT_CONCURRENCY,
@@ -47,6 +47,9 @@ class SweepWorkerSettings:
     # Where directory and table buckets are listed (their listings are per region): the watched
     # regions; by default the function's own.
     regions: tuple[str, ...] = ()
+    # Deployed by a StackSets delegated administrator: the management account has no reader role
+    # unless its own stacks were deployed there.
+    delegated_admin: bool = False
 
 
 def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSettings:
@@ -95,6 +98,7 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         max_receives=whole_number(environ, "WORK_MAX_RECEIVES", DEFAULT_MAX_RECEIVES, 1000),
         page_size=whole_number(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
         regions=_regions(environ),
+        delegated_admin=_flag(environ, "DELEGATED_ADMIN"),
     )
 
 
@@ -104,7 +108,7 @@ def _regions(environ: Mapping[str, str]) -> tuple[str, ...]:
     if not regions:
         raise ConfigurationError("BUCKET_REGIONS (or AWS_REGION) must name at least one region")
     for region in regions:
-        if not REGION_NAME.match(region):
+        if not is_region_name(region):
             raise ConfigurationError(f"BUCKET_REGIONS: {region!r} is not an AWS region name")
     return regions
 

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .accounts import OrganizationDirectory
+from .accounts import OrganizationDirectory, management_account
 from .alerts import SCHEMA_VERSION, alert_document, build_notice
 from .clock import epoch_ms, iso, parse_iso
 from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
 from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from .events import account_of
 from .keys import KeyDirectory
-from .lifecycle import drift_seconds
+from .lifecycle import drift_seconds, first_announcement
 from .models import Finding, Status, Trigger
 from .outputs import SecurityHubOutput
 from .publisher import AlertPublisher
@@ -127,6 +128,8 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         buckets, listing_errors = list(regional.buckets), regional.errors
         if regional.not_offered:
             logger.info("Not offered in these regions", listings=list(regional.not_offered))
+        if regional.skipped:
+            logger.warning("Listed entries skipped", listings=list(regional.skipped))
         may_stop_early = False
     else:
         page = READER.list_page(item.account, item.token, SETTINGS.page_size)
@@ -165,7 +168,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
     changes = plan_sweep(STATE, findings, evaluated_at, now)
     if SECURITY_HUB is not None:
         # Before the rows say so: a failed import fails the item, and its retry imports again.
-        _import_transitions(SECURITY_HUB, changes, now)
+        _import_findings(SECURITY_HUB, findings, changes, now)
     STATE.replace(changes.rows, iso(now), SETTINGS.concurrency)
 
     def entry(finding: Finding) -> dict[str, Any]:
@@ -194,18 +197,26 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
     )
 
 
-def _import_transitions(output: SecurityHubOutput, changes: SweepChanges, now: datetime) -> None:
-    """The drifts this page announces first and those it finds gone, as Security Hub findings:
-    one finding per bucket, whether an event or the sweep saw it first."""
-    documents = []
-    for finding, state, _ in changes.announced:
+def _import_findings(
+    output: SecurityHubOutput, findings: list[Finding], changes: SweepChanges, now: datetime
+) -> None:
+    """Every open drift of the page (Security Hub deletes a finding not updated for 90 days, so
+    each sweep imports the open ones again) and the drifts it finds gone, as Security Hub
+    findings: one finding per bucket, whether an event or the sweep saw it first."""
+    announced = {state_key(finding.bucket): before for finding, _, before in changes.announced}
+    documents: list[tuple[dict[str, Any], bool]] = []
+    for finding in findings:
+        if not finding.alerts:
+            continue
+        key = state_key(finding.bucket)
         document = alert_document(finding, SETTINGS.policy)
-        document["firstDetected"] = state.first_detected
-        documents.append(document)
+        document["firstDetected"] = changes.first_detected.get(key)
+        created = key in announced and first_announcement(announced[key])
+        documents.append((document, created))
     for finding, _, previous in changes.closed:
         assert previous is not None
         notice = build_notice(finding, previous, SETTINGS.policy, drift_seconds(previous, now))
-        documents.append(notice.document)
+        documents.append((notice.document, False))
     if documents:
         output.send_many(documents, iso(now))
         metrics.add_metric(name="SecurityHubImports", unit=MetricUnit.Count, value=len(documents))
@@ -284,6 +295,13 @@ def _finish_if_last(item: WorkItem) -> None:
 
 def _cannot_sweep(account: str, refused: Exception) -> str:
     if isinstance(refused, RoleRefused):
+        if SETTINGS.delegated_admin and account == _management_account():
+            return (
+                f"the organization's management account is not covered: StackSets never deploy "
+                f"to it (CloudFormation API, DeploymentTargets), so {refused.role_arn} and its "
+                "forwarders exist only once the ManagementAccount stacks are deployed there with "
+                "cdk deploy (see the README)"
+            )
         return (
             f"could not assume {refused.role_arn} ({refused.error_code}): check that the member "
             "StackSet reached this account and that no SCP denies sts:AssumeRole"
@@ -291,6 +309,11 @@ def _cannot_sweep(account: str, refused: Exception) -> str:
     if ACCESS.reads_directly(account):
         return f"{refused}; the sweep worker's role needs s3:ListAllMyBuckets"
     return f"{refused}; {ACCESS.role_arn(account)} needs s3:ListAllMyBuckets"
+
+
+@cache
+def _management_account() -> str | None:
+    return management_account(ACCESS.client("organizations", ACCESS.home_region))
 
 
 def _log_finding(finding: Finding) -> None:
