@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEMO_POLICY = Path(__file__).resolve().parent / "demo-policy.json"
-APPROVED_KEY = "alias/demo-data"
+# By ARN: a bare alias name would resolve in each uploader's account (KMS_KEY_NOT_FULLY_QUALIFIED).
+APPROVED_KEY = "arn:aws:kms:eu-west-1:123456789012:alias/demo-data"
+# The same alias name in another region is another key, which the demo policy does not list.
+US_KEY = "arn:aws:kms:us-east-1:123456789012:alias/demo-data"
 FOREIGN_KEY = "arn:aws:kms:eu-west-1:999988887777:key/1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d"
 EXEMPT_TAG = {"encryption-monitor:exempt": "true"}
 
@@ -28,14 +31,14 @@ class DemoBucket:
     key: str | None = None
     bucket_key: bool = False
     tags: dict[str, str] | None = None
+    # SSE-C blocked, as S3 sets up every new bucket since April 2026.
+    sse_c_blocked: bool = True
 
 
 DEMO_BUCKETS = (
     DemoBucket("payments-ledger", algorithm="aws:kms", key=APPROVED_KEY, bucket_key=True),
     DemoBucket("ml-training-data", algorithm="aws:kms:dsse", key=APPROVED_KEY),
-    DemoBucket(
-        "invoices-us", region="us-east-1", algorithm="aws:kms", key=APPROVED_KEY, bucket_key=True
-    ),
+    DemoBucket("invoices-us", region="us-east-1", algorithm="aws:kms", key=US_KEY, bucket_key=True),
     DemoBucket("analytics-raw"),
     DemoBucket("marketing-assets", algorithm="AES256"),
     DemoBucket("partner-exchange", algorithm="aws:kms", key=FOREIGN_KEY, bucket_key=True),
@@ -62,6 +65,8 @@ def populate(emulator: Emulator, buckets: tuple[DemoBucket, ...] = DEMO_BUCKETS)
                 "ApplyServerSideEncryptionByDefault": by_default,
                 "BucketKeyEnabled": bucket.bucket_key,
             }
+            if bucket.sse_c_blocked:
+                rule["BlockedEncryptionTypes"] = {"EncryptionType": ["SSE-C"]}
             s3.put_bucket_encryption(
                 Bucket=bucket.name, ServerSideEncryptionConfiguration={"Rules": [rule]}
             )

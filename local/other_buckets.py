@@ -411,7 +411,7 @@ def _directory_encryption(body: bytes) -> dict[str, str | None]:
 
 
 def _keep_lifetime_key(bucket: _Bucket, encryption: dict[str, str | None]) -> None:
-    """"After you specify a customer managed key for SSE-KMS, you can't override the customer
+    """ "After you specify a customer managed key for SSE-KMS, you can't override the customer
     managed key for the bucket's SSE-KMS configuration" (S3 User Guide, "Using SSE-KMS in
     directory buckets"). The error S3 answers is not documented: InvalidArgument here."""
     key = encryption["key"]

@@ -75,9 +75,10 @@ class Template:
             logical_id
             for logical_id in self.logical_ids("AWS::Events::Rule")
             if "s3.amazonaws.com"
-            in self.properties(logical_id).get("EventPattern", {}).get("detail", {}).get(
-                "eventSource", []
-            )
+            in self.properties(logical_id)
+            .get("EventPattern", {})
+            .get("detail", {})
+            .get("eventSource", [])
         ]
 
 

@@ -32,15 +32,21 @@ WATCHED = (
     *TABLE_BUCKET_CALLS,
     "PutBucketTagging",
     "DeleteBucketTagging",
+    # S3 Control's tagging of a bucket ARN changes a bucket's tags too (s3control model).
+    "TagResource",
+    "UntagResource",
 )
 IMMEDIATE = tuple(name for name in WATCHED if name not in CREATIONS)
+# Every general purpose bucket of the deployment's partition (never a literal arn:aws).
+ALL_BUCKETS = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::*"]]}
 
 
 def s3_pattern(*event_names: str) -> dict[str, Any]:
     """The pattern of an S3 rule, on a default bus or the central one: successful calls only,
-    of general purpose, directory (S3 Express) and table (S3 Tables) buckets."""
+    of general purpose, directory (S3 Express) and table (S3 Tables) buckets: the event source
+    exactly, the EventBridge source by its prefix (S3 Tables' spelling is documented nowhere)."""
     return {
-        "source": ["aws.s3", "aws.s3express", "aws.s3tables"],
+        "source": [{"prefix": "aws.s3"}],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
             "eventSource": [

@@ -145,7 +145,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
         "allowCrossAccountKeys": False,
         "requireCustomerManagedKey": False,
         "requireBucketKey": True,
-        "requireSseCBlocked": False,
+        "requireSseCBlocked": True,
         "exemptBuckets": ["tmp-*"],
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,
@@ -485,11 +485,39 @@ def test_the_optional_trail(build_template: BuildTemplate) -> None:
     ]
     key_id = properties["KMSKeyId"]["Fn::GetAtt"][0]
     key_policy = template.find_resources("AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]
-    assert any(
-        s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}
-        and s["Action"] == "kms:GenerateDataKey"
+    # As the CloudTrail User Guide has it ("Configure AWS KMS key policies for CloudTrail"):
+    # GenerateDataKey* to encrypt, Decrypt for the bucket key, each for this trail only.
+    cloudtrail = {
+        s["Sid"]: s
         for s in key_policy["Statement"]
-    )
+        if s.get("Principal") == {"Service": "cloudtrail.amazonaws.com"}
+    }
+    assert {sid: s["Action"] for sid, s in cloudtrail.items()} == {
+        "AllowCloudTrailToEncryptLogs": "kms:GenerateDataKey*",
+        "AllowCloudTrailToDecryptWithTheBucketKey": "kms:Decrypt",
+        "AllowCloudTrailToDescribeKey": "kms:DescribeKey",
+    }
+    trail_arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cloudtrail:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":trail/",
+                {"Ref": "AWS::StackName"},
+                "-s3-encryption-monitor",
+            ],
+        ]
+    }
+    for statement in cloudtrail.values():
+        assert statement["Condition"]["StringEquals"]["aws:SourceArn"] == trail_arn
+    assert properties["TrailName"] == {
+        "Fn::Join": ["", [{"Ref": "AWS::StackName"}, "-s3-encryption-monitor"]]
+    }
     bucket_id = properties["S3BucketName"]["Ref"]
     bucket = template.find_resources("AWS::S3::Bucket")[bucket_id]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 
 from functions.drift_monitor.settings import DEFAULT_MAX_RECEIVES
 from infra.sweep_engine import STARTER_HANDLER, WORKER_HANDLER, WORKER_TIMEOUT
-from tests.infra.conftest import BuildTemplate
+from tests.infra.conftest import ALL_BUCKETS, BuildTemplate
 from tests.infra.test_monitor import _actions, _event_function, _one, _ref_id, _statements
 
 
@@ -149,7 +149,7 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
         "xray:PutTraceSegments",
     ]
     (reads,) = [s for s in statements if "s3:GetBucketLocation" in s["Action"]]
-    assert reads["Resource"] == "arn:aws:s3:::*"
+    assert reads["Resource"] == ALL_BUCKETS
     assert reads["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
     (objects,) = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:PutObject"]]
     assert objects["Resource"]["Fn::Join"][1][-1] == "/runs/*"

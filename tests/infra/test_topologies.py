@@ -11,7 +11,14 @@ from aws_cdk.assertions import Template
 
 from app import build_app
 from functions.drift_monitor.permissions import MEMBER_READER_ACTIONS
-from tests.infra.conftest import CDK_JSON_CONTEXT, CREATIONS, IMMEDIATE, S3_PATTERN, s3_pattern
+from tests.infra.conftest import (
+    ALL_BUCKETS,
+    CDK_JSON_CONTEXT,
+    CREATIONS,
+    IMMEDIATE,
+    S3_PATTERN,
+    s3_pattern,
+)
 from tests.infra.test_monitor import _actions, _event_function, _one, _statements
 
 REGIONS = "eu-west-1,us-east-1,us-west-2"
@@ -258,7 +265,7 @@ def test_the_member_reader_role_reads_only_and_trusts_only_the_monitor(
     assert sorted(_actions(statements)) == sorted(MEMBER_READER_ACTIONS)
     for action in _actions(statements):
         assert action.split(":")[1].startswith(("Get", "List")), action
-    (reads,) = [s for s in statements if s["Resource"] == "arn:aws:s3:::*"]
+    (reads,) = [s for s in statements if s["Resource"] == ALL_BUCKETS]
     assert reads["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
 
 

@@ -12,6 +12,9 @@ from local.emulator import Emulator
 from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor, TemplateError
 
+# The part of a rule's pattern that tells an S3 rule: S3's CloudTrail event source.
+S3_PATTERN = {"detail": {"eventSource": ["s3.amazonaws.com"]}}
+
 
 def _write(outdir: Path, resources: dict[str, object]) -> None:
     (outdir / "S3EncryptionDriftMonitor.template.json").write_text(
@@ -38,7 +41,7 @@ def test_a_function_without_asset_metadata_is_refused(tmp_path: Path) -> None:
             "Rule": {
                 "Type": "AWS::Events::Rule",
                 "Properties": {
-                    "EventPattern": {"source": ["aws.s3"]},
+                    "EventPattern": S3_PATTERN,
                     "Targets": [{"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}}],
                 },
             },
@@ -72,7 +75,7 @@ def test_a_template_value_the_pipeline_cannot_resolve_is_named(
             "Rule": {
                 "Type": "AWS::Events::Rule",
                 "Properties": {
-                    "EventPattern": {"source": ["aws.s3"]},
+                    "EventPattern": S3_PATTERN,
                     "Targets": [{"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}}],
                 },
             },

@@ -31,11 +31,14 @@ from tests.conftest import load_event
 from tests.unit.test_evaluation import BUCKET, CASES
 
 TRIGGER = parse_event(load_event("put-bucket-encryption.json")).trigger
+# A customer managed key a person would choose where the fix says to.
+CHOSEN_KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b8f4ab2-7d3e-4c4a-9a59-5c1f7d0e8a11"
 
 
-def drift(
-    rules: tuple[EncryptionRule, ...] = (EncryptionRule("AES256"),), **policy: Any
-) -> Finding:
+SSE_S3 = EncryptionRule("AES256", blocked_encryption_types=("SSE-C",))
+
+
+def drift(rules: tuple[EncryptionRule, ...] = (SSE_S3,), **policy: Any) -> Finding:
     return evaluate(ObservedEncryption(BUCKET, rules), Policy.from_dict(policy), TRIGGER)
 
 
@@ -65,7 +68,7 @@ def test_document_follows_schema_version_1() -> None:
                     "algorithm": "AES256",
                     "kmsKeyId": None,
                     "bucketKeyEnabled": False,
-                    "blockedEncryptionTypes": None,
+                    "blockedEncryptionTypes": ["SSE-C"],
                 }
             ]
         },
@@ -144,7 +147,9 @@ def test_subject_replaces_characters_sns_rejects() -> None:
 
 
 def test_email_tells_a_person_everything_needed() -> None:
-    finding = drift((EncryptionRule("aws:kms", "alias/other", False),), requireBucketKey=True)
+    blocked = ("SSE-C",)
+    other = f"arn:aws:kms:eu-west-1:{BUCKET.account}:alias/other"
+    finding = drift((EncryptionRule("aws:kms", other, False, blocked),), requireBucketKey=True)
 
     email = build_alert(finding, Policy.from_dict({"requireBucketKey": True})).email
 
@@ -159,7 +164,7 @@ def test_email_tells_a_person_everything_needed() -> None:
         "eu-west-1",
         "PutBucketEncryption by arn:aws:sts::123456789012:assumed-role/PlatformAdmin/alice",
         "from 203.0.113.24 at 2026-11-20T10:15:30Z",
-        "Rule 1: aws:kms; key alias/other; bucket key off; blocked uploads: none",
+        f"Rule 1: aws:kms; key {other}; bucket key off; blocked uploads: SSE-C",
         finding.violations[0].message,
         "aws s3api put-bucket-encryption --bucket payments-ledger",
     ):
@@ -174,8 +179,9 @@ def test_email_for_a_bucket_without_configuration() -> None:
 
 
 def _apply(command: str) -> tuple[EncryptionRule, ...]:
-    """What the bucket's configuration would be after running the remediation command."""
-    argv = shlex.split(command)
+    """What the bucket's configuration would be after running the remediation command, with a
+    key the policy allows where it says to choose one."""
+    argv = shlex.split(command.replace(KEY_PLACEHOLDER, CHOSEN_KEY))
     assert argv[:3] == ["aws", "s3api", "put-bucket-encryption"]
     options = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert options["--bucket"] == BUCKET.name
@@ -212,9 +218,19 @@ def test_a_required_customer_key_that_cannot_be_guessed_is_a_marked_placeholder(
     assert f"replace {KEY_PLACEHOLDER}" in alert.email
 
 
-def test_existing_sse_c_blocking_is_kept_by_the_fix() -> None:
+def test_the_fix_blocks_sse_c_and_never_writes_none_beside_it() -> None:
+    # "NONE" says that nothing is blocked (S3 API Reference, BlockedEncryptionTypes).
     finding = drift((EncryptionRule("AES256", blocked_encryption_types=("NONE",)),))
 
     (rule,) = _apply(build_alert(finding, Policy()).document["remediation"])
+
+    assert rule.blocked_encryption_types == ("SSE-C",)
+
+
+def test_existing_blocked_types_are_kept_when_sse_c_blocking_is_not_required() -> None:
+    policy = {"requireSseCBlocked": False}
+    finding = drift((EncryptionRule("AES256", blocked_encryption_types=("NONE",)),), **policy)
+
+    (rule,) = _apply(build_alert(finding, Policy.from_dict(policy)).document["remediation"])
 
     assert rule.blocked_encryption_types == ("NONE",)

@@ -21,7 +21,11 @@ from functions.drift_monitor.s3_reader import BucketUnreadable, BucketVanished
 
 BUCKET = BucketRef("payments-ledger", "123456789012", "eu-west-1")
 TRIGGER = Trigger(source="cloudtrail", event_name="PutBucketEncryption")
-COMPLIANT = (EncryptionRule("aws:kms", "alias/payments", True),)
+COMPLIANT = (
+    EncryptionRule(
+        "aws:kms", "arn:aws:kms:eu-west-1:123456789012:alias/payments", True, ("SSE-C",)
+    ),
+)
 DRIFTED = (EncryptionRule("AES256"),)
 
 

@@ -28,15 +28,21 @@ AWS_MANAGED = f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/aws/s3"
 PUT = Trigger(source="cloudtrail", event_name="PutBucketEncryption")
 
 
-def kms(key: str | None = KEY, *, bucket_key: bool = True, blocked: Any = None) -> EncryptionRule:
+# As S3 sets new buckets up since April 2026: SSE-C blocked (requireSseCBlocked, on by default).
+SSE_C_BLOCKED = ("SSE-C",)
+
+
+def kms(
+    key: str | None = KEY, *, bucket_key: bool = True, blocked: Any = SSE_C_BLOCKED
+) -> EncryptionRule:
     return EncryptionRule("aws:kms", key, bucket_key, blocked)
 
 
-def dsse(key: str | None = KEY, *, blocked: Any = None) -> EncryptionRule:
+def dsse(key: str | None = KEY, *, blocked: Any = SSE_C_BLOCKED) -> EncryptionRule:
     return EncryptionRule("aws:kms:dsse", key, False, blocked)
 
 
-SSE_S3 = EncryptionRule("AES256")
+SSE_S3 = EncryptionRule("AES256", blocked_encryption_types=SSE_C_BLOCKED)
 
 CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] = [
     # (case, observed rules, policy, expected violation codes in order)
@@ -51,11 +57,34 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
         {"allowedAlgorithms": ["aws:kms"]},
         ["ALGORITHM_NOT_ALLOWED"],
     ),
-    ("object-level algorithm aws:fsx", (EncryptionRule("aws:fsx"),), {}, ["ALGORITHM_NOT_ALLOWED"]),
-    ("empty algorithm string", (EncryptionRule(""),), {}, ["ALGORITHM_NOT_ALLOWED"]),
+    (
+        "object-level algorithm aws:fsx",
+        (EncryptionRule("aws:fsx", blocked_encryption_types=SSE_C_BLOCKED),),
+        {},
+        ["ALGORITHM_NOT_ALLOWED"],
+    ),
+    (
+        "empty algorithm string",
+        (EncryptionRule("", blocked_encryption_types=SSE_C_BLOCKED),),
+        {},
+        ["ALGORITHM_NOT_ALLOWED"],
+    ),
     ("listed key", (kms(KEY),), {"allowedKmsKeys": [KEY]}, []),
-    ("listed alias, used by alias name", (kms("alias/payments"),), {"allowedKmsKeys": [ALIAS]}, []),
-    ("listed key, used by bare key id", (kms(KEY_ID),), {"allowedKmsKeys": [KEY]}, []),
+    # Listed, but named in a way S3 resolves in each uploader's account (S3 API Reference,
+    # ServerSideEncryptionByDefault): the owner's uploads use the listed key, others' do not.
+    (
+        "listed alias, used by alias name",
+        (kms("alias/payments"),),
+        {"allowedKmsKeys": [ALIAS]},
+        ["KMS_KEY_NOT_FULLY_QUALIFIED"],
+    ),
+    (
+        "listed key, used by bare key id",
+        (kms(KEY_ID),),
+        {"allowedKmsKeys": [KEY]},
+        ["KMS_KEY_NOT_FULLY_QUALIFIED"],
+    ),
+    ("listed alias, used by alias ARN", (kms(ALIAS),), {"allowedKmsKeys": [ALIAS]}, []),
     ("unlisted key", (kms(ALIAS),), {"allowedKmsKeys": [KEY]}, ["KMS_KEY_NOT_ALLOWED"]),
     # An alias is not resolved to its key: listing the key does not admit an alias pointing at it.
     ("alias of a listed key", (kms(ALIAS),), {"allowedKmsKeys": [KEY]}, ["KMS_KEY_NOT_ALLOWED"]),
@@ -86,7 +115,7 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
         "AWS managed key by alias name, CMK required",
         (kms("alias/aws/s3"),),
         {"requireCustomerManagedKey": True},
-        ["AWS_MANAGED_KEY"],
+        ["KMS_KEY_NOT_FULLY_QUALIFIED", "AWS_MANAGED_KEY"],
     ),
     (
         "AWS managed key, not listed, CMK required",
@@ -105,11 +134,12 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     # DSSE-KMS has no bucket keys: requiring them must not flag it.
     ("DSSE, bucket key required", (dsse(),), {"requireBucketKey": True}, []),
     (
-        "SSE-C open, blocking required",
-        (kms(),),
-        {"requireSseCBlocked": True},
+        "SSE-C open, blocking required (the default)",
+        (kms(blocked=None),),
+        {},
         ["SSE_C_NOT_BLOCKED"],
     ),
+    ("SSE-C open, blocking not required", (kms(blocked=None),), {"requireSseCBlocked": False}, []),
     ("SSE-C blocked", (kms(blocked=("SSE-C",)),), {"requireSseCBlocked": True}, []),
     (
         "only NONE blocked",
@@ -119,7 +149,7 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     ),
     (
         "SSE-S3 with SSE-C open, both required otherwise",
-        (SSE_S3,),
+        (EncryptionRule("AES256"),),
         {"requireSseCBlocked": True},
         ["ALGORITHM_NOT_ALLOWED", "SSE_C_NOT_BLOCKED"],
     ),
@@ -131,7 +161,7 @@ CASES: list[tuple[str, tuple[EncryptionRule, ...], dict[str, Any], list[str]]] =
     ),
     (
         "everything wrong at once",
-        (kms(FOREIGN_KEY, bucket_key=False),),
+        (kms(FOREIGN_KEY, bucket_key=False, blocked=None),),
         {
             "allowedAlgorithms": ["aws:kms:dsse"],
             "allowedKmsKeys": [KEY],

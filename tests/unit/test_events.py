@@ -131,10 +131,21 @@ INVALID = [
     ),
     (
         "no account anywhere",
-        lambda e: (e["detail"].pop("recipientAccountId"), e.pop("account")),
+        lambda e: (
+            e["detail"].pop("recipientAccountId"),
+            e.pop("account"),
+            e["detail"].pop("resources"),
+        ),
         "account",
     ),
-    ("malformed account", _mutate(["detail", "recipientAccountId"], "12345"), "account"),
+    (
+        "malformed account",
+        lambda e: (
+            e["detail"].__setitem__("recipientAccountId", "12345"),
+            e["detail"].pop("resources"),
+        ),
+        "account",
+    ),
     ("no region anywhere", lambda e: (e["detail"].pop("awsRegion"), e.pop("region")), "region"),
     ("malformed region", _mutate(["detail", "awsRegion"], "Europe"), "region"),
 ]

@@ -98,11 +98,13 @@ def _bucket(account: Account, event: dict[str, Any], algorithm: str | None) -> N
         Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
     if algorithm:
+        # SSE-C blocked, as S3 sets up new buckets since April 2026.
+        rule = {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm},
+            "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+        }
         account.s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm}}]
-            },
+            Bucket=name, ServerSideEncryptionConfiguration={"Rules": [rule]}
         )
 
 

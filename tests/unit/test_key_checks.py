@@ -53,7 +53,11 @@ def fact(requested: str, arn: str | None = KEY, **extra: Any) -> KeyFact:
 
 
 def judge(key: str, facts: dict[str, KeyFact] | None, bucket: BucketRef = BUCKET, **policy: Any):  # type: ignore[no-untyped-def]
-    rules = (EncryptionRule("aws:kms", key, bucket_key_enabled=True),)
+    rules = (
+        EncryptionRule(
+            "aws:kms", key, bucket_key_enabled=True, blocked_encryption_types=("SSE-C",)
+        ),
+    )
     return evaluate(ObservedEncryption(bucket, rules), Policy.from_dict(policy), TRIGGER, facts)
 
 
@@ -229,7 +233,7 @@ def test_a_key_of_the_organization_is_not_cross_account_when_asked(
     allow: bool, organization: frozenset[str] | None, codes: list[Code]
 ) -> None:
     rules = (EncryptionRule("aws:kms", PARTNER_KEY, bucket_key_enabled=True),)
-    policy = Policy.from_dict({"allowOrganizationKeys": allow})
+    policy = Policy.from_dict({"allowOrganizationKeys": allow, "requireSseCBlocked": False})
 
     finding = evaluate(ObservedEncryption(BUCKET, rules), policy, TRIGGER, None, organization)
 

@@ -46,7 +46,7 @@ def codes(finding: Finding) -> list[str]:
 
 
 KMS = EncryptionRule("aws:kms", KEY, True)
-KMS_NO_BUCKET_KEY = EncryptionRule("aws:kms", KEY, False)
+KMS_NO_BUCKET_KEY = EncryptionRule("aws:kms", KEY, False, ("SSE-C",))
 TABLE_KMS = EncryptionRule("aws:kms", KEY)  # table buckets have no Bucket Key setting
 OTHER_KEY = EncryptionRule("aws:kms", KEY.replace("1234abcd", "ffffffff"))
 SSE_S3 = EncryptionRule("AES256")

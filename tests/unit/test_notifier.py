@@ -26,9 +26,11 @@ class RecordingOutput:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.created: list[bool] = []
 
-    def send(self, document: dict[str, Any], now: str) -> None:
+    def send(self, document: dict[str, Any], now: str, *, created: bool = False) -> None:
         self.sent.append(document)
+        self.created.append(created)
 
 
 def notifier(emulator: Emulator, topic: str | None = None) -> tuple[Notifier, RecordingOutput]:
@@ -61,6 +63,8 @@ def test_a_drift_is_sent_once_and_its_fix_once(emulator: Emulator) -> None:
     assert [a.message_id is not None for a in actions] == [True, False, True, False]
     assert [d["status"] for d in output.sent] == ["DRIFT", "RESOLVED"]
     assert output.sent[1]["resolution"]["driftedSince"] == output.sent[0]["firstDetected"]
+    # The first message about the bucket creates its finding; the notice updates it.
+    assert output.created == [True, False]
 
 
 def test_concurrent_deliveries_of_a_drift_and_of_its_fix_announce_each_once(

@@ -354,7 +354,9 @@ def test_a_table_bucket_without_an_encryption_configuration_is_told_from_a_delet
     refuse("get_table_bucket_encryption", "NotFoundException")
     refuse("get_table_bucket", "AccessDeniedException")
 
-    assert reader.read_encryption(bucket).rules == ()  # exists, no configuration
+    # Exists, no configuration: S3 Tables' default, SSE-S3 (S3 User Guide, "Using SSE-KMS in
+    # table buckets"), not "no encryption".
+    assert reader.read_encryption(bucket).rules == (EncryptionRule("AES256"),)
     with pytest.raises(BucketVanished):
         reader.read_encryption(bucket)
     with pytest.raises(BucketUnreadable) as refused:

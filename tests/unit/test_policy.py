@@ -23,7 +23,8 @@ def test_defaults_match_the_spec() -> None:
         "allowCrossAccountKeys": False,
         "requireCustomerManagedKey": False,
         "requireBucketKey": False,
-        "requireSseCBlocked": False,
+        # S3 blocks SSE-C on new buckets since April 2026: opening it up is drift (§13).
+        "requireSseCBlocked": True,
         "exemptBuckets": [],
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,

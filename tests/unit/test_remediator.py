@@ -8,16 +8,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from functions.drift_monitor.credentials import RoleRefused
-from functions.drift_monitor.models import BucketKind, Finding
+from functions.drift_monitor.evaluation import evaluate
+from functions.drift_monitor.models import (
+    BucketKind,
+    BucketRef,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+)
 from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.remediation import Mode, Remediator
 from tests.unit.test_lifecycle import COMPLIANT, DENIED, DRIFT, EXEMPT
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
-KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ACCOUNT = "123456789012"
+KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 class Writer:
@@ -80,10 +88,10 @@ def test_a_refused_write_is_reported_with_its_reason_and_not_retried() -> None:
 
 def test_a_refused_write_to_a_table_bucket_names_the_s3_tables_action() -> None:
     table = replace(DRIFT, bucket=replace(DRIFT.bucket, kind=BucketKind.TABLE))
+    sse_s3 = Policy.from_dict({"allowedAlgorithms": ["AES256"]})
+    writer = Writer(error="AccessDeniedException")
 
-    _, done = remediator(Mode.APPLY, Writer(error="AccessDeniedException"), Limit(5)).attempt(
-        table, NOW
-    )
+    _, done = remediator(Mode.APPLY, writer, Limit(5), sse_s3).attempt(table, NOW)
 
     assert done is not None and done.applied is False
     assert "AccessDeniedException on s3tables:PutTableBucketEncryption: an SCP" in (
@@ -91,9 +99,58 @@ def test_a_refused_write_to_a_table_bucket_names_the_s3_tables_action() -> None:
     )
 
 
-def test_a_failure_that_is_not_a_refusal_fails_the_invocation() -> None:
-    with pytest.raises(ClientError, match="SlowDown"):
-        remediator(Mode.APPLY, Writer(error="SlowDown"), Limit(5)).attempt(DRIFT, NOW)
+def test_a_table_bucket_is_not_switched_to_sse_kms_automatically() -> None:
+    # S3 Tables' maintenance principal must be allowed on the key first (S3 User Guide).
+    table = replace(DRIFT, bucket=replace(DRIFT.bucket, kind=BucketKind.TABLE))
+    writer = Writer()
+
+    _, done = remediator(Mode.APPLY, writer, Limit(5)).attempt(table, NOW)
+
+    assert writer.written == []
+    assert done is not None and done.applied is False and done.configuration is not None
+    assert "maintenance.s3tables.amazonaws.com" in (done.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("code", "reported"),
+    [
+        ("SlowDown", "SlowDown on s3:PutEncryptionConfiguration: no"),
+        ("InvalidArgument", "InvalidArgument on s3:PutEncryptionConfiguration: no"),
+        ("NotImplemented", "NotImplemented on s3:PutEncryptionConfiguration: no"),
+    ],
+)
+def test_any_failed_write_is_reported_so_the_alert_still_goes_out(code: str, reported: str) -> None:
+    finding, done = remediator(Mode.APPLY, Writer(error=code), Limit(5)).attempt(DRIFT, NOW)
+
+    assert finding is DRIFT
+    assert done is not None and (done.applied, done.reason) == (False, reported)
+
+
+def test_a_write_that_never_reached_s3_is_reported_too() -> None:
+    class Unreachable(Writer):
+        def put_encryption(self, finding: Finding, configuration: dict[str, Any]) -> None:
+            raise EndpointConnectionError(endpoint_url="https://s3.eu-west-1.amazonaws.com")
+
+    _, done = remediator(Mode.APPLY, Unreachable(), Limit(5)).attempt(DRIFT, NOW)
+
+    assert done is not None and (done.reason or "").startswith(
+        "EndpointConnectionError on s3:PutEncryptionConfiguration"
+    )
+
+
+def test_a_directory_bucket_s_key_is_never_changed_in_place() -> None:
+    # "you can't override the customer managed key" (S3 User Guide, SSE-KMS in directory buckets)
+    directory = BucketRef("ml--euw1-az1--x-s3", ACCOUNT, "eu-west-1", BucketKind.DIRECTORY)
+    other = KEY.replace("1234abcd", "ffffffff")
+    observed = ObservedEncryption(directory, (EncryptionRule("aws:kms", other, True),))
+    policy = Policy.from_dict({"allowedKmsKeys": [KEY]})
+    finding = evaluate(observed, policy, DRIFT.trigger)
+    writer = Writer()
+
+    _, done = remediator(Mode.APPLY, writer, Limit(5), policy).attempt(finding, NOW)
+
+    assert writer.written == []
+    assert done is not None and "keeps its KMS key for its lifetime" in (done.reason or "")
 
 
 def test_a_fix_that_still_drifts_is_applied_but_not_verified() -> None:

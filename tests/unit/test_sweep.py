@@ -29,8 +29,8 @@ from functions.drift_monitor.sweep import UNKNOWN_REGION, sweep
 
 ACCOUNT = "123456789012"
 TRIGGER = Trigger(source="sweep")
-KMS = (EncryptionRule("aws:kms", f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k", True),)
-SSE_S3 = (EncryptionRule("AES256"),)
+KMS = (EncryptionRule("aws:kms", f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/k", True, ("SSE-C",)),)
+SSE_S3 = (EncryptionRule("AES256", blocked_encryption_types=("SSE-C",)),)
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

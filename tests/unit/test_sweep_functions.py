@@ -82,7 +82,12 @@ class Account:
         self.s3.put_bucket_encryption(
             Bucket="sweep-reports",
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                        "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+                    }
+                ]
             },
         )
 
@@ -474,17 +479,32 @@ def test_with_security_hub_the_sweep_imports_what_it_announces_and_closes(
     assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("FAILED", "ACTIVE")
     assert worker.metrics()["SecurityHubImports"] == 1
 
+    # When the next sweep finds it still open, it imports it again: Security Hub deletes a
+    # finding not updated for 90 days, while the drift lasts
+    def sweep(day: str) -> LocalFunction:
+        run = {**SCHEDULED, "id": str(uuid.uuid4()), "time": f"{day}T06:00:00Z"}
+        assert account.starter().invoke(run).ok
+        worker = account.worker(SECURITY_HUB_PRODUCT_ARN=product)
+        feed_from_queue(worker, account.sqs, account.work, account.emulator.region)
+        return worker
+
+    assert sweep("2026-11-27").metrics()["SecurityHubImports"] == 1
+    (finding,) = hub.get_findings()["Findings"]
+    assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("FAILED", "ACTIVE")
+
     # When the bucket is fixed and the next sweep runs, the same finding is closed
     account.s3.put_bucket_encryption(
         Bucket="assets",
         ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                    "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+                }
+            ]
         },
     )
-    next_day = {**SCHEDULED, "id": str(uuid.uuid4()), "time": "2026-11-27T06:00:00Z"}
-    assert account.starter().invoke(next_day).ok
-    worker = account.worker(SECURITY_HUB_PRODUCT_ARN=product)
-    feed_from_queue(worker, account.sqs, account.work, account.emulator.region)
+    worker = sweep("2026-11-28")
     (finding,) = hub.get_findings()["Findings"]
     assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("PASSED", "ARCHIVED")
     assert worker.metrics()["SecurityHubImports"] == 1
