@@ -287,6 +287,8 @@ class EncryptionDriftMonitor(Construct):
         bucket = s3.Bucket(
             scope,
             construct_id,
+            # As S3 sets new buckets up since April 2026 (requireSseCBlocked's default).
+            blocked_encryption_types=[s3.BlockedEncryptionType.SSE_C],
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

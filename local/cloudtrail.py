@@ -230,11 +230,20 @@ class RecordedS3:
         key: str | None = None,
         *,
         bucket_key: bool = False,
+        sse_c_blocked: bool = True,
     ) -> None:
+        """``sse_c_blocked``: the rule keeps SSE-C blocked, as S3 sets new buckets up since
+        April 2026 (whether a PutBucketEncryption that leaves it out keeps the block is not
+        documented, so the demo's callers say it)."""
         by_default = {"SSEAlgorithm": algorithm}
         if key:
             by_default["KMSMasterKeyID"] = key
-        rule = {"ApplyServerSideEncryptionByDefault": by_default, "BucketKeyEnabled": bucket_key}
+        rule: dict[str, Any] = {
+            "ApplyServerSideEncryptionByDefault": by_default,
+            "BucketKeyEnabled": bucket_key,
+        }
+        if sse_c_blocked:
+            rule["BlockedEncryptionTypes"] = {"EncryptionType": ["SSE-C"]}
         self._s3.put_bucket_encryption(
             Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}
         )
@@ -280,6 +289,23 @@ class RecordedS3:
     def delete_tags(self, bucket: str) -> None:
         self._s3.delete_bucket_tagging(Bucket=bucket)
         self._record("DeleteBucketTagging", bucket, request_parameters={"tagging": ""})
+
+    def untag_resource(self, bucket: str, keys: list[str]) -> None:
+        """S3 Control's UntagResource on the bucket's ARN (done here through the bucket's tag
+        set: the same tags, another API). Its CloudTrail requestParameters follow the call's
+        members (resourceArn, tagKeys): no recorded event was available to copy."""
+        tags = self._s3.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
+        kept = [tag for tag in tags if tag["Key"] not in keys]
+        if kept:
+            self._s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": kept})
+        else:
+            self._s3.delete_bucket_tagging(Bucket=bucket)
+        arn = BucketRef(bucket, self.account, self.region).arn
+        self._record(
+            "UntagResource",
+            bucket,
+            request_parameters={"resourceArn": arn, "tagKeys": keys},
+        )
 
 
 def _table_encryption(algorithm: str, key: str | None) -> dict[str, str]:

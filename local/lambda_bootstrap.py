@@ -98,6 +98,12 @@ def main() -> None:
         init["error"] = _error(error)
     init["initMs"] = (time.perf_counter() - started) * 1000
     init["modules"] = sorted(sys.modules)
+    # Where each top-level package was imported from: the asset, a layer or the stdlib.
+    init["files"] = {
+        name: str(getattr(module, "__file__", None))
+        for name, module in sorted(sys.modules.items())
+        if "." not in name
+    }
     counter = CallCounter()
     counter.install()
     answer(init)

@@ -193,6 +193,7 @@ class LambdaContainer:
         self.python = str(init.get("python", ""))
         self.init_ms = float(init.get("initMs", 0.0))
         self.modules = frozenset(init.get("modules", ()))
+        self.files: dict[str, str] = dict(init.get("files", {}))
         error = init.get("error")
         self.init_error = (
             None if error is None else f"{error['errorType']}: {error['errorMessage']}"

@@ -211,6 +211,11 @@ class LocalPipeline:
                 {
                     "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
                     "BucketKeyEnabled": rule.get("BucketKeyEnabled", False),
+                    **(
+                        {"BlockedEncryptionTypes": rule["BlockedEncryptionTypes"]}
+                        if "BlockedEncryptionTypes" in rule
+                        else {}
+                    ),
                 }
                 for rule in encryption["ServerSideEncryptionConfiguration"]
             ]

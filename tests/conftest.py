@@ -64,6 +64,13 @@ def event_fixture() -> Any:
     return load_event
 
 
+def pytest_report_header() -> str:
+    """Which Python runs the functions as Lambda would (local/lambda_runtime.py)."""
+    from local.lambda_runtime import lambda_runtime  # noqa: PLC0415 - installs the layer folder
+
+    return f"Lambda functions run in {lambda_runtime().description}"
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Any:
     """moto in server mode on 127.0.0.1, one per test session."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -176,9 +177,12 @@ def test_security_hub_holds_one_finding_per_bucket_failed_then_resolved(
     lifecycle.s3.put_encryption(bucket, "aws:kms", APPROVED, bucket_key=True)
     lifecycle.deliver()
 
+    # Resolved by record state and compliance: the workflow, set when the finding was created,
+    # is the customer's afterwards (BatchImportFindings cannot update it)
     (finding,) = lifecycle.security_hub_findings(bucket)
     assert finding["Compliance"]["Status"] == "PASSED"
-    assert (finding["RecordState"], finding["Workflow"]["Status"]) == ("ARCHIVED", "RESOLVED")
+    assert (finding["RecordState"], finding["Workflow"]["Status"]) == ("ARCHIVED", "NEW")
+    assert finding["FindingProviderFields"]["Severity"]["Label"] == "INFORMATIONAL"
 
 
 def test_every_alert_and_notice_reaches_the_event_bus(lifecycle: Lifecycle) -> None:
@@ -339,3 +343,51 @@ def test_the_sweep_keeps_security_hub_in_step_with_what_it_finds(lifecycle: Life
     assert (finding["Compliance"]["Status"], finding["RecordState"]) == ("PASSED", "ARCHIVED")
     assert lifecycle.state(bucket)["sweptStatus"] == "COMPLIANT"
     lifecycle.pipeline.received_alerts()
+
+
+CONTAINERS, DELIVERIES = 8, 5
+
+
+def test_concurrent_duplicate_deliveries_announce_a_drift_once_and_its_fix_once(
+    lifecycle: Lifecycle,
+) -> None:
+    # Given 8 warm containers of the deployed function, as Lambda runs concurrent deliveries
+    with ThreadPoolExecutor(max_workers=CONTAINERS) as pool:
+        containers = list(pool.map(lambda _: lifecycle.pipeline.start_function(), range(8)))
+    assert [c.init_error for c in containers] == [None] * CONTAINERS
+    bucket = unique("raced")
+    lifecycle.s3.create_bucket(bucket, record=False)
+
+    def deliver_everywhere(event: dict[str, Any]) -> list[str]:
+        """Each container gets the event 5 times (EventBridge delivers at least once, and
+        Lambda retries), all containers at once."""
+
+        def five_times(container: Any) -> list[str]:
+            invocations = [container.invoke(event) for _ in range(DELIVERIES)]
+            assert all(i.ok for i in invocations), [i.error for i in invocations]
+            return [i.response["action"] for i in invocations]
+
+        with ThreadPoolExecutor(max_workers=CONTAINERS) as pool:
+            return [action for actions in pool.map(five_times, containers) for action in actions]
+
+    # When the bucket drifts and the event reaches all of them, 40 times in all
+    lifecycle.s3.put_encryption(bucket, "AES256")
+    (drift,) = lifecycle.pipeline.delivered_events()
+    drift_actions = deliver_everywhere(drift)
+    drift_alerts = lifecycle.pipeline.received_alerts()
+
+    # Then exactly one DRIFT alert
+    assert drift_actions.count("ALERT") == 1
+    assert [a.document["status"] for a in drift_alerts if a.document["bucket"] == bucket] == [
+        "DRIFT"
+    ]
+
+    # When it is fixed and the fix reaches all of them 40 times, exactly one RESOLVED notice
+    lifecycle.s3.put_encryption(bucket, "aws:kms", APPROVED, bucket_key=True)
+    (fix,) = lifecycle.pipeline.delivered_events()
+    fix_actions = deliver_everywhere(fix)
+    notices = lifecycle.pipeline.received_alerts()
+    assert fix_actions.count("RESOLVE") == 1
+    assert [a.document["status"] for a in notices if a.document["bucket"] == bucket] == ["RESOLVED"]
+    for container in containers:
+        container.close()

@@ -268,7 +268,12 @@ def test_a_member_drift_is_announced_once_whichever_finds_it_first(
         ).put_bucket_encryption(
             Bucket=seen_by_sweep,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                        "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+                    }
+                ]
             },
         )
 

@@ -79,7 +79,16 @@ def aes256(s3: RecordedS3, name: str) -> None:
 
 STRICT_CASES: list[tuple[str, str, dict[str, str] | None, Setup | None, list[str], str | None]] = [
     # (case, bucket prefix, tags at creation, change after creation, violation codes, severity)
-    ("approved alias, bucket key on", "ledger", None, kms("alias/approved"), [], None),
+    ("approved alias, bucket key on", "ledger", None, kms(APPROVED), [], None),
+    # By name, S3 resolves the alias in each uploader's account (S3 API Reference)
+    (
+        "approved alias by name only",
+        "ledger",
+        None,
+        kms("alias/approved"),
+        ["KMS_KEY_NOT_FULLY_QUALIFIED"],
+        "MEDIUM",
+    ),
     (
         "approved alias by ARN, DSSE",
         "ledger",
@@ -111,7 +120,7 @@ STRICT_CASES: list[tuple[str, str, dict[str, str] | None, Setup | None, list[str
         "bucket key off",
         "logs",
         None,
-        kms("alias/approved", bucket_key=False),
+        kms(APPROVED, bucket_key=False),
         ["BUCKET_KEY_DISABLED"],
         "MEDIUM",
     ),
@@ -292,7 +301,7 @@ def test_aws_calls_per_event(strict: Deployment) -> None:
     compliant, drifted = unique("ledger"), unique("assets")
     for name in (compliant, drifted):
         strict.s3.create_bucket(name, record=False)
-    kms("alias/approved")(strict.s3, compliant)
+    kms(APPROVED)(strict.s3, compliant)
     aes256(strict.s3, drifted)
     compliant_event, drift_event = strict.pipeline.delivered_events()
     # Counted inside the function's container, at botocore's call site.
@@ -353,21 +362,28 @@ def test_a_failed_publish_fails_the_invocation_and_the_event_is_kept(strict: Dep
 
 
 PERMISSIVE_CASES = [
-    ("SSE-S3 allowed, SSE-C open", "assets", None, aes256, ["SSE_C_NOT_BLOCKED"]),
-    ("cross-account key allowed", "exchange", None, kms(PARTNER_UNLISTED), ["SSE_C_NOT_BLOCKED"]),
+    ("SSE-S3 allowed", "assets", None, aes256, []),
+    (
+        "SSE-C left open, blocking required",
+        "open",
+        None,
+        lambda s3, n: s3.put_encryption(n, "AES256", sse_c_blocked=False),
+        ["SSE_C_NOT_BLOCKED"],
+    ),
+    ("cross-account key allowed", "exchange", None, kms(PARTNER_UNLISTED), []),
     (
         "DSSE not allowed",
         "vault",
         None,
         lambda s3, n: s3.put_encryption(n, "aws:kms:dsse", APPROVED),
-        ["ALGORITHM_NOT_ALLOWED", "SSE_C_NOT_BLOCKED"],
+        ["ALGORITHM_NOT_ALLOWED"],
     ),
     # exemptTag null: the default exemption tag no longer exempts.
     (
         "tag exemption disabled",
         "cache",
         {"encryption-monitor:exempt": "true"},
-        aes256,
+        lambda s3, n: s3.put_encryption(n, "AES256", sse_c_blocked=False),
         ["SSE_C_NOT_BLOCKED"],
     ),
 ]
@@ -385,14 +401,15 @@ def test_the_other_side_of_each_switch(
     change: Setup,
     codes: list[str],
 ) -> None:
-    # moto drops BlockedEncryptionTypes, so with requireSseCBlocked every bucket shows SSE-C open
-    # here; the blocked case is covered against real S3 response shapes in tests/unit.
     name = unique(prefix)
     permissive.s3.create_bucket(name, tags=tags, record=False)
     change(permissive.s3, name)
 
     _, alerts = permissive.run()
 
+    if not codes:
+        assert alerts == []
+        return
     (alert,) = alerts
     assert [v["code"] for v in alert.document["violations"]] == codes
     assert alert.document["policy"]["exemptTag"] is None

@@ -129,6 +129,8 @@ def test_dry_run_leaves_the_bucket_and_says_what_it_would_apply(dry_run: Deploym
                     "KMSMasterKeyID": APPROVED,
                 },
                 "BucketKeyEnabled": True,
+                # the block the bucket had is kept (requireSseCBlocked, on by default)
+                "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
             }
         ]
     }

@@ -83,7 +83,7 @@ def test_asff_is_valid_batch_import_findings_input(demo_account: Emulator) -> No
         )
         assert finding["Resources"][0]["Type"] == "AwsS3Bucket"
     raw = next(f for f in findings if f["Resources"][0]["Id"] == "arn:aws:s3:::analytics-raw")
-    assert raw["Severity"] == {"Label": "HIGH"}
+    assert raw["FindingProviderFields"]["Severity"] == {"Label": "HIGH"}
     assert raw["ProductFields"]["s3-encryption-drift-monitor/violations"] == (
         "NO_DEFAULT_ENCRYPTION"
     )

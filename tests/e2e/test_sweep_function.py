@@ -28,7 +28,13 @@ DEMO_POLICY = {
     "exemptBuckets": ["sandbox-*"],
 }
 COMPLIANT = tuple(
-    DemoBucket(name, region=region, algorithm="aws:kms", key="alias/demo-data", bucket_key=True)
+    DemoBucket(
+        name,
+        region=region,
+        algorithm="aws:kms",
+        key=f"arn:aws:kms:{region}:123456789012:alias/demo-data",
+        bucket_key=True,
+    )
     for name, region in (("ledger", "eu-west-1"), ("ledger-eu", "eu-central-1"))
 )
 

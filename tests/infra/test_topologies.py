@@ -319,3 +319,93 @@ def test_the_member_reader_may_write_encryption_only_with_apply(mode: str) -> No
     # and the same for directory and table buckets
     assert ("s3express:PutEncryptionConfiguration" in actions) is (mode == "apply")
     assert ("s3tables:PutTableBucketEncryption" in actions) is (mode == "apply")
+
+
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize("mode", ["dry-run", "apply"])
+def test_remediating_directory_buckets_to_sse_kms_may_use_only_the_allowed_keys(mode: str) -> None:
+    # "you must also have the kms:GenerateDataKey and the kms:Decrypt permissions ... for the
+    # target KMS key" (S3 API Reference, PutBucketEncryption, directory buckets)
+    alias = "arn:aws:kms:eu-west-1:123456789012:alias/data"
+    policy = json.dumps({"allowedKmsKeys": [KEY, alias]})
+    found = stacks(**ORGANIZATION, remediation=mode, policy=policy)
+    monitor = template_of(found["S3EncryptionDriftMonitor"])
+    _, role = _one(template_of(found["MemberTemplates/Reader"]), "AWS::IAM::Role", "Reader")
+    member = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+    for statements in (_statements(monitor, "MonitorFunctionRole"), member):
+        keys = [s for s in statements if s.get("Sid") == "SetDirectoryBucketsToTheAllowedKeys"]
+        if mode == "dry-run":
+            assert keys == []
+            continue
+        (statement,) = keys
+        # a directory bucket takes a key by id or ARN, never an alias
+        assert (sorted(statement["Action"]), statement["Resource"]) == (
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            KEY,
+        )
+
+
+@pytest.mark.parametrize("home", ["cn-north-1", "us-gov-west-1"])
+def test_templates_for_other_partitions_name_no_aws_partition(home: str) -> None:
+    regions = {"cn-north-1": "cn-north-1,cn-northwest-1", "us-gov-west-1": "us-gov-west-1"}
+    partition = "aws-cn" if home.startswith("cn") else "aws-us-gov"
+    layer = f"arn:{partition}:lambda:{home}:123456789012:layer:powertools:1"
+    found = stacks(
+        **{**ORGANIZATION, "regions": regions[home]},
+        createTrail="true",
+        securityHub="true",
+        eventBusOutput="true",
+        remediation="apply",
+        powertoolsLayerArn=layer,
+        policy=json.dumps({"keyChecks": True}),
+    )
+
+    for path, stack in found.items():
+        text = json.dumps(template_of(stack).to_json())
+        assert "arn:aws:" not in text, path
+
+
+def test_a_delegated_administrator_gets_stacks_for_the_management_account() -> None:
+    # StackSets "doesn't deploy stack instances to the organization management account"
+    # (CloudFormation API, DeploymentTargets): its reader role and forwarders are stacks the
+    # management account deploys itself, given the central stack's outputs.
+    found = stacks(**ORGANIZATION, stackSetCallAs="DELEGATED_ADMIN")
+    central = template_of(found["S3EncryptionDriftMonitor"])
+
+    management = sorted(path for path in found if path.startswith("ManagementAccount/"))
+    assert management == [
+        "ManagementAccount/Forwarder-eu-west-1",
+        "ManagementAccount/Forwarder-us-east-1",
+        "ManagementAccount/Forwarder-us-west-2",
+        "ManagementAccount/Reader",
+    ]
+    reader = template_of(found["ManagementAccount/Reader"]).to_json()
+    assert set(reader["Parameters"]) >= {"MonitorAccountId", "MonitorRoleArns", "OrganizationId"}
+    outputs = central.to_json()["Outputs"]
+    assert {
+        "ManagementAccountMonitorAccountId",
+        "ManagementAccountMonitorRoleArns",
+        "ManagementAccountOrganizationId",
+        "ManagementAccountCentralBusArn",
+    } <= set(outputs)
+    # the sweep says the management account is not covered until those stacks exist
+    _, worker = _one(central, "AWS::Lambda::Function", "SweepWorkerFunction")
+    assert worker["Properties"]["Environment"]["Variables"]["DELEGATED_ADMIN"] == "true"
+    assert "organizations:DescribeOrganization" in _actions(
+        _statements(central, "SweepWorkerFunctionRole")
+    )
+
+
+def test_stack_sets_called_as_self_need_no_management_account_stacks(
+    organization: dict[str, cdk.Stack],
+) -> None:
+    assert not [path for path in organization if path.startswith("ManagementAccount/")]
+    _, worker = _one(
+        template_of(organization["S3EncryptionDriftMonitor"]),
+        "AWS::Lambda::Function",
+        "SweepWorkerFunction",
+    )
+    assert "DELEGATED_ADMIN" not in worker["Properties"]["Environment"]["Variables"]

@@ -11,6 +11,7 @@ import pytest
 from functions.drift_monitor.events import (
     FailedCall,
     InvalidEvent,
+    NotABucket,
     parse_event,
     schedule_trigger,
 )
@@ -298,3 +299,81 @@ def test_the_sweep_trigger_comes_from_the_schedule_event(event_fixture: LoadEven
 @pytest.mark.parametrize("raw", [{}, None, "run", {"time": 42}])
 def test_a_manual_sweep_invocation_still_sweeps(raw: Any) -> None:
     assert schedule_trigger(raw) == Trigger(source="sweep")
+
+
+def test_the_bucket_owner_comes_from_resources_not_from_the_caller_s_copy(
+    event_fixture: LoadEvent,
+) -> None:
+    # CloudTrail delivers a cross-account call to the caller's account too, recipientAccountId
+    # being the caller's; resources[] names the bucket's account (CloudTrail User Guide)
+    event = event_fixture("put-bucket-encryption.json")
+    event["detail"]["recipientAccountId"] = event["account"] = "999988887777"
+
+    assert parse_event(event).bucket.account == "123456789012"
+
+
+def test_without_resources_the_recipient_account_is_the_owner(event_fixture: LoadEvent) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    del event["detail"]["resources"]
+    event["detail"]["recipientAccountId"] = "999988887777"
+
+    assert parse_event(event).bucket.account == "999988887777"
+
+
+@pytest.mark.parametrize(
+    ("arn", "bucket"),
+    [
+        ("arn:aws:s3:::payments-ledger", BucketRef("payments-ledger", "123456789012", "eu-west-1")),
+        (
+            "arn:aws:s3express:eu-west-1:123456789012:bucket/ml--euw1-az1--x-s3",
+            BucketRef("ml--euw1-az1--x-s3", "123456789012", "eu-west-1", BucketKind.DIRECTORY),
+        ),
+        ("arn:aws-cn:s3:::cn-ledger", BucketRef("cn-ledger", "123456789012", "eu-west-1")),
+    ],
+    ids=["general purpose", "directory", "another partition"],
+)
+def test_s3_control_tagging_names_the_bucket_by_arn(
+    event_fixture: LoadEvent, arn: str, bucket: BucketRef
+) -> None:
+    event = event_fixture("tag-resource.json")
+    event["detail"]["requestParameters"]["resourceArn"] = arn
+
+    change = parse_event(event)
+
+    assert change.bucket == bucket
+    assert change.trigger.event_name == "UntagResource"
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:s3:eu-west-1:123456789012:accesspoint/reports",
+        "arn:aws:s3:eu-west-1:123456789012:storage-lens-group/slg",
+    ],
+)
+def test_s3_control_tagging_of_anything_but_a_bucket_is_not_about_a_bucket(
+    event_fixture: LoadEvent, arn: str
+) -> None:
+    event = event_fixture("tag-resource.json")
+    event["detail"]["requestParameters"]["resourceArn"] = arn
+
+    with pytest.raises(NotABucket):
+        parse_event(event)
+
+
+def test_s3_control_tagging_without_an_arn_is_refused(event_fixture: LoadEvent) -> None:
+    event = event_fixture("tag-resource.json")
+    del event["detail"]["requestParameters"]["resourceArn"]
+
+    with pytest.raises(InvalidEvent, match="resourceArn is missing"):
+        parse_event(event)
+
+
+@pytest.mark.parametrize(
+    "region", ["eusc-de-east-1", "cn-north-1", "us-gov-west-1", "us-isob-east-1"]
+)
+def test_every_partition_s_regions_are_regions(event_fixture: LoadEvent, region: str) -> None:
+    event = event_fixture("put-bucket-encryption.json")
+    event["detail"]["awsRegion"] = region
+
+    assert parse_event(event).bucket.region == region

@@ -4,6 +4,8 @@ buckets read only through that account's credentials."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,17 +15,22 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from functions.drift_monitor.alerts import build_alert
+from functions.drift_monitor.assessment import assess
 from functions.drift_monitor.credentials import AccountAccess
 from functions.drift_monitor.models import (
     BucketKind,
     BucketRef,
+    Code,
     EncryptionRule,
     Finding,
     Status,
     Trigger,
 )
 from functions.drift_monitor.permissions import OTHER_KINDS_LISTS, OTHER_KINDS_READS
+from functions.drift_monitor.policy import Policy
 from functions.drift_monitor.s3_reader import (
+    BucketInactive,
     BucketUnreadable,
     BucketVanished,
     EncryptionWriter,
@@ -40,7 +47,9 @@ from local.emulator import (
     moto_server,
     moto_server_with_iam,
 )
+from local.other_buckets import INACTIVE_PATH
 
+ACCOUNT = "123456789012"
 KEY = "arn:aws:kms:eu-west-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ZONE = {"Type": "AvailabilityZone", "Name": "euw1-az1"}
 DIRECTORY = {"Type": "Directory", "DataRedundancy": "SingleAvailabilityZone"}
@@ -380,3 +389,104 @@ def test_a_listing_that_keeps_failing_is_reported_with_its_error_code() -> None:
 
     assert listing.buckets == (ListedBucket("lake", "eu-west-1", BucketKind.TABLE),)
     assert listing.errors == ("directory buckets in eu-west-1 could not be listed: SlowDown",)
+
+
+def test_a_directory_bucket_refuses_expected_bucket_owner_and_the_reader_never_sends_it(
+    local: Emulator,
+) -> None:
+    # "For directory buckets, this header is not supported ... the request fails with the HTTP
+    # status code 501 Not Implemented" (S3 API Reference, Get/PutBucketEncryption)
+    directory = create_directory_bucket(local, unique("owner"))
+    s3 = local.client("s3")
+    configuration = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+
+    for call in (
+        lambda: s3.get_bucket_encryption(Bucket=directory.name, ExpectedBucketOwner=local.account),
+        lambda: s3.put_bucket_encryption(
+            Bucket=directory.name,
+            ServerSideEncryptionConfiguration=configuration,
+            ExpectedBucketOwner=local.account,
+        ),
+    ):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+    reader = reader_for(local)
+    EncryptionWriter(reader).put_encryption(_finding(directory), configuration)
+    assert reader.read_encryption(directory).rules == (EncryptionRule("AES256"),)
+
+
+def test_a_directory_bucket_keeps_its_first_customer_managed_key(local: Emulator) -> None:
+    # "you can't override the customer managed key" (S3 User Guide, SSE-KMS in directory buckets)
+    directory = create_directory_bucket(local, unique("one-key"))
+    s3 = local.client("s3")
+    first, second = (
+        KEY.format(account=local.account),
+        KEY.format(account=local.account).replace("1234abcd", "ffffffff"),
+    )
+
+    def put(key: str) -> None:
+        s3.put_bucket_encryption(
+            Bucket=directory.name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                            "KMSMasterKeyID": key}}
+                ]
+            },
+        )  # fmt: skip
+
+    put(first)
+    put(first)  # the same key again is no change
+    with pytest.raises(ClientError, match="InvalidArgument"):
+        put(second)
+
+
+def test_an_inactive_directory_bucket_is_unverifiable_not_a_failed_read(local: Emulator) -> None:
+    # A directory bucket idle for 90 days answers 503 until reactivated (S3 User Guide, "Working
+    # with directory buckets")
+    directory = create_directory_bucket(local, unique("idle"))
+    set_inactive(local, directory, inactive=True)
+    reader = reader_for(local)
+
+    with pytest.raises(BucketInactive):
+        reader.read_encryption(directory)
+    finding = assess(directory, Trigger(source="sweep"), Policy(), reader)
+
+    assert finding.status is Status.UNVERIFIABLE
+    assert [v.code for v in finding.violations] == [Code.BUCKET_INACTIVE]
+    assert "90 days" in finding.violations[0].message
+    assert "the directory bucket is inactive" in build_alert(finding, Policy()).email
+    set_inactive(local, directory, inactive=False)
+    assert reader.read_encryption(directory).rules == (EncryptionRule("AES256"),)
+
+
+def set_inactive(emulator: Emulator, bucket: BucketRef, *, inactive: bool) -> None:
+    request = urllib.request.Request(
+        emulator.endpoint + INACTIVE_PATH,
+        data=json.dumps(
+            {"region": bucket.region, "name": bucket.name, "inactive": inactive}
+        ).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def test_a_store_without_other_kinds_lists_no_bucket_twice() -> None:
+    # An S3-compatible store (MinIO, LocalStack, plain moto) answers ListDirectoryBuckets and
+    # ListTableBuckets with its general buckets: none is a directory or table bucket.
+    class Store:
+        def list_directory_buckets(self, account: str | None, region: str) -> Any:
+            yield ListedBucket("logs", region, BucketKind.DIRECTORY, "not --x-s3")
+            yield ListedBucket("ok--euw1-az1--x-s3", region, BucketKind.DIRECTORY)
+
+        def list_table_buckets(self, account: str | None, region: str) -> Any:
+            yield ListedBucket("logs", region, BucketKind.TABLE, "no ARN")
+
+    listing = list_regional(Store(), ACCOUNT, ["eu-west-1"])
+
+    assert [b.name for b in listing.buckets] == ["ok--euw1-az1--x-s3"]
+    assert listing.errors == ()
+    assert len(listing.skipped) == 2
+    assert listing.skipped[0].startswith("1 entries listed as directory buckets in eu-west-1")
