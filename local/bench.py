@@ -5,10 +5,14 @@
   Custodian's ``bucket-encryption`` filter, all on the same endpoint;
 - the organization fan-out: the sweep engine (starter, work queue, worker) over 3 accounts x 3
   regions versus the same engine over one account holding the same number of buckets;
-- cold start: importing the handler module (which creates its clients) versus ``import boto3``
-  plus the same clients, each in a fresh interpreter, median of several;
+- cold start as Lambda imports the event function (``local.lambda_runtime``: the runtime's Python,
+  the synthesized asset first, then the Powertools layer, LAMBDA_TASK_ROOT set), versus importing
+  the asset's boto3 and creating the same clients in the same kind of container, median of
+  several fresh containers each;
 - AWS calls per event on the compliant path, the drift path's first alert and its repeat,
-  counted at botocore's call site.
+  counted at botocore's call site inside the function's container.
+
+Every function here runs from the deployed asset through the Lambda runner, out of process.
 
 Usage: python -m local.bench [--buckets N] [--repeats N]
 """
@@ -26,15 +30,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -64,11 +67,11 @@ from .emulator import (
     moto_server,
     role_trusting_the_manager,
 )
-from .function import LocalFunction, feed_from_queue
+from .function import feed_from_queue
+from .lambda_runtime import LambdaContainer, lambda_runtime
 
 RESULTS = REPO / "bench-results.json"
 # As infra/monitor.py deploys them; not imported from there, which would start jsii and Node.
-FUNCTION_CODE = REPO / "functions"
 HANDLER = "drift_monitor.handler.lambda_handler"
 STARTER = "drift_monitor.sweep_handler.lambda_handler"
 WORKER = "drift_monitor.sweep_worker.lambda_handler"
@@ -79,20 +82,17 @@ C7N_LOCK = Path(__file__).resolve().parent / "bench-c7n.lock"
 C7N_VERSION = "0.9.53"
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b8f4ab2-7d3e-4c4a-9a59-5c1f7d0e8a11"
 
-BARE_COLD_START = """
-import time
-started = time.perf_counter()
+# The baseline container's handler module: the asset's boto3 and the clients the event function
+# creates at its cold start, nothing else.
+BARE_MODULE = """
 import boto3
-session = boto3.Session()
-session.client("s3"); session.client("sns"); session.client("sqs"); session.client("dynamodb")
-print((time.perf_counter() - started) * 1000)
-"""
-OUR_COLD_START = """
-import sys, time
-sys.path.insert(0, {code!r})
-started = time.perf_counter()
-import drift_monitor.handler
-print((time.perf_counter() - started) * 1000)
+
+_session = boto3.Session()
+CLIENTS = [_session.client(name) for name in ("s3", "sns", "sqs", "dynamodb")]
+
+
+def handler(event, context):
+    return None
 """
 # The same question the default policy asks: which buckets are not encrypted with KMS by default.
 C7N_POLICY = """policies:
@@ -355,7 +355,6 @@ class _Engine:
         )
         self.environment = {
             **emu.environment(),
-            "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "WORK_QUEUE_URL": self.queue,
@@ -370,16 +369,17 @@ class _Engine:
         """One run over ``accounts`` (and the monitor's own); returns (work items, buckets)."""
         environment = {**self.environment, "SWEEP_ACCOUNTS": ",".join(accounts)}
         arn = f"arn:aws:lambda:{self.emu.region}:{self.emu.account}:function:bench"
-        starter = LocalFunction(
-            FUNCTION_CODE, STARTER, environment, function_arn=arn, timeout_seconds=60
-        )
-        started = starter.invoke({"id": str(uuid.uuid4()), "time": _now(), "detail": {}})
+        asset = function_asset().path
+        with LambdaContainer(
+            asset, STARTER, environment, function_arn=arn, timeout_seconds=60
+        ) as starter:
+            started = starter.invoke({"id": str(uuid.uuid4()), "time": _now(), "detail": {}})
         if not started.ok:
             raise RuntimeError(started.error)
-        worker = LocalFunction(
-            FUNCTION_CODE, WORKER, environment, function_arn=arn, timeout_seconds=300
-        )
-        invocations = feed_from_queue(worker, self.sqs, self.queue, self.emu.region)
+        with LambdaContainer(
+            asset, WORKER, environment, function_arn=arn, timeout_seconds=300, memory_mb=1024
+        ) as worker:
+            invocations = feed_from_queue(worker, self.sqs, self.queue, self.emu.region)
         failed = [i for i in invocations if not i.ok or i.response["batchItemFailures"]]
         if failed:
             raise RuntimeError(f"work items failed: {failed[0]}")
@@ -470,15 +470,13 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
     create_state_table(emu, "bench-calls-states")
     for name, algorithm in (("calls-compliant", "aws:kms"), ("calls-drift", "AES256")):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": emu.region})
-        by_default: Any = {"SSEAlgorithm": algorithm}
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": by_default}]
-            },
-        )
-    function = LocalFunction(
-        FUNCTION_CODE,
+        rule: Any = {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm},
+            "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+        }
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [rule]})
+    function = LambdaContainer(
+        function_asset().path,
         HANDLER,
         {
             **emu.environment(),
@@ -486,7 +484,6 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
             "FAILURE_QUEUE_URL": queue,
             "STATE_TABLE_NAME": "bench-calls-states",
             "ENCRYPTION_POLICY": Policy().to_json(),
-            "POWERTOOLS_TRACE_DISABLED": "true",
         },
         function_arn=f"arn:aws:lambda:{emu.region}:{emu.account}:function:bench",
         timeout_seconds=60,
@@ -511,11 +508,10 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
                 "PutBucketEncryption", bucket, account=emu.account, region=emu.region
             ),
         }
-        with _counting_calls() as calls:
-            invocation = function.invoke(event)
+        invocation = function.invoke(event)
         if not invocation.ok:
             raise RuntimeError(invocation.error)
-        counted[path] = list(calls)
+        counted[path] = list(invocation.calls)  # counted inside the container
     _note(
         f"calls per event: compliant {counted['compliant']}, drift {counted['drift']}, "
         f"repeated drift {counted['repeat']}"
@@ -530,35 +526,18 @@ def _calls_per_event(emu: Emulator) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _counting_calls() -> Iterator[list[str]]:
-    calls: list[str] = []
-    original = BaseClient._make_api_call  # type: ignore[attr-defined]
-
-    def counting(self: BaseClient, operation: str, params: Any) -> Any:
-        calls.append(operation)
-        return original(self, operation, params)
-
-    BaseClient._make_api_call = counting  # type: ignore[attr-defined]
-    try:
-        yield calls
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[attr-defined]
-
-
 # -- cold start ---------------------------------------------------------------------------------
 
 
 def _cold_start(samples: int) -> dict[str, Any]:
-    # As in Lambda: the task root set (so the Tracer is active and patches botocore), the
-    # template's variables, and nothing on disk cached from this process.
+    """Fresh containers of the event function as Lambda starts them, against fresh containers of
+    the same kind whose handler module only imports the asset's boto3 and creates the same four
+    clients: the difference is the monitor's own code and Powertools. A third side runs the
+    asset stripped of its bytecode (a synth machine without Python 3.13)."""
     environment = {
-        **os.environ,
-        "AWS_DEFAULT_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
-        "LAMBDA_TASK_ROOT": str(FUNCTION_CODE),
-        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_EC2_METADATA_DISABLED": "true",
         "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:alerts",
         "FAILURE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/failures",
         "STATE_TABLE_NAME": "states",
@@ -566,62 +545,49 @@ def _cold_start(samples: int) -> dict[str, Any]:
         "POWERTOOLS_SERVICE_NAME": "s3-encryption-drift-monitor",
         "POWERTOOLS_METRICS_NAMESPACE": "S3EncryptionDriftMonitor",
     }
-    # As in Lambda, whose /var/task is read-only: no bytecode is written during the runs.
-    environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    # As deployed: the asset with its own boto3 and botocore first on the path, shipped with
-    # bytecode compiled by the runtime's Python at synth (infra/asset.py). That bytecode is for
-    # Python 3.13; here the same files are compiled the same way by this Python, which is
-    # what the runtime finds. The second side is the asset without bytecode (a synth machine
-    # without Python 3.13), the third our code alone on this environment's SDK.
     asset = function_asset().path
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
     with tempfile.TemporaryDirectory() as scratch:
-        plain, compiled = Path(scratch) / "plain", Path(scratch) / "compiled"
+        baseline = Path(scratch) / "baseline"
+        baseline.mkdir()
+        (baseline / "bench_bare.py").write_text(BARE_MODULE)
+        plain = Path(scratch) / "plain"
         shutil.copytree(asset, plain, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copytree(plain, compiled)
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", "-j", "0",
-             "--invalidation-mode", "unchecked-hash", str(compiled)],
-            check=True,
-        )  # fmt: skip
-        scripts = {
-            "deployed": OUR_COLD_START.format(code=str(compiled)),
-            "no_bytecode": OUR_COLD_START.format(code=str(plain)),
-            "source": OUR_COLD_START.format(code=str(FUNCTION_CODE)),
+        sides = {
+            "bare": (asset, "bench_bare.handler", (baseline,)),
+            "deployed": (asset, HANDLER, ()),
+            "no_bytecode": (plain, HANDLER, ()),
         }
-        samples_ms: dict[str, list[float]] = {"bare": [], **{side: [] for side in scripts}}
+        samples_ms: dict[str, list[float]] = {side: [] for side in sides}
         for _ in range(samples):
-            samples_ms["bare"].append(_fresh_interpreter(BARE_COLD_START, environment))
-            for side, script in scripts.items():
-                samples_ms[side].append(_fresh_interpreter(script, environment))
+            for side, (code, handler, folders) in sides.items():
+                with LambdaContainer(
+                    code, handler, environment, function_arn=arn, timeout_seconds=60,
+                    folders=folders,
+                ) as container:  # fmt: skip
+                    if container.init_error:
+                        raise RuntimeError(f"{side}: {container.init_error}")
+                    samples_ms[side].append(container.init_ms)
     median = {side: statistics.median(values) for side, values in samples_ms.items()}
     bare = median["bare"]
     _note(
-        f"cold start: as deployed {median['deployed']:.0f} ms (without bytecode "
-        f"{median['no_bytecode']:.0f} ms, our code on this SDK {median['source']:.0f} ms), "
-        f"import boto3 + clients {bare:.0f} ms"
+        f"cold start as Lambda imports it ({lambda_runtime().description}): deployed "
+        f"{median['deployed']:.0f} ms (without bytecode {median['no_bytecode']:.0f} ms), "
+        f"the asset's boto3 + clients {bare:.0f} ms"
     )
-    results: dict[str, Any] = {"cold_start_bare_ms": bare}
+    results: dict[str, Any] = {
+        "cold_start_bare_ms": bare,
+        "cold_start_python": lambda_runtime().version,
+    }
     for side, prefix in (
         ("deployed", "cold_start"),
         ("no_bytecode", "cold_start_without_bytecode"),
-        ("source", "cold_start_source_tree"),
     ):
         results[f"{prefix}_ms"] = median[side]
         results[f"{prefix}_samples_ms"] = samples_ms[side]
         results[f"{prefix}_ratio"] = median[side] / bare
     results["cold_start_bare_samples_ms"] = samples_ms["bare"]
     return results
-
-
-def _fresh_interpreter(script: str, environment: dict[str, str]) -> float:
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(done.stdout.strip().splitlines()[-1])
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -659,7 +625,8 @@ def _print_table(results: dict[str, Any]) -> None:
             ">= 10x",
         ),
         (
-            "cold start as deployed (asset + bytecode) vs import boto3 + clients",
+            f"cold start as Lambda imports it (Python {results['cold_start_python']}, asset, "
+            "layer) vs the asset's boto3 + clients",
             f"{results['cold_start_ms']:.0f} ms",
             f"{results['cold_start_bare_ms']:.0f} ms",
             f"{results['cold_start_ratio']:.2f}x",
@@ -670,13 +637,6 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{results['cold_start_without_bytecode_ms']:.0f} ms",
             f"{results['cold_start_bare_ms']:.0f} ms",
             f"{results['cold_start_without_bytecode_ratio']:.2f}x",
-            "",
-        ),
-        (
-            "  our code alone on this environment's boto3",
-            f"{results['cold_start_source_tree_ms']:.0f} ms",
-            f"{results['cold_start_bare_ms']:.0f} ms",
-            f"{results['cold_start_source_tree_ratio']:.2f}x",
             "",
         ),
         ("AWS calls per event, compliant path", str(results["calls_compliant"]), "", "", "= 2"),

@@ -22,13 +22,16 @@ from pathlib import Path
 from functions.drift_monitor.alerts import render_email
 from functions.drift_monitor.digest import DIGEST, render_digest_email
 
+from .cloudtrail import RecordedS3
 from .emulator import create_organization, moto_server
 from .function import Invocation
-from .lambda_runtime import LambdaContainer
+from .lambda_runtime import LambdaContainer, lambda_runtime
 from .pipeline import LocalPipeline, ReceivedAlert
 from .template import SynthesizedMonitor, TemplateError
 
-IN_ACCOUNT_KEY = "alias/demo-data"
+# The approved key, by its alias ARN: named by alias only, S3 would resolve it in each uploader's
+# account (KMS_KEY_NOT_FULLY_QUALIFIED).
+IN_ACCOUNT_KEY = "arn:aws:kms:eu-west-1:123456789012:alias/demo-data"
 # Directory and table buckets take a key's ARN, never an alias: the key the demo policy lists.
 APPROVED_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
@@ -38,6 +41,8 @@ EXISTING_BUCKETS: dict[str, dict[str, str] | None] = {
     "ml-training-data": None,
     "app-logs": None,
     "legacy-reports": None,
+    "reports-archive": None,
+    "uploads-inbox": None,
     "sandbox-alice": None,
     "build-cache": {"encryption-monitor:exempt": "true"},
 }
@@ -116,6 +121,8 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[Step | tuple[str, str]]:
         "MEDIUM: KMS_KEY_NOT_ALLOWED + AWS_MANAGED_KEY",
     )
 
+    yield from _how_keys_are_named_and_sse_c(s3)
+
     s3.put_encryption("sandbox-alice", "AES256")
     yield (
         "sandbox-alice: SSE-S3, but the name matches exemptBuckets 'sandbox-*'",
@@ -192,6 +199,25 @@ def _scenario(pipeline: LocalPipeline) -> Iterator[Step | tuple[str, str]]:
     yield from _organization_scenario(pipeline)
 
 
+def _how_keys_are_named_and_sse_c(s3: RecordedS3) -> Iterator[tuple[str, str]]:
+    """§13: what S3 does with a key named by alias, and SSE-C opened up again."""
+    s3.put_encryption("reports-archive", "aws:kms", "alias/demo-data", bucket_key=True)
+    yield (
+        "reports-archive: SSE-KMS naming the approved key by alias name only (alias/demo-data)",
+        "MEDIUM: KMS_KEY_NOT_FULLY_QUALIFIED (uploads from other accounts would use a key of "
+        "theirs); the fix names the key by ARN",
+    )
+
+    s3.put_encryption(
+        "uploads-inbox", "aws:kms", IN_ACCOUNT_KEY, bucket_key=True, sse_c_blocked=False
+    )
+    yield (
+        "uploads-inbox: SSE-KMS with the approved key, but uploads with customer-provided keys "
+        "(SSE-C) no longer blocked",
+        "MEDIUM: SSE_C_NOT_BLOCKED (S3 blocks SSE-C on new buckets since April 2026)",
+    )
+
+
 def _organization_scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]:
     """Changes in other regions and in member accounts, forwarded to the monitor."""
     oregon = pipeline.s3_in("us-west-2")
@@ -212,7 +238,8 @@ def _organization_scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]
     )
 
     virginia.create_bucket("retail-ledger", record=False)
-    virginia.put_encryption("retail-ledger", "aws:kms:dsse", IN_ACCOUNT_KEY)
+    own_key = f"arn:aws:kms:us-east-1:{retail}:alias/demo-data"
+    virginia.put_encryption("retail-ledger", "aws:kms:dsse", own_key)
     yield (
         f"retail-ledger: SSE-KMS with its account's demo-data key, in member account {retail}",
         "MEDIUM: KMS_KEY_NOT_ALLOWED (the policy lists only the monitor account's key)",
@@ -328,6 +355,7 @@ def run(outdir: Path) -> int:
         print(f"  regions:  {emu.region} (home), {', '.join(monitor.forwarders)} (forwarded)")
         print(f"  template: {outdir / 'S3EncryptionDriftMonitor.template.json'}")
         print(f"  function: {monitor.handler} from {monitor.asset_dir.name}")
+        print(f"  runtime:  as Lambda imports it, {lambda_runtime().description}")
         print(f"  policy:   {json.dumps(policy)}")
         print()
         steps = _scenario(pipeline)

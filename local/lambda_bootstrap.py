@@ -89,7 +89,7 @@ def main() -> None:
         protocol.write(json.dumps(message) + "\n")
 
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     handler = None
     init: dict[str, Any] = {"python": sys.version.split()[0]}
     try:
@@ -97,6 +97,7 @@ def main() -> None:
     except Exception as error:
         init["error"] = _error(error)
     init["initMs"] = (time.perf_counter() - started) * 1000
+    init["initCpuMs"] = (time.process_time() - started_cpu) * 1000
     init["modules"] = sorted(sys.modules)
     # Where each top-level package was imported from: the asset, a layer or the stdlib.
     init["files"] = {

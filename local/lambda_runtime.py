@@ -192,6 +192,7 @@ class LambdaContainer:
         init = self._answer(timeout_seconds + KILL_MARGIN_SECONDS)
         self.python = str(init.get("python", ""))
         self.init_ms = float(init.get("initMs", 0.0))
+        self.init_cpu_ms = float(init.get("initCpuMs", 0.0))  # steadier on a busy machine
         self.modules = frozenset(init.get("modules", ()))
         self.files: dict[str, str] = dict(init.get("files", {}))
         error = init.get("error")

@@ -97,6 +97,27 @@ def list_regional(
     return RegionalListing(tuple(buckets), tuple(errors), tuple(not_offered), tuple(skipped))
 
 
+def cannot_sweep(refused: Exception, *, role_arn: str | None, management_account: bool) -> str:
+    """Why an account could not be swept, and what to check. ``role_arn``: the reader role it
+    is read through (None: the caller's own account); ``management_account``: the organization's
+    management account, under a delegated administrator, which StackSets never reach."""
+    if isinstance(refused, RoleRefused):
+        if management_account:
+            return (
+                "the organization's management account is not covered: StackSets never deploy "
+                f"to it (CloudFormation API, DeploymentTargets), so {refused.role_arn} and its "
+                "forwarders exist only once the ManagementAccount stacks are deployed there with "
+                "cdk deploy (see the README)"
+            )
+        return (
+            f"could not assume {refused.role_arn} ({refused.error_code}): check that the member "
+            "StackSet reached this account and that no SCP denies sts:AssumeRole"
+        )
+    if role_arn is None:
+        return f"{refused}; the sweep worker's role needs s3:ListAllMyBuckets"
+    return f"{refused}; {role_arn} needs s3:ListAllMyBuckets"
+
+
 def _reason(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code") or error)

@@ -32,7 +32,7 @@ from .report import ReportStore
 from .run_store import ItemOutcome, RunRecord, RunStore
 from .s3_reader import ListingDenied, S3Reader
 from .state_store import StateStore, state_key
-from .sweep import list_regional, sweep
+from .sweep import cannot_sweep, list_regional, sweep
 from .sweep_settings import load_sweep_worker_settings
 from .sweep_states import SweepChanges, plan_sweep
 from .tag_index import exempt_index
@@ -294,21 +294,16 @@ def _finish_if_last(item: WorkItem) -> None:
 
 
 def _cannot_sweep(account: str, refused: Exception) -> str:
-    if isinstance(refused, RoleRefused):
-        if SETTINGS.delegated_admin and account == _management_account():
-            return (
-                f"the organization's management account is not covered: StackSets never deploy "
-                f"to it (CloudFormation API, DeploymentTargets), so {refused.role_arn} and its "
-                "forwarders exist only once the ManagementAccount stacks are deployed there with "
-                "cdk deploy (see the README)"
-            )
-        return (
-            f"could not assume {refused.role_arn} ({refused.error_code}): check that the member "
-            "StackSet reached this account and that no SCP denies sts:AssumeRole"
-        )
-    if ACCESS.reads_directly(account):
-        return f"{refused}; the sweep worker's role needs s3:ListAllMyBuckets"
-    return f"{refused}; {ACCESS.role_arn(account)} needs s3:ListAllMyBuckets"
+    unreached_management = (
+        isinstance(refused, RoleRefused)
+        and SETTINGS.delegated_admin
+        and account == _management_account()
+    )
+    return cannot_sweep(
+        refused,
+        role_arn=None if ACCESS.reads_directly(account) else ACCESS.role_arn(account),
+        management_account=unreached_management,
+    )
 
 
 @cache

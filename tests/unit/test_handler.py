@@ -386,3 +386,21 @@ def test_a_bad_remediation_setting_fails_the_cold_start(
     account: Account, variable: str, value: str, message: str
 ) -> None:
     assert message in (account.start(**{variable: value}).init_error or "")
+
+
+def test_s3_control_tagging_of_something_else_than_a_bucket_is_ignored(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    event = event_fixture("tag-resource.json")
+    event["detail"]["requestParameters"]["resourceArn"] = (
+        f"arn:aws:s3:eu-west-1:{ACCOUNT}:accesspoint/reports"
+    )
+    function = account.start()
+
+    invocation = function.invoke(event)
+
+    assert invocation.ok, invocation.error
+    assert invocation.response["status"] == "IGNORED"
+    assert "accesspoint/reports is not a bucket" in invocation.response["reason"]
+    assert function.metrics() == {"IgnoredEvents": 1}
+    assert account.drain(account.failure_queue_url) == []  # not an invalid event: nothing kept

@@ -6,9 +6,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.stub import Stubber
 
+from functions.drift_monitor.accounts import management_account
+from functions.drift_monitor.credentials import RoleRefused
 from functions.drift_monitor.models import (
     BucketRef,
     Code,
@@ -25,7 +29,7 @@ from functions.drift_monitor.s3_reader import (
     ListedBucket,
     ListingDenied,
 )
-from functions.drift_monitor.sweep import UNKNOWN_REGION, sweep
+from functions.drift_monitor.sweep import UNKNOWN_REGION, cannot_sweep, sweep
 
 ACCOUNT = "123456789012"
 TRIGGER = Trigger(source="sweep")
@@ -263,3 +267,46 @@ def test_listing_denied_stops_the_sweep() -> None:
 
     with pytest.raises(ListingDenied, match="ListAllMyBuckets"):
         run(Denied({}))
+
+
+REFUSED = RoleRefused("111100002222", "arn:aws:iam::111100002222:role/Reader", "AccessDenied")
+
+
+@pytest.mark.parametrize(
+    ("refused", "role_arn", "management", "says"),
+    [
+        (REFUSED, "arn:aws:iam::111100002222:role/Reader", False, "member StackSet reached"),
+        # StackSets never deploy to the management account (CloudFormation API,
+        # DeploymentTargets): under a delegated administrator its stacks are deployed by hand
+        (REFUSED, "arn:aws:iam::111100002222:role/Reader", True, "ManagementAccount stacks"),
+        (ListingDenied("AccessDenied on s3:ListAllMyBuckets"), None, False, "worker's role"),
+        (
+            ListingDenied("AccessDenied on s3:ListAllMyBuckets"),
+            "arn:aws:iam::111100002222:role/Reader",
+            False,
+            "role/Reader needs s3:ListAllMyBuckets",
+        ),
+    ],
+    ids=["member role refused", "management account", "own listing", "member listing"],
+)
+def test_why_an_account_could_not_be_swept(
+    refused: Exception, role_arn: str | None, management: bool, says: str
+) -> None:
+    assert says in cannot_sweep(refused, role_arn=role_arn, management_account=management)
+
+
+def test_the_management_account_is_named_by_organizations_or_unknown() -> None:
+    client = boto3.Session().client("organizations", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_response(
+        "describe_organization",
+        {"Organization": {"Id": "o-exampleorg1", "MasterAccountId": "111100002222"}},
+    )
+    stubber.add_client_error("describe_organization", "AccessDeniedException", http_status_code=403)
+    stubber.add_client_error("describe_organization", "TooManyRequestsException")
+
+    with stubber:
+        assert management_account(client) == "111100002222"
+        assert management_account(client) is None
+        with pytest.raises(ClientError, match="TooManyRequests"):
+            management_account(client)
