@@ -343,24 +343,19 @@ class EncryptionDriftMonitor(Construct):
                 },
             )
         )
-        trail_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudTrailToDecryptWithTheBucketKey",
-                principals=[cloudtrail_principal],
-                actions=["kms:Decrypt"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+        for sid, action in (
+            ("AllowCloudTrailToDecryptWithTheBucketKey", "kms:Decrypt"),
+            ("AllowCloudTrailToDescribeKey", "kms:DescribeKey"),
+        ):
+            trail_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[cloudtrail_principal],
+                    actions=[action],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+                )
             )
-        )
-        trail_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudTrailToDescribeKey",
-                principals=[cloudtrail_principal],
-                actions=["kms:DescribeKey"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
-            )
-        )
         trail_logs = logs.LogGroup(
             self,
             "TrailLogs",

@@ -2,10 +2,12 @@
 
 - moto 5.2.5 truncates ListBuckets at MaxBuckets without a ContinuationToken (a paginating client
   would silently miss buckets) and omits BucketRegion (a client would make one GetBucketLocation
-  per bucket that real S3 does not need). Here it answers as S3 does: name order, pages, regions.
+  per bucket that real S3 does not need). Here it answers as S3 does: name order, pages, regions
+  (S3 API Reference, ListBuckets: MaxBuckets, ContinuationToken, Buckets[].BucketRegion).
 - When moto enforces IAM (``INITIAL_NO_AUTH_ACTION_COUNT``), it authorizes Get/Put/
   DeleteBucketEncryption as s3:ListBucket / s3:CreateBucket / s3:DeleteBucket. Here they need
-  s3:GetEncryptionConfiguration and s3:PutEncryptionConfiguration, as on AWS.
+  s3:GetEncryptionConfiguration and s3:PutEncryptionConfiguration, as on AWS (S3 API Reference,
+  GetBucketEncryption and PutBucketEncryption, "Permissions").
 - moto lets anyone assume any role, even one that does not exist. Here STS checks that the role
   exists in its account and that its trust policy allows the caller (``local/sts_trust.py``).
   With IAM enforced, moto also checks trust itself, for roles of the caller's own account, in a

@@ -9,7 +9,7 @@ SigV4 credential scope (``s3express`` or ``s3tables``), as AWS's own endpoints a
 
 Emulated, with AWS's documented behaviour:
 - directory buckets: CreateBucket (name ``base--zone--x-s3``, zone matching the configuration),
-  DeleteBucket, ListDirectoryBuckets (pages, BucketRegion), Get/Put/DeleteBucketEncryption
+  DeleteBucket, ListDirectoryBuckets (pages), Get/Put/DeleteBucketEncryption
   (a new bucket, and one whose configuration is deleted, has SSE-S3; only AES256 and aws:kms;
   aws:kms needs a key ARN or id (no alias, no AWS managed key); Bucket Keys always on), each
   source named where it is implemented: ExpectedBucketOwner refused with 501, one customer
@@ -54,6 +54,9 @@ _TABLE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_PATH = re.compile(
     r"^/buckets/(?P<arn>arn:[^:]+:s3tables:[^:]+:\d{12}:bucket/[^/]+)(?P<encryption>/encryption)?$"
 )
+# A new directory or table bucket, and one whose configuration is deleted, uses SSE-S3 (S3 User
+# Guide: "Setting and monitoring default encryption for directory buckets"; "Using SSE-KMS in
+# table buckets": "SSE-S3 is the default").
 _SSE_S3 = {"algorithm": "AES256", "key": None}
 # S3 Tables' model: kmsKeyArn is a key ARN, never an alias.
 _TABLE_KEY_ARN = re.compile(r"^arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+$")
@@ -248,8 +251,9 @@ class OtherBuckets:
         for bucket in page:
             entry = ET.SubElement(listed, "Bucket")
             ET.SubElement(entry, "Name").text = bucket.name
+            # No BucketRegion: "The BucketRegion response element is not part of the
+            # ListDirectoryBuckets Response Syntax" (S3 API Reference, ListDirectoryBuckets).
             ET.SubElement(entry, "CreationDate").text = bucket.created
-            ET.SubElement(entry, "BucketRegion").text = bucket.region
         if len(page) < len(buckets):
             ET.SubElement(root, "ContinuationToken").text = page[-1].name
         return 200, _XML, _xml(root)
@@ -397,6 +401,9 @@ def _directory_encryption(body: bytes) -> dict[str, str | None]:
         raise _Refused(400, "InvalidArgument", "A directory bucket takes exactly one rule")
     algorithm = _text(rules[0], "ApplyServerSideEncryptionByDefault/SSEAlgorithm")
     key = _text(rules[0], "ApplyServerSideEncryptionByDefault/KMSMasterKeyID")
+    # "Directory buckets - ... SSE-S3 (AES256) and SSE-KMS (aws:kms)", and for the key "only use
+    # the key ID or key ARN. The key alias format of the KMS key isn't supported" (S3 API
+    # Reference, ServerSideEncryptionByDefault).
     if algorithm not in _ALGORITHMS:
         raise _Refused(
             400, "InvalidArgument", "Directory buckets support only AES256 and aws:kms encryption"
@@ -432,6 +439,9 @@ def _key_id(key: str) -> str:
 
 
 def _table_encryption(configuration: Any) -> dict[str, str | None]:
+    """S3 Tables' EncryptionConfiguration: sseAlgorithm AES256 or aws:kms, kmsKeyArn a key ARN,
+    required for aws:kms (botocore s3tables model; S3 User Guide, "Using SSE-KMS in table
+    buckets")."""
     if not isinstance(configuration, dict) or configuration.get("sseAlgorithm") not in _ALGORITHMS:
         raise _Refused(400, "BadRequestException", "sseAlgorithm must be AES256 or aws:kms")
     key = configuration.get("kmsKeyArn")

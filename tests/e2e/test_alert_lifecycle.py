@@ -252,6 +252,22 @@ def test_removing_the_exempt_tag_from_a_drifting_bucket_alerts(lifecycle: Lifecy
     assert notice.document["resolution"]["detail"] == "bucket tagged team=sandbox"
 
 
+def test_untagging_through_s3_control_is_watched_like_bucket_tagging(lifecycle: Lifecycle) -> None:
+    # S3 Control's UntagResource on a bucket ARN changes the bucket's tags too (s3control model)
+    bucket = unique()
+    lifecycle.s3.create_bucket(bucket, tags={"team": "sandbox", "cost": "1"}, record=False)
+    lifecycle.s3.put_encryption(bucket, "AES256")
+    (exempt,), _ = lifecycle.deliver()
+    assert exempt.response["status"] == "EXEMPT"
+
+    lifecycle.s3.untag_resource(bucket, ["team"])
+    (untagged,), (alert,) = lifecycle.deliver()
+
+    assert untagged.response["action"] == "ALERT"
+    assert alert.document["trigger"]["eventName"] == "UntagResource"
+    assert alert.document["bucket"] == bucket
+
+
 def test_deleting_a_drifting_bucket_resolves_its_alert(lifecycle: Lifecycle) -> None:
     bucket = unique()
     lifecycle.s3.create_bucket(bucket, record=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from botocore.exceptions import ClientError
 
 from local.emulator import Emulator, create_state_table
@@ -37,3 +38,31 @@ def test_concurrent_conditional_writes_to_one_item_let_exactly_one_through(
         created = list(pool.map(create, range(64)))
 
     assert created.count(True) == 1
+
+
+def test_get_bucket_encryption_returns_the_blocked_encryption_types(emulator: Emulator) -> None:
+    # "GetBucketEncryption ... also returns BucketKeyEnabled and BlockedEncryptionTypes" (S3 API
+    # Reference); moto 5.2.5 stores them and leaves them out.
+    s3 = emulator.client("s3")
+    bucket = f"blocked-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    rule = {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+        "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+    }
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})
+
+    (read,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+
+    assert read["BlockedEncryptionTypes"] == {"EncryptionType": ["SSE-C"]}
+
+
+def test_sse_kms_on_a_table_bucket_needs_a_key_arn(emulator: Emulator) -> None:
+    # S3 Tables' EncryptionConfiguration: kmsKeyArn required with aws:kms (botocore s3tables)
+    tables = emulator.client("s3tables")
+    arn = tables.create_table_bucket(name=f"lake-{uuid.uuid4().hex[:8]}")["arn"]
+
+    with pytest.raises(ClientError, match="BadRequestException"):
+        tables.put_table_bucket_encryption(
+            tableBucketARN=arn, encryptionConfiguration={"sseAlgorithm": "aws:kms"}
+        )
