@@ -150,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
 # -- sweep throughput ---------------------------------------------------------------------------
 
 
+def _rule(by_default: dict[str, Any]) -> dict[str, Any]:
+    """A default-encryption rule with SSE-C blocked, as S3 sets new buckets up since April 2026."""
+    return {
+        "ApplyServerSideEncryptionByDefault": by_default,
+        "BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]},
+    }
+
+
 def _populate(emu: Emulator, count: int) -> list[str]:
     s3 = emu.client("s3", config=Config(max_pool_connections=DEFAULT_CONCURRENCY))
     names = [f"bench-{index:06d}" for index in range(count)]
@@ -164,9 +172,7 @@ def _populate(emu: Emulator, count: int) -> list[str]:
         )
         s3.put_bucket_encryption(
             Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": algorithm}]
-            },
+            ServerSideEncryptionConfiguration={"Rules": [_rule(algorithm)]},
         )
         if index % 20 == 1:  # one drifting bucket in ten is tagged exempt
             s3.put_bucket_tagging(
@@ -314,12 +320,8 @@ def _populate_account(emu: Emulator, account: str, places: list[tuple[str, int]]
             if index % 2 == 0
             else {"SSEAlgorithm": "AES256"}
         )
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": by_default}]
-            },
-        )
+        configuration: Any = {"Rules": [_rule(by_default)]}
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=configuration)
 
     clients = {
         region: session.client(
