@@ -72,8 +72,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _moto_server_command() -> list[str]:
-    # moto's own server, with S3's ListBuckets made to page and name regions as real S3 does.
+def _moto_server_command(*, plain: bool = False) -> list[str]:
+    """moto's own server, with S3's ListBuckets made to page and name regions as real S3 does
+    and the other kinds of bucket answered; ``plain``: moto as released, an S3-compatible store
+    that knows no directory or table buckets (as MinIO or LocalStack)."""
+    if plain:
+        return [sys.executable, "-m", "moto.server"]
     return [sys.executable, "-m", "local.moto_server"]
 
 
@@ -83,18 +87,21 @@ def moto_server(
     timeout: float = 30.0,
     settings: dict[str, str] | None = None,
     organization_id: str | None = None,
+    *,
+    plain: bool = False,
 ) -> Iterator[Emulator]:
     """Starts ``moto_server`` in its own process on a free loopback port; stops it on exit.
 
     ``settings`` are moto's own environment variables, e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``;
-    ``organization_id`` is the id the organization created on it gets.
+    ``organization_id`` is the id the organization created on it gets; ``plain`` runs moto as
+    released (see ``_moto_server_command``).
     """
     if organization_id:
         settings = {**(settings or {}), "LOCAL_ORGANIZATION_ID": organization_id}
     port = _free_port()
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
-        [*_moto_server_command(), "-H", "127.0.0.1", "-p", str(port)],
+        [*_moto_server_command(plain=plain), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "MOTO_CALL_RESET_API": "false", **(settings or {})},

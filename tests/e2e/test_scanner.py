@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from functions.drift_monitor.policy import Policy
-from local.demo_account import DEMO_POLICY, DemoBucket, populate
+from local.demo_account import DEMO_BUCKETS, DEMO_POLICY, DemoBucket, populate
 from local.emulator import (
     Emulator,
     create_organization,
@@ -382,3 +382,18 @@ def test_organization_needs_the_management_account_or_a_delegated_administrator(
 
     assert result.returncode == 2
     assert "--organization: Organizations listed no active account" in result.stderr
+
+
+def test_an_s3_compatible_store_without_other_kinds_lists_each_bucket_once() -> None:
+    # A store without S3 Express or S3 Tables (moto as released, MinIO, LocalStack) answers their
+    # listings with its general buckets: none may be scanned again as a directory or table bucket
+    with moto_server(plain=True) as store:
+        populate(store, DEMO_BUCKETS[:3])
+
+        result = scan(store, "--format", "json", "--regions", "eu-west-1")
+
+    document = json.loads(result.stdout)
+    names = [entry["bucket"] for entry in document["buckets"]]
+    assert sorted(names) == sorted(bucket.name for bucket in DEMO_BUCKETS[:3])
+    assert {entry["bucketKind"] for entry in document["buckets"]} == {"general-purpose"}
+    assert "are not directory buckets" in result.stderr

@@ -235,3 +235,45 @@ def test_the_exempt_tag_is_not_looked_up_for_directory_or_table_buckets() -> Non
     assert status(GENERAL) is Status.EXEMPT
     assert status(DIRECTORY) is Status.DRIFT
     assert status(TABLE) is Status.DRIFT
+
+
+def test_a_directory_bucket_s_fix_sends_no_expected_bucket_owner() -> None:
+    # A directory bucket answers ExpectedBucketOwner with 501 Not Implemented (S3 API Reference)
+    finding = judge(DIRECTORY, SSE_S3, allowedKmsKeys=[KEY])
+
+    command = remediation_command(finding, Policy.from_dict({"allowedKmsKeys": [KEY]}))
+
+    assert command is not None
+    argv = shlex.split(command)
+    assert argv[:5] == ["aws", "s3api", "put-bucket-encryption", "--bucket", DIRECTORY.name]
+    assert "--expected-bucket-owner" not in argv
+    assert plan_fix(finding, Policy.from_dict({"allowedKmsKeys": [KEY]})).complete  # type: ignore[union-attr]
+
+
+def test_a_directory_bucket_s_key_change_is_a_new_bucket() -> None:
+    # "only 1 customer managed key per directory bucket for the lifetime of the bucket"
+    policy = Policy.from_dict({"allowedKmsKeys": [KEY]})
+    finding = judge(DIRECTORY, OTHER_KEY, allowedKmsKeys=[KEY])
+
+    fix = plan_fix(finding, policy)
+    command = remediation_command(finding, policy)
+
+    assert fix is not None and fix.recreate and not fix.complete
+    assert command is not None
+    lines = command.splitlines()
+    assert lines[0].startswith("# A directory bucket keeps its KMS key for its lifetime")
+    (put,) = [line for line in lines if line.startswith("aws s3api")]
+    assert shlex.split(put)[4] == "<NEW-NAME>--euw1-az1--x-s3"
+    assert KEY in put
+    assert lines[-1] == f"# copy the objects to it and delete s3://{DIRECTORY.name}."
+
+
+def test_a_table_bucket_s_sse_kms_fix_says_the_maintenance_principal_needs_the_key() -> None:
+    finding = judge(TABLE, SSE_S3, allowedKmsKeys=[KEY])
+
+    command = remediation_command(finding, Policy.from_dict({"allowedKmsKeys": [KEY]}))
+
+    assert command is not None
+    first, note = command.splitlines()
+    assert first.startswith("aws s3tables put-table-bucket-encryption")
+    assert "maintenance.s3tables.amazonaws.com" in note
