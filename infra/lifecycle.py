@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -19,6 +20,7 @@ from functions.drift_monitor.permissions import (
     STATE_SWEEP_WRITES,
 )
 from functions.drift_monitor.settings import DEFAULT_MAX_RECEIVES, METRICS_NAMESPACE, SERVICE_NAME
+from functions.drift_monitor.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
 
 from .config import DEFAULT_BUS, MonitorProps
 from .functions import MonitoredFunction
@@ -48,7 +50,16 @@ class AlertLifecycle(Construct):
         # Only rows of deleted buckets carry expiresAt. The open drifts live here: deleting the
         # stack must not forget them.
         self.table = monitor.table(
-            self, "StateTable", partition_key="bucket", removal_policy=RemovalPolicy.RETAIN
+            self, "StateTable", partition_key=KEY, removal_policy=RemovalPolicy.RETAIN
+        )
+        # Sparse: only rows with something open carry its key, so a sweep reads an account and
+        # region's open drift with one query and nothing of its compliant buckets.
+        self.table.add_global_secondary_index(
+            index_name=OPEN_INDEX,
+            partition_key=dynamodb.Attribute(name=OPEN_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(OPEN_ATTRIBUTES),
         )
         function = monitor.event_function
         function.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
@@ -86,10 +97,14 @@ class AlertLifecycle(Construct):
             )
 
     def allow_sweep_writes(self, worker: MonitoredFunction) -> None:
-        """The sweep reads rows a hundred at a time and rewrites those that moved; with Security
-        Hub on, it imports the drifts it announces first and those it finds gone."""
+        """The sweep queries the open rows and rewrites those that moved; with Security Hub on,
+        it imports the open drifts and those it finds gone."""
         worker.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
-        worker.allow("RecordBucketStates", list(STATE_SWEEP_WRITES), [self.table.table_arn])
+        worker.allow(
+            "RecordBucketStates",
+            list(STATE_SWEEP_WRITES),
+            [self.table.table_arn, f"{self.table.table_arn}/index/{OPEN_INDEX}"],
+        )
         if self._security_hub:
             self._allow_security_hub(worker)
 

@@ -18,6 +18,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from functions.drift_monitor.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -224,10 +226,27 @@ def create_run_table(emulator: Emulator, name: str) -> None:
 
 
 def create_state_table(emulator: Emulator, name: str) -> None:
-    """The alert lifecycle's state table, as the stack declares it (``infra/lifecycle.py``)."""
+    """The alert lifecycle's state table, as the stack declares it (``infra/lifecycle.py``): its
+    sparse index of open rows included."""
     emulator.client("dynamodb").create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "bucket", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": KEY, "AttributeType": "S"},
+            {"AttributeName": OPEN_KEY, "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OPEN_INDEX,
+                "KeySchema": [
+                    {"AttributeName": OPEN_KEY, "KeyType": "HASH"},
+                    {"AttributeName": KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(OPEN_ATTRIBUTES),
+                },
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -189,11 +189,13 @@ class LocalPipeline:
         properties = self.monitor.properties(logical_id)
         name = f"{self.prefix}-{logical_id}"
         dynamodb = self._client("dynamodb")
+        indexes = properties.get("GlobalSecondaryIndexes")
         response = dynamodb.create_table(
             TableName=name,
             KeySchema=properties["KeySchema"],
             AttributeDefinitions=properties["AttributeDefinitions"],
             BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+            **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
         )
         self._remember(logical_id, name, Arn=response["TableDescription"]["TableArn"])
 

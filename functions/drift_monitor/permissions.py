@@ -21,10 +21,10 @@ ASSUME_ROLE = "sts:AssumeRole"
 LIST_ACCOUNTS = "organizations:ListAccounts"
 # Which account is the organization's management account (DELEGATED_ADMIN deployments).
 DESCRIBE_ORGANIZATION = "organizations:DescribeOrganization"
-# The state table (§11): the event path updates one row per evaluation; the sweep reads rows in
-# batches and replaces them in transactions (authorized as PutItem per row).
+# The state table (§11): the event path updates one row per evaluation; the sweep queries the
+# sparse index of open rows and updates the rows that moved.
 STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
-STATE_SWEEP_WRITES = ("dynamodb:BatchGetItem", "dynamodb:PutItem")
+STATE_SWEEP_WRITES = ("dynamodb:Query", "dynamodb:UpdateItem")
 # keyChecks (§12): what a reader asks KMS about a bucket's key, granted only when it is on.
 DESCRIBE_KEY = "kms:DescribeKey"
 # remediation apply (§12): the one write, granted only then (in member reader roles too).

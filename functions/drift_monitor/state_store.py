@@ -1,14 +1,21 @@
-"""The state table: one row per bucket (account, region, name), written by every evaluation.
+"""The state table: one row per bucket (account, region, name), written by every event's
+evaluation and by the sweep where a verdict changed.
 
 Each write is conditional on the row not holding a newer evaluation, so an event retried late, or
 a sweep that read a bucket before an event did, never overwrites what a later read saw. Rows are
 ordered by the time of the read they record (epoch milliseconds, taken before the read).
+
+A row with something open carries ``openKey`` (``account#region``), the partition key of the
+sparse index ``open``: a sweep reads the open rows of an account and region with one query, and
+nothing of the buckets that have nothing open. A drift opens the row (an event's evaluation, or a
+sweep's); only a sweep closes it, once it finds nothing open any more, so a drift an event
+resolved in between is still read by the next sweep, which counts it resolved in its digest.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,16 +37,29 @@ CLAIM_PREFIX = "claim:"
 RESOLUTION_CLAIM = CLAIM_PREFIX + "resolution"
 # Rows of deleted buckets are kept this long, so a late event still finds the deletion.
 VANISHED_RETENTION_SECONDS = 30 * 86_400
-READ_BATCH = 100  # DynamoDB's limit of keys per BatchGetItem
-# What ``state_of`` reads: a sweep fetches these for every bucket, not the trigger and names.
-_DECISION_ATTRIBUTES = (
-    "#b, #s, fingerprint, evaluatedAt, violations, firstDetected, alertedFingerprint, "
-    "lastAlerted, lastResolved, sweptStatus"
+# The sparse index of open rows, and its partition key.
+OPEN_INDEX = "open"
+OPEN_KEY = "openKey"
+# What the index projects: what the sweep's decisions need (see ``state_of``).
+OPEN_ATTRIBUTES = (
+    "status",
+    "fingerprint",
+    "evaluatedAt",
+    "violations",
+    "firstDetected",
+    "alertedFingerprint",
+    "lastAlerted",
+    "lastResolved",
+    "sweptStatus",
 )
 
 
 def _hour_epoch(hour: str) -> int:
     return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
+
+
+def open_key(account: str, region: str) -> str:
+    return f"{account}#{region}"
 
 
 def state_key(bucket: BucketRef) -> str:
@@ -116,8 +136,14 @@ class StateStore:
         if current is None:
             removes += ["fingerprint", "firstDetected"]
         else:
-            sets += ["fingerprint = :fp", "firstDetected = if_not_exists(firstDetected, :now)"]
+            # Open from now on, until a sweep finds nothing open any more.
+            sets += [
+                "fingerprint = :fp",
+                "firstDetected = if_not_exists(firstDetected, :now)",
+                f"{OPEN_KEY} = :open",
+            ]
             values[":fp"] = {"S": current}
+            values[":open"] = {"S": open_key(finding.bucket.account, finding.bucket.region)}
         if finding.status is Status.VANISHED:
             sets.append("expiresAt = :exp")
             values[":exp"] = {"N": str(_vanished_expiry(evaluated_at))}
@@ -245,54 +271,44 @@ class StateStore:
             raise
         return True
 
-    # -- the sweep: rows read a hundred at a time, rewritten one by one where they moved ---
+    # -- the sweep: the open rows read by one query, rows written only where they moved -------
 
-    def states(self, buckets: Sequence[BucketRef], concurrency: int = 4) -> dict[str, BucketState]:
-        """The rows of ``buckets`` that exist, by ``state_key``: a hundred keys per call, a few
-        calls at a time, only the attributes a decision needs."""
-        keys = list(dict.fromkeys(state_key(bucket) for bucket in buckets))
-        chunks = [keys[start : start + READ_BATCH] for start in range(0, len(keys), READ_BATCH)]
-        if not chunks:
-            return {}
+    def open_states(self, account: str, regions: Iterable[str]) -> dict[str, BucketState]:
+        """The open rows of ``account`` in ``regions``, by ``state_key``: one query of the sparse
+        index per region (a page of 1 MB at a time); a bucket missing here has nothing open."""
         found: dict[str, BucketState] = {}
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
-            for rows in pool.map(self._read_batch, chunks):
-                found.update(rows)
-        return found
-
-    def _read_batch(self, keys: list[str]) -> dict[str, BucketState]:
-        found: dict[str, BucketState] = {}
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": [{KEY: {"S": key}} for key in keys],
-                "ConsistentRead": True,
-                "ProjectionExpression": _DECISION_ATTRIBUTES,
-                "ExpressionAttributeNames": {"#b": KEY, "#s": "status"},
+        for region in dict.fromkeys(regions):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": OPEN_INDEX,
+                "KeyConditionExpression": "#o = :o",
+                "ExpressionAttributeNames": {"#o": OPEN_KEY},
+                "ExpressionAttributeValues": {":o": {"S": open_key(account, region)}},
             }
-        }
-        while request:
-            response = self._db.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(self._table, []):
-                found[item[KEY]["S"]] = state_of(item)
-            request = dict(response.get("UnprocessedKeys") or {})
+            while True:
+                response = self._db.query(**request)
+                for item in response.get("Items", []):
+                    found[item[KEY]["S"]] = state_of(item)
+                if not response.get("LastEvaluatedKey"):
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
 
-    def replace(
+    def write_sweep(
         self,
         rows: Sequence[tuple[Finding, BucketState, BucketState | None]],
         now: str,
         concurrency: int = 16,
     ) -> set[str]:
-        """Writes each new row unless the bucket's row changed since it was read (a concurrent,
-        newer evaluation wins), a few at a time. Returns the keys that were superseded.
+        """Writes each row whose verdict moved, unless the bucket's row changed since the sweep
+        looked (a concurrent, newer evaluation wins), a few at a time. Returns the keys that were
+        superseded. A row the sweep did not read (nothing was open) keeps what it does not know
+        (when its last drift was resolved)."""
 
-        One conditional PutItem per row rather than transactions of a hundred: a transaction
-        costs twice the write capacity and fails whole when one row's condition does."""
-
-        def put(row: tuple[Finding, BucketState, BucketState | None]) -> str | None:
+        def write(row: tuple[Finding, BucketState, BucketState | None]) -> str | None:
             finding, state, previous = row
             try:
-                self._db.put_item(**self._put(finding, state, previous, now))
+                self._db.update_item(**self._sweep_update(finding, state, previous, now))
             except ClientError as error:
                 if error_code(error) == "ConditionalCheckFailedException":
                     return state_key(finding.bucket)
@@ -302,20 +318,72 @@ class StateStore:
         if not rows:
             return set()
         with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
-            return {key for key in pool.map(put, rows) if key is not None}
+            return {key for key in pool.map(write, rows) if key is not None}
 
-    def _put(
+    def _sweep_update(
         self, finding: Finding, state: BucketState, previous: BucketState | None, now: str
     ) -> dict[str, Any]:
-        item = _item(finding, state, now)
-        put: dict[str, Any] = {"TableName": self._table, "Item": item}
+        bucket = finding.bucket
+        names = {"#s": "status", "#r": "region", "#n": "name"}
+        values: dict[str, Any] = {
+            ":s": {"S": state.status.value},
+            ":v": {"L": [{"S": code} for code in state.violations]},
+            ":t": {"N": str(state.evaluated_at)},
+            ":now": {"S": now},
+            ":trigger": {"S": json.dumps(finding.trigger.to_dict())},
+            ":a": {"S": bucket.account},
+            ":r": {"S": bucket.region},
+            ":n": {"S": bucket.name},
+        }
+        sets = [
+            "#s = :s",
+            "violations = :v",
+            "evaluatedAt = :t",
+            "lastEvaluated = :now",
+            "lastTrigger = :trigger",
+            "account = :a",
+            "#r = :r",
+            "#n = :n",
+        ]
+        removes: list[str] = []
+        optional = {
+            "fingerprint": state.fingerprint,
+            "firstDetected": state.first_detected,
+            "alertedFingerprint": state.alerted_fingerprint,
+            "lastAlerted": state.last_alerted,
+            "sweptStatus": None if state.swept_status is None else state.swept_status.value,
+            OPEN_KEY: (
+                open_key(bucket.account, bucket.region) if state.alerted_fingerprint else None
+            ),
+        }
+        if previous is not None or state.last_resolved:
+            optional["lastResolved"] = state.last_resolved
+        for index, (name, value) in enumerate(optional.items()):
+            names[f"#x{index}"] = name
+            if value:
+                sets.append(f"#x{index} = :x{index}")
+                values[f":x{index}"] = {"S": value}
+            else:
+                removes.append(f"#x{index}")
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         if previous is None:
-            put["ConditionExpression"] = "attribute_not_exists(#b)"
-            put["ExpressionAttributeNames"] = {"#b": KEY}
+            # Nothing was open when the sweep looked: nothing may have opened since, and no
+            # newer evaluation may have been recorded.
+            condition = (
+                "attribute_not_exists(#o) AND (attribute_not_exists(#b) OR evaluatedAt <= :t)"
+            )
+            names.update({"#b": KEY, "#o": OPEN_KEY})
         else:
-            put["ConditionExpression"] = "evaluatedAt = :seen"
-            put["ExpressionAttributeValues"] = {":seen": {"N": str(previous.evaluated_at)}}
-        return put
+            condition = "evaluatedAt = :seen"
+            values[":seen"] = {"N": str(previous.evaluated_at)}
+        return {
+            "TableName": self._table,
+            "Key": _key(bucket),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
 
 
 def _vanished_expiry(evaluated_at: int) -> int:
@@ -325,33 +393,6 @@ def _vanished_expiry(evaluated_at: int) -> int:
 
 def _key(bucket: BucketRef) -> dict[str, Any]:
     return {KEY: {"S": state_key(bucket)}}
-
-
-def _item(finding: Finding, state: BucketState, now: str) -> dict[str, Any]:
-    bucket = finding.bucket
-    item: dict[str, Any] = {
-        KEY: {"S": state_key(bucket)},
-        "account": {"S": bucket.account},
-        "region": {"S": bucket.region},
-        "name": {"S": bucket.name},
-        "status": {"S": state.status.value},
-        "violations": {"L": [{"S": code} for code in state.violations]},
-        "evaluatedAt": {"N": str(state.evaluated_at)},
-        "lastEvaluated": {"S": now},
-        "lastTrigger": {"S": json.dumps(finding.trigger.to_dict())},
-    }
-    optional = {
-        "fingerprint": state.fingerprint,
-        "firstDetected": state.first_detected,
-        "alertedFingerprint": state.alerted_fingerprint,
-        "lastAlerted": state.last_alerted,
-        "lastResolved": state.last_resolved,
-        "sweptStatus": None if state.swept_status is None else state.swept_status.value,
-    }
-    item.update({name: {"S": value} for name, value in optional.items() if value})
-    if state.status is Status.VANISHED:
-        item["expiresAt"] = {"N": str(_vanished_expiry(state.evaluated_at))}
-    return item
 
 
 def claim_attribute(claiming: str | None) -> str:

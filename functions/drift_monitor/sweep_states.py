@@ -2,6 +2,10 @@
 
 The sweep's digest is its one message, so what it finds counts as announced: a drift it lists is
 not alerted again by the next event, and a drift it finds fixed is closed (listed as resolved).
+
+It reads only what is open (one query of the sparse index per account and region) and writes only
+the rows whose verdict moved: a bucket with nothing open that the sweep finds compliant (or
+exempt, or gone) costs no read and no write; its row keeps the last event's evaluation.
 """
 
 from __future__ import annotations
@@ -58,24 +62,31 @@ class SweepChanges:
 
 def record_sweep(
     store: StateStore,
+    account: str,
     findings: Sequence[Finding],
     evaluated_at: int,
     now: datetime,
+    *,
     concurrency: int = 16,
 ) -> SweepChanges:
     """``plan_sweep`` and its rows written at once."""
-    changes = plan_sweep(store, findings, evaluated_at, now)
-    store.replace(changes.rows, iso(now), concurrency)
+    changes = plan_sweep(store, account, findings, evaluated_at, now)
+    store.write_sweep(changes.rows, iso(now), concurrency)
     return changes
 
 
 def plan_sweep(
-    store: StateStore, findings: Sequence[Finding], evaluated_at: int, now: datetime
+    store: StateStore,
+    account: str,
+    findings: Sequence[Finding],
+    evaluated_at: int,
+    now: datetime,
 ) -> SweepChanges:
-    """What the page's findings change, from the rows as they are; nothing written yet, so what
-    must be sent first (Security Hub) can be sent before the rows say it was."""
+    """What the page's findings change, from the open rows as they are; nothing written yet, so
+    what must be sent first (Security Hub) can be sent before the rows say it was."""
     stamp = iso(now)
-    previous = store.states([finding.bucket for finding in findings])
+    regions = sorted({finding.bucket.region for finding in findings})
+    previous = store.open_states(account, regions) if findings else {}
     rows: list[Row] = []
     counts: Counter[str] = Counter()
     first_detected: dict[str, str] = {}
@@ -83,6 +94,8 @@ def plan_sweep(
     for finding in findings:
         key = state_key(finding.bucket)
         before = previous.get(key)
+        if before is None and not finding.alerts:
+            continue  # nothing was open and nothing is: no read, no write
         if before is not None and before.evaluated_at > evaluated_at:
             continue  # an event read the bucket after this page began: its row stands
         state = next_state(before, finding, evaluated_at, stamp, swept=True)

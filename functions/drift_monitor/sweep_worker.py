@@ -165,11 +165,11 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         result.tally.kept, key=lambda finding: (finding.bucket.kind, finding.bucket.name)
     )
     now = datetime.now(UTC)
-    changes = plan_sweep(STATE, findings, evaluated_at, now)
+    changes = plan_sweep(STATE, item.account, findings, evaluated_at, now)
     if SECURITY_HUB is not None:
         # Before the rows say so: a failed import fails the item, and its retry imports again.
         _import_findings(SECURITY_HUB, findings, changes, now)
-    STATE.replace(changes.rows, iso(now), SETTINGS.concurrency)
+    STATE.write_sweep(changes.rows, iso(now), SETTINGS.concurrency)
 
     def entry(finding: Finding) -> dict[str, Any]:
         key = state_key(finding.bucket)

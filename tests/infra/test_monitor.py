@@ -322,6 +322,17 @@ def test_the_state_table_is_on_demand_recoverable_encrypted_and_kept(template: T
     assert table["DeletionPolicy"] == "Retain"
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["STATE_TABLE_NAME"] == {"Ref": table_id}
+    # The sparse index of open rows the sweep queries (§16), with what its decisions read
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "open"
+    assert index["KeySchema"] == [
+        {"AttributeName": "openKey", "KeyType": "HASH"},
+        {"AttributeName": "bucket", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert {"status", "alertedFingerprint", "evaluatedAt"} <= set(
+        index["Projection"]["NonKeyAttributes"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -112,12 +112,12 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
     statements = _statements(template, "SweepWorkerFunctionRole")
 
     assert _actions(statements) == [
-        "dynamodb:BatchGetItem",  # the state table: rows read and replaced in bulk
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
+        "dynamodb:GetItem",  # the run table
         "dynamodb:PutItem",
         "dynamodb:Query",
+        "dynamodb:Query",  # the state table: its sparse index of open rows
         "dynamodb:UpdateItem",
+        "dynamodb:UpdateItem",  # the state table: the rows whose verdict moved
         "kms:Decrypt",
         "kms:Decrypt",
         "kms:GenerateDataKey",
@@ -151,6 +151,10 @@ def test_the_worker_role_reads_buckets_writes_the_report_and_nothing_more(
     (reads,) = [s for s in statements if "s3:GetBucketLocation" in s["Action"]]
     assert reads["Resource"] == ALL_BUCKETS
     assert reads["Condition"] == {"StringEquals": {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+    (states,) = [s for s in statements if s.get("Sid") == "RecordBucketStates"]
+    table, index = states["Resource"]
+    assert index["Fn::Join"][1][-1] == "/index/open"
+    assert index["Fn::Join"][1][0] == table
     (objects,) = [s for s in statements if s["Action"] == ["s3:GetObject", "s3:PutObject"]]
     assert objects["Resource"]["Fn::Join"][1][-1] == "/runs/*"
 

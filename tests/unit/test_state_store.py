@@ -11,10 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.lifecycle import Claim, fingerprint, next_state
+from functions.drift_monitor.lifecycle import BucketState, Claim, fingerprint, next_state
 from functions.drift_monitor.models import BucketRef, Finding, Status
-from functions.drift_monitor.state_store import Recorded, StateStore, state_key
-from functions.drift_monitor.sweep_states import record_sweep
+from functions.drift_monitor.state_store import Recorded, StateStore, state_key, state_of
+from functions.drift_monitor.sweep_states import plan_sweep, record_sweep
 from local.emulator import Emulator, create_state_table
 from tests.unit.test_lifecycle import COMPLIANT, DRIFT, OTHER_DRIFT, VANISHED
 
@@ -22,6 +22,20 @@ NOW = "2026-11-27T12:00:00Z"
 
 
 EXPIRED = Claim("earlier", 0)
+ACCOUNT = "123456789012"
+
+
+def row_of(store: StateStore, finding: Finding) -> BucketState:
+    item = store._db.get_item(
+        TableName=store._table,
+        Key={"bucket": {"S": state_key(finding.bucket)}},
+        ConsistentRead=True,
+    )["Item"]
+    return state_of(item)
+
+
+def open_rows(store: StateStore) -> dict[str, BucketState]:
+    return store.open_states(ACCOUNT, ["eu-west-1"])
 
 
 def record(store: StateStore, finding: Finding, at: int, claim: Claim = EXPIRED) -> Recorded:
@@ -53,7 +67,7 @@ def test_an_older_evaluation_never_overwrites_a_newer_one(store: StateStore) -> 
     late = record(store, DRIFT, 100)
 
     assert late.superseded
-    now = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
+    now = row_of(store, DRIFT)
     assert (now.status, now.evaluated_at) == (Status.COMPLIANT, 200)
 
 
@@ -63,10 +77,16 @@ def test_an_announced_drift_stays_open_until_marked_resolved(store: StateStore) 
     fixed = record(store, COMPLIANT, 200)
 
     assert fixed.previous is not None and fixed.previous.alerted_fingerprint == "f1"
+    assert list(open_rows(store)) == [state_key(DRIFT.bucket)]  # still open: not resolved yet
     assert record(store, COMPLIANT, 300).previous.alerted_fingerprint == "f1"  # type: ignore[union-attr]
     store.mark_resolved(DRIFT.bucket, NOW, announced="f1")
-    row = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
+    row = row_of(store, DRIFT)
     assert (row.alerted_fingerprint, row.last_resolved, row.first_detected) == (None, NOW, None)
+    # still in the sparse index: the next sweep counts it resolved, then closes it
+    (swept,) = open_rows(store).values()
+    assert swept.alerted_fingerprint is None
+    record_sweep(store, ACCOUNT, [COMPLIANT], 1_000, datetime(2026, 11, 27, 12, tzinfo=UTC))
+    assert open_rows(store) == {}
 
 
 def test_of_concurrent_evaluations_only_the_first_finds_the_announcement_unclaimed(
@@ -133,33 +153,55 @@ def _bucket(index: int) -> Finding:
     return replace(verdict, bucket=BucketRef(f"bucket-{index:04d}", "123456789012", "eu-west-1"))
 
 
-def test_a_sweep_writes_hundreds_of_rows_in_batches_and_counts_its_moves(
-    store: StateStore,
-) -> None:
+def test_a_sweep_writes_only_what_drifts_and_counts_its_moves(store: StateStore) -> None:
     findings = [_bucket(index) for index in range(250)]
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
-    first = record_sweep(store, findings, 1_000, now)
-    second = record_sweep(store, [*findings[:10], *findings[11:]], 2_000, now)
+    first = record_sweep(store, ACCOUNT, findings, 1_000, now)
+    second = record_sweep(store, ACCOUNT, [*findings[:10], *findings[11:]], 2_000, now)
 
     assert first.counts == {"newDrift": 125, "age:<1d": 125}
     assert len(first.new) == 125 and len(first.first_detected) == 125
     assert second.counts == {"age:<1d": 125}  # nothing new, nothing resolved
-    rows = store.states([finding.bucket for finding in findings])
-    assert len(rows) == 250
+    opened = open_rows(store)
+    assert len(opened) == 125
     # nothing moved in the second sweep: no row was rewritten
-    assert {row.evaluated_at for row in rows.values()} == {1_000}
-    assert all(row.swept_status is row.status for row in rows.values())
+    assert {row.evaluated_at for row in opened.values()} == {1_000}
+    assert all(row.swept_status is row.status is Status.DRIFT for row in opened.values())
+    # a compliant bucket with nothing open costs no write: it has no row at all
+    assert store._db.scan(TableName=store._table)["Count"] == 125
+
+
+def test_a_sweep_reads_nothing_of_buckets_with_nothing_open(store: StateStore) -> None:
+    # Given 100 compliant buckets in two regions, and one open drift
+    record(store, DRIFT, 100)
+    compliant = [
+        replace(COMPLIANT, bucket=BucketRef(f"ok-{n:03d}", ACCOUNT, region))
+        for n in range(50)
+        for region in ("eu-west-1", "us-east-1")
+    ]
+    stubber = Stubber(store._db)
+    for _ in ("eu-west-1", "us-east-1"):  # one query of the sparse index per region
+        stubber.add_response("query", {"Items": [], "Count": 0, "ScannedCount": 0})
+
+    # When the sweep finds them compliant and the drift gone from its page
+    with stubber:
+        changes = record_sweep(store, ACCOUNT, compliant, 1_000, datetime.now(UTC))
+
+    # Then it asked two queries and wrote nothing
+    stubber.assert_no_pending_responses()
+    assert (changes.rows, changes.counts) == ([], {})
 
 
 def test_a_sweep_leaves_rows_an_event_wrote_after_its_page_began(store: StateStore) -> None:
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
     record(store, COMPLIANT, 5_000)  # an event, after the sweep's page began at 1,000
 
-    changes = record_sweep(store, [DRIFT], 1_000, now)
+    changes = plan_sweep(store, ACCOUNT, [DRIFT], 1_000, now)
+    superseded = store.write_sweep(changes.rows, NOW)
 
-    assert changes.counts == {}
-    row = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
+    assert superseded == {state_key(DRIFT.bucket)}
+    row = row_of(store, DRIFT)
     assert (row.status, row.evaluated_at) == (Status.COMPLIANT, 5_000)
 
 
@@ -168,27 +210,46 @@ def test_a_row_changed_between_read_and_write_is_left_to_the_newer_writer(
 ) -> None:
     seen = record(store, DRIFT, 100)
     assert seen.previous is None
-    before = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
+    before = open_rows(store)[state_key(DRIFT.bucket)]
     record(store, COMPLIANT, 150)  # lands between the sweep's read and its write
 
-    superseded = store.replace(
+    superseded = store.write_sweep(
         [(OTHER_DRIFT, next_state(before, OTHER_DRIFT, 120, NOW, swept=True), before)], NOW
     )
 
     assert superseded == {state_key(DRIFT.bucket)}
-    row = store.states([DRIFT.bucket])[state_key(DRIFT.bucket)]
+    row = row_of(store, DRIFT)
     assert (row.status, row.evaluated_at) == (Status.COMPLIANT, 150)
+
+
+def test_a_drift_the_sweep_opens_keeps_the_history_it_did_not_read(store: StateStore) -> None:
+    # Given a bucket whose earlier drift was resolved (its row holds when), closed by a sweep
+    record(store, DRIFT, 100)
+    store.mark_alerted(DRIFT.bucket, "f1", NOW)
+    record(store, COMPLIANT, 200)
+    store.mark_resolved(DRIFT.bucket, "2026-11-20T00:00:00Z", announced="f1")
+    record_sweep(store, ACCOUNT, [COMPLIANT], 500, datetime(2026, 11, 26, 12, tzinfo=UTC))
+    assert open_rows(store) == {}
+
+    # When the next sweep finds it drifting again, without reading its row
+    record_sweep(store, ACCOUNT, [DRIFT], 1_000, datetime(2026, 11, 27, 12, tzinfo=UTC))
+
+    # Then the row is open again and still says when the last drift was resolved
+    row = row_of(store, DRIFT)
+    assert (row.status, row.alerted_fingerprint) == (Status.DRIFT, fingerprint(DRIFT))
+    assert row.last_resolved == "2026-11-20T00:00:00Z"
+    assert list(open_rows(store)) == [state_key(DRIFT.bucket)]
 
 
 def test_a_table_that_keeps_refusing_fails_the_write(store: StateStore) -> None:
     stubber = Stubber(store._db)
     stubber.add_client_error(
-        "put_item",
+        "update_item",
         service_error_code="ProvisionedThroughputExceededException",
         http_status_code=400,
     )
     with stubber, pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
-        store.replace([(DRIFT, next_state(None, DRIFT, 1, NOW, swept=True), None)], NOW)
+        store.write_sweep([(DRIFT, next_state(None, DRIFT, 1, NOW, swept=True), None)], NOW)
     stubber.assert_no_pending_responses()
 
 
@@ -197,16 +258,17 @@ def test_a_sweep_rewrites_only_rows_whose_verdict_moved(
 ) -> None:
     findings = [_bucket(index) for index in range(20)]
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    record_sweep(store, findings, 1_000, now)
+    record_sweep(store, ACCOUNT, findings, 1_000, now)
     fixed = [*findings[:1], replace(findings[1], status=Status.COMPLIANT, violations=()),
              *findings[2:]]  # fmt: skip
 
-    changes = record_sweep(store, fixed, 2_000, now)
+    changes = record_sweep(store, ACCOUNT, fixed, 2_000, now)
 
     assert changes.counts == {"resolved": 1, "age:<1d": 9}
-    rows = store.states([finding.bucket for finding in findings])
-    rewritten = {key for key, row in rows.items() if row.evaluated_at == 2_000}
-    assert rewritten == {state_key(findings[1].bucket)}
+    rows = {f.bucket.name: row_of(store, f) for f in findings if f.alerts}
+    rewritten = {name for name, row in rows.items() if row.evaluated_at == 2_000}
+    assert rewritten == {findings[1].bucket.name}
+    assert state_key(findings[1].bucket) not in open_rows(store)  # closed
 
 
 def test_a_table_that_is_not_there_fails_the_evaluation_rather_than_skipping_it(
@@ -218,22 +280,16 @@ def test_a_table_that_is_not_there_fails_the_evaluation_rather_than_skipping_it(
         record(missing, DRIFT, 100)
 
 
-def test_keys_dynamodb_leaves_unprocessed_are_read_again(store: StateStore) -> None:
+def test_the_open_rows_are_read_a_page_at_a_time(store: StateStore) -> None:
     record(store, DRIFT, 100)
     key = state_key(DRIFT.bucket)
     item = store._db.get_item(TableName=store._table, Key={"bucket": {"S": key}})["Item"]
     stubber = Stubber(store._db)
-    stubber.add_response(
-        "batch_get_item",
-        {
-            "Responses": {store._table: []},
-            "UnprocessedKeys": {store._table: {"Keys": [{"bucket": {"S": key}}]}},
-        },
-    )
-    stubber.add_response("batch_get_item", {"Responses": {store._table: [item]}})
+    stubber.add_response("query", {"Items": [], "LastEvaluatedKey": {"bucket": {"S": "a"}}})
+    stubber.add_response("query", {"Items": [item]})
 
     with stubber:
-        rows = store.states([DRIFT.bucket])
+        rows = store.open_states(ACCOUNT, ["eu-west-1"])
 
     assert rows[key].status is Status.DRIFT
     stubber.assert_no_pending_responses()
