@@ -10,7 +10,9 @@
   the asset's boto3 and creating the same clients in the same kind of container, median of
   several fresh containers each;
 - AWS calls per event on the compliant path, the drift path's first alert and its repeat,
-  counted at botocore's call site inside the function's container.
+  counted at botocore's call site inside the function's container;
+- the scanner's peak memory (``--format json``, its own process's peak resident set) over 1,000
+  and over 10,000 buckets, half of them drifting: it must not grow with the bucket count.
 
 Every function here runs from the deployed asset through the Lambda runner, out of process.
 
@@ -80,6 +82,16 @@ EXEMPT_KEY, _, EXEMPT_VALUE = DEFAULT_EXEMPT_TAG.partition("=")
 C7N_VENV = REPO / ".bench" / "c7n"
 C7N_LOCK = Path(__file__).resolve().parent / "bench-c7n.lock"
 C7N_VERSION = "0.9.53"
+SCAN_SIZES = (1000, 10000)
+# Runs the scanner as a child and prints the child's peak resident set in KiB (Linux's unit):
+# a fresh parent per measure, since RUSAGE_CHILDREN keeps the largest child it ever waited for.
+PEAK_OF_CHILD = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if done.returncode not in (0, 1):
+    sys.exit(done.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b8f4ab2-7d3e-4c4a-9a59-5c1f7d0e8a11"
 
 # The baseline container's handler module: the asset's boto3 and the clients the event function
@@ -114,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fan-out-repeats", type=int, default=3, help="engine runs per topology (fan-out)"
     )
+    parser.add_argument(
+        "--scan-buckets",
+        type=lambda value: tuple(int(part) for part in value.split(",")),
+        default=SCAN_SIZES,
+        help="bucket counts of the scanner's memory measure, ascending (default 1000,10000)",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
@@ -138,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         results.update(_calls_per_event(emu))
     with tempfile.TemporaryDirectory() as scratch, moto_server(Path(scratch) / "moto.log") as emu:
         results.update(_fan_out(emu, args.buckets, args.fan_out_repeats))
+    with tempfile.TemporaryDirectory() as scratch, moto_server(Path(scratch) / "moto.log") as emu:
+        results.update(_scanner_memory(emu, args.scan_buckets))
     results.update(_cold_start(args.cold_starts))
 
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -595,6 +615,50 @@ def _cold_start(samples: int) -> dict[str, Any]:
     return results
 
 
+# -- scanner memory -----------------------------------------------------------------------------
+
+
+def _scanner_memory(emu: Emulator, sizes: tuple[int, ...]) -> dict[str, Any]:
+    """The scanner's peak memory as the account grows to each size: every other bucket is left
+    as S3 creates it (SSE-S3, drifting from the default policy, with a violation and a fix)."""
+    s3 = emu.client("s3", config=Config(max_pool_connections=DEFAULT_CONCURRENCY))
+    scanner = Path(sys.executable).with_name("s3-encryption-monitor")
+    environment = {**os.environ, **emu.environment()}
+
+    def create(index: int) -> None:
+        name = f"scan-{index:07d}"
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": emu.region})
+        if index % 2 == 0:
+            s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [_rule({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY})]
+                },
+            )
+
+    peaks: dict[str, float] = {}
+    created = 0
+    for size in sorted(sizes):
+        _note(f"scanner memory: {size} buckets")
+        with ThreadPoolExecutor(DEFAULT_CONCURRENCY) as pool:
+            list(pool.map(create, range(created, size)))
+        created = size
+        measured = subprocess.run(
+            [sys.executable, "-c", PEAK_OF_CHILD, str(scanner), "scan", "--format", "json"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[str(size)] = int(measured.stdout) / 1024
+    smallest, largest = peaks[str(min(sizes))], peaks[str(max(sizes))]
+    return {
+        "scanner_peak_mb": peaks,
+        "scanner_peak_growth": largest / smallest,
+        "scanner_kb_per_bucket": (largest - smallest) * 1024 / (max(sizes) - min(sizes)),
+    }
+
+
 # -- output -------------------------------------------------------------------------------------
 
 
@@ -660,6 +724,26 @@ def _print_table(results: dict[str, Any]) -> None:
             "<= 4 / 3",
         ),
     ]
+    sizes = sorted(results["scanner_peak_mb"], key=int)
+    small, large = sizes[0], sizes[-1]
+    rows.append(
+        (
+            f"scanner peak memory, --format json: {large} buckets vs {small}",
+            f"{results['scanner_peak_mb'][large]:.0f} MB",
+            f"{results['scanner_peak_mb'][small]:.0f} MB",
+            f"{results['scanner_peak_growth']:.2f}x",
+            "< 2x",
+        )
+    )
+    rows.append(
+        (
+            "  memory the scanner adds per bucket between them",
+            f"{results['scanner_kb_per_bucket']:.2f} KB",
+            "",
+            "",
+            "",
+        )
+    )
     headers = ("measure", "ours", "baseline", "ratio", "budget")
     widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
     print(f"make bench on {results['machine']}, {results['date']}")

@@ -2,19 +2,18 @@
 people and CI.
 
 The same reader, credentials, policy, evaluation and alert documents as the deployed functions;
-only the output differs (a table, or one JSON document).
+only the output differs (``scanner/outputs.py``). Each finding goes to the output as it is
+evaluated and is not kept: memory does not grow with the number of buckets.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any
 
 import boto3
 import click
@@ -45,8 +44,8 @@ from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENC
 from functions.drift_monitor.sweep import list_regional, sweep
 from functions.drift_monitor.tag_index import exempt_index
 
-from .exports import to_asff, to_csv, to_html, to_ocsf
-from .formats import AccountScan, print_table, scan_document, totals
+from .formats import AccountScan, totals
+from .outputs import FORMATS, Output, output_for
 
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
@@ -129,13 +128,14 @@ def main() -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "json", "csv", "json-asff", "json-ocsf", "html"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
     help="table: one row per bucket, for people. json: one document (schemaVersion 1) with a "
     "summary (per account too) and each bucket shaped like the alert document, for machines. "
-    "csv: the sweep report's columns. json-asff: {\"Findings\": [...]} for Security Hub's "
-    "BatchImportFindings (imported by the calling account). json-ocsf: a list of OCSF 1.2.0 "
+    "jsonl: the same bucket documents, one per line. csv: the sweep report's columns. "
+    'json-asff: {"Findings": [...]} for Security Hub\'s BatchImportFindings (imported by the '
+    "calling account). json-ocsf: a list of OCSF 1.2.0 "
     "Compliance Findings. html: one self-contained page with a chart by account and region.",
 )
 @click.option(
@@ -195,9 +195,17 @@ def scan(
         accounts = sorted({*accounts, *members})
     reader = S3Reader(access, config=sweep_config(concurrency))
 
-    def keep(finding: Finding) -> bool:
-        return finding.status is not Status.VANISHED and (finding.alerts or not only_drift)
-
+    now = datetime.now(UTC)
+    output = output_for(
+        output_format,
+        sys.stdout,
+        policy=policy,
+        policy_file=policy_file,
+        caller=caller,
+        region=home_region,
+        now=iso(now),
+        now_ms=int(now.timestamp() * 1000),
+    )
     scans = []
     with _progress() as advance:
         for account in accounts or [caller]:
@@ -206,7 +214,7 @@ def scan(
                     account,
                     reader,
                     policy=policy,
-                    keep=keep,
+                    output=_reported(output, only_drift),
                     regions=regions,
                     kind_regions=sorted(regions) if regions else [home_region],
                     concurrency=concurrency,
@@ -214,44 +222,19 @@ def scan(
                     endpoint_url=endpoint_url,
                 )
             )
-
-    rendered = _render(
-        output_format,
-        scans,
-        policy=policy,
-        policy_file=policy_file,
-        caller=caller,
-        region=home_region,
-    )
-    click.echo(rendered, nl=False)
+    output.finish(scans)
     sys.exit(exit_code(scans))
 
 
-def _render(
-    output_format: str,
-    scans: list[AccountScan],
-    *,
-    policy: Policy,
-    policy_file: Path | None,
-    caller: str,
-    region: str,
-) -> str:
-    now = datetime.now(UTC)
-    stamp = iso(now)
-    if output_format == "json":
-        return json.dumps(scan_document(caller, scans, policy), indent=2) + "\n"
-    if output_format == "csv":
-        return to_csv(scans, policy)
-    if output_format == "json-asff":
-        document = to_asff(scans, policy, caller=caller, region=region, now=stamp)
-        return json.dumps(document, indent=2) + "\n"
-    if output_format == "json-ocsf":
-        events = to_ocsf(scans, policy, now_ms=int(now.timestamp() * 1000))
-        return json.dumps(events, indent=2) + "\n"
-    if output_format == "html":
-        return to_html(scans, policy, caller=caller, generated_at=stamp)
-    print_table(scans, policy_file)
-    return ""
+def _reported(output: Output, only_drift: bool) -> Callable[[Finding], None]:
+    """What the output is given: every finding but deleted buckets (only the alerting ones with
+    ``--only-drift``); the counts take them all."""
+
+    def report(finding: Finding) -> None:
+        if finding.status is not Status.VANISHED and (finding.alerts or not only_drift):
+            output.add(finding)
+
+    return report
 
 
 def _scan_account(
@@ -259,7 +242,7 @@ def _scan_account(
     reader: S3Reader,
     *,
     policy: Policy,
-    keep: Callable[[Finding], bool],
+    output: Callable[[Finding], None],
     regions: frozenset[str] | None,
     kind_regions: list[str],
     concurrency: int,
@@ -276,7 +259,7 @@ def _scan_account(
                 policy,
                 reader,
                 Trigger(source="scan"),
-                keep=keep,
+                keep=lambda _finding: False,  # written as found, never kept
                 buckets=chain(
                     _in_regions(reader.list_buckets(account), regions), other_kinds.buckets
                 ),
@@ -284,7 +267,7 @@ def _scan_account(
                 keys=KeyDirectory(reader.access) if policy.key_checks else None,
                 organization=_organization_directory(reader, policy),
                 concurrency=concurrency,
-                on_finding=advance,
+                on_finding=lambda finding: _both(advance, output, finding),
             )
         except RoleRefused as refused:
             return AccountScan(
@@ -301,6 +284,13 @@ def _scan_account(
     for skipped in other_kinds.skipped:
         click.echo(f"Note: account {account}: {skipped}", err=True)
     return AccountScan(account, result, "; ".join(other_kinds.errors) or None)
+
+
+def _both(
+    first: Callable[[Finding], None], second: Callable[[Finding], None], finding: Finding
+) -> None:
+    first(finding)
+    second(finding)
 
 
 def _organization_directory(reader: S3Reader, policy: Policy) -> OrganizationDirectory | None:
@@ -402,7 +392,7 @@ def _scan_errors(endpoint_url: str | None, what: str = "") -> Iterator[None]:
 
 
 @contextmanager
-def _progress() -> Iterator[Any]:
+def _progress() -> Iterator[Callable[[Finding], None]]:
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
@@ -414,4 +404,8 @@ def _progress() -> Iterator[Any]:
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("scan", total=None)
-        yield lambda _finding: progress.advance(task)
+
+        def advance(_finding: Finding) -> None:
+            progress.advance(task)
+
+        yield advance

@@ -1,7 +1,7 @@
-"""The scanner's formats for other tools: CSV, ASFF, OCSF and a self-contained HTML page.
-
-Each is built from the same §6 documents as ``--format json``, so every format says the same
-thing about a bucket.
+"""What the scanner's formats for other tools make of one bucket's §6 document: an OCSF event,
+a row of the self-contained HTML page, and the page around the rows (``scanner/outputs.py``
+writes them). Each is built from the same document as ``--format json``, so every format says the
+same thing about a bucket.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from functions.drift_monitor.alerts import alert_document
-from functions.drift_monitor.asff import asff_finding, finding_id, noun
+from functions.drift_monitor.asff import finding_id, noun
 from functions.drift_monitor.digest import summary
 from functions.drift_monitor.models import Status, partition_of
 from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.report import csv_text
 
 from .formats import AccountScan, totals
 
@@ -37,32 +35,6 @@ _OCSF_FINDING_STATUS = {Status.DRIFT.value: (1, "New"), Status.UNVERIFIABLE.valu
 _AWS_ACCOUNT = 10  # OCSF account.type_id "AWS Account"
 
 
-def documents(scans: list[AccountScan], policy: Policy) -> list[dict[str, Any]]:
-    findings = sorted(
-        (finding for scanned in scans for finding in scanned.findings),
-        key=lambda finding: (finding.bucket.account, finding.bucket.region, finding.bucket.name),
-    )
-    return [alert_document(finding, policy) for finding in findings]
-
-
-def to_csv(scans: list[AccountScan], policy: Policy) -> str:
-    """The sweep report's CSV columns, one row per bucket."""
-    return csv_text(documents(scans, policy))
-
-
-def to_asff(
-    scans: list[AccountScan], policy: Policy, *, caller: str, region: str, now: str
-) -> dict[str, Any]:
-    """``{"Findings": [...]}``: the input of ``aws securityhub batch-import-findings
-    --cli-input-json``, imported by the caller's account in ``region`` (at most 100 per call)."""
-    return {
-        "Findings": [
-            asff_finding(document, importer_account=caller, importer_region=region, now=now)
-            for document in documents(scans, policy)
-        ]
-    }
-
-
 # The CloudFormation type names, as OCSF resources name AWS resources.
 _OCSF_RESOURCE_TYPE = {
     "general-purpose": "AWS::S3::Bucket",
@@ -71,12 +43,8 @@ _OCSF_RESOURCE_TYPE = {
 }
 
 
-def to_ocsf(scans: list[AccountScan], policy: Policy, *, now_ms: int) -> list[dict[str, Any]]:
-    """One OCSF Compliance Finding (class 2003, Create) per bucket."""
-    return [_ocsf_event(document, now_ms) for document in documents(scans, policy)]
-
-
-def _ocsf_event(document: dict[str, Any], now_ms: int) -> dict[str, Any]:
+def ocsf_event(document: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """One OCSF Compliance Finding (class 2003, Create)."""
     status = document["status"]
     severity_id, severity = _OCSF_SEVERITY.get(document["severity"] or "INFO", (1, "Informational"))
     compliance_id, compliance = _OCSF_COMPLIANCE[status]
@@ -147,13 +115,21 @@ def _our_version() -> str:
 
 _COLOURS = {"DRIFT": "#c62828", "UNVERIFIABLE": "#ef8f00", "EXEMPT": "#00838f",
             "COMPLIANT": "#2e7d32"}  # fmt: skip
-_CHART_STATUSES = ("DRIFT", "UNVERIFIABLE", "EXEMPT", "COMPLIANT")
+CHART_STATUSES = ("DRIFT", "UNVERIFIABLE", "EXEMPT", "COMPLIANT")
 
 
-def to_html(scans: list[AccountScan], policy: Policy, *, caller: str, generated_at: str) -> str:
+def html_page(
+    rows: dict[str, list[str]],
+    chart: dict[tuple[str, str], Counter[str]],
+    scans: list[AccountScan],
+    policy: Policy,
+    *,
+    caller: str,
+    generated_at: str,
+) -> str:
     """One page, no script and nothing fetched: inline styles, an inline SVG chart of statuses
-    by account and region, and a table per status. Prints on A4 or Letter."""
-    docs = documents(scans, policy)
+    by account and region (``chart``: counts by account and region), and a table per status
+    (``rows``: each bucket's ``html_row``, by status). Prints on A4 or Letter."""
     counts = summary(totals(scans))
     e = html.escape
     parts = [
@@ -176,25 +152,20 @@ def to_html(scans: list[AccountScan], policy: Policy, *, caller: str, generated_
         parts += [f"<li>{e(s.account)}: {e(str(s.error))}</li>" for s in unreachable]
         parts.append("</ul>")
     parts.append("<h2>Statuses by account and region</h2>")
-    parts.append(_chart(docs))
-    for status in _CHART_STATUSES:
-        rows = [document for document in docs if document["status"] == status]
-        if rows:
-            parts.append(f'<h2 id="{status.lower()}">{e(status.title())} ({len(rows)})</h2>')
-            parts.append(_table(rows))
+    parts.append(_chart(chart))
+    for status in CHART_STATUSES:
+        listed = rows.get(status)
+        if listed:
+            parts.append(f'<h2 id="{status.lower()}">{e(status.title())} ({len(listed)})</h2>')
+            parts.append(_TABLE_HEAD + "\n".join(listed) + "\n</tbody></table>")
     parts.append("<h2>Policy in force</h2>")
     parts.append(f"<pre>{e(json.dumps(policy.to_dict(), indent=2, sort_keys=True))}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _chart(docs: list[dict[str, Any]]) -> str:
+def _chart(groups: dict[tuple[str, str], Counter[str]]) -> str:
     """Horizontal stacked bars, one per account and region, in inline SVG."""
-    groups: dict[tuple[str, str], Counter[str]] = {}
-    for document in docs:
-        groups.setdefault((document["account"], document["region"]), Counter())[
-            document["status"]
-        ] += 1
     if not groups:
         return "<p>No buckets.</p>"
     label_width, bar_width, row_height = 260, 420, 26
@@ -209,7 +180,7 @@ def _chart(docs: list[dict[str, Any]]) -> str:
         y = row * row_height + 4
         svg.append(f'<text x="0" y="{y + 15}">{html.escape(account)} {html.escape(region)}</text>')
         x = float(label_width)
-        for status in _CHART_STATUSES:
+        for status in CHART_STATUSES:
             n = counter[status]
             if not n:
                 continue
@@ -222,7 +193,7 @@ def _chart(docs: list[dict[str, Any]]) -> str:
             x += width
         svg.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{sum(counter.values())}</text>')
     legend_y = row_height * len(groups) + 24
-    for index, status in enumerate(_CHART_STATUSES):
+    for index, status in enumerate(CHART_STATUSES):
         x = label_width + index * 110
         svg.append(
             f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" '
@@ -232,36 +203,34 @@ def _chart(docs: list[dict[str, Any]]) -> str:
     return "\n".join(svg)
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+_TABLE_HEAD = (
+    "<table><thead><tr><th>Account</th><th>Region</th><th>Bucket</th><th>Severity</th>"
+    "<th>Observed</th><th>What is wrong</th><th>Fix</th></tr></thead><tbody>\n"
+)
+
+
+def html_row(document: dict[str, Any]) -> str:
+    """A bucket's row of its status's table."""
     e = html.escape
-    out = [
-        "<table><thead><tr><th>Account</th><th>Region</th><th>Bucket</th><th>Severity</th>"
-        "<th>Observed</th><th>What is wrong</th><th>Fix</th></tr></thead><tbody>"
-    ]
-    for document in rows:
-        observed = document["observed"]
-        rules = (
-            "unknown"
-            if observed is None
-            else "; ".join(
-                f"{rule['algorithm']}" + (f" ({rule['kmsKeyId']})" if rule["kmsKeyId"] else "")
-                for rule in observed["rules"]
-            )
-            or "none"
+    observed = document["observed"]
+    rules = (
+        "unknown"
+        if observed is None
+        else "; ".join(
+            f"{rule['algorithm']}" + (f" ({rule['kmsKeyId']})" if rule["kmsKeyId"] else "")
+            for rule in observed["rules"]
         )
-        wrong = "<br>".join(
-            f"<b>{e(v['code'])}</b>: {e(v['message'])}" for v in document["violations"]
-        )
-        fix = f"<code>{e(document['remediation'])}</code>" if document["remediation"] else ""
-        kind = document["bucketKind"]
-        name = e(document["bucket"]) + ("" if kind == "general-purpose" else f" ({e(kind)})")
-        out.append(
-            f"<tr><td>{e(document['account'])}</td><td>{e(document['region'])}</td>"
-            f"<td>{name}</td><td>{e(document['severity'] or '')}</td>"
-            f"<td>{e(rules)}</td><td>{wrong}</td><td>{fix}</td></tr>"
-        )
-    out.append("</tbody></table>")
-    return "\n".join(out)
+        or "none"
+    )
+    wrong = "<br>".join(f"<b>{e(v['code'])}</b>: {e(v['message'])}" for v in document["violations"])
+    fix = f"<code>{e(document['remediation'])}</code>" if document["remediation"] else ""
+    kind = document["bucketKind"]
+    name = e(document["bucket"]) + ("" if kind == "general-purpose" else f" ({e(kind)})")
+    return (
+        f"<tr><td>{e(document['account'])}</td><td>{e(document['region'])}</td>"
+        f"<td>{name}</td><td>{e(document['severity'] or '')}</td>"
+        f"<td>{e(rules)}</td><td>{wrong}</td><td>{fix}</td></tr>"
+    )
 
 
 _CSS = (

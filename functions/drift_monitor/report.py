@@ -48,26 +48,28 @@ def csv_text(documents: Iterable[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for document in documents:
-        rules = (document.get("observed") or {}).get("rules") or []
-        writer.writerow(
-            [
-                document["account"],
-                document["region"],
-                document["bucket"],
-                document.get("bucketKind") or "general-purpose",
-                document["status"],
-                document["severity"] or "",
-                "|".join(violation["code"] for violation in document["violations"]),
-                "|".join(rule["algorithm"] for rule in rules),
-                "|".join(rule["kmsKeyId"] or "" for rule in rules),
-                "|".join(str(rule["bucketKeyEnabled"]).lower() for rule in rules),
-                "|".join(",".join(rule["blockedEncryptionTypes"] or []) for rule in rules),
-                document["trigger"]["eventTime"] or "",
-                document["remediation"] or "",
-            ]
-        )
+    writer.writerows(csv_row(document) for document in documents)
     return out.getvalue()
+
+
+def csv_row(document: dict[str, Any]) -> list[str]:
+    """A bucket's row of ``CSV_COLUMNS``, from its §6 document."""
+    rules = (document.get("observed") or {}).get("rules") or []
+    return [
+        document["account"],
+        document["region"],
+        document["bucket"],
+        document.get("bucketKind") or "general-purpose",
+        document["status"],
+        document["severity"] or "",
+        "|".join(violation["code"] for violation in document["violations"]),
+        "|".join(rule["algorithm"] for rule in rules),
+        "|".join(rule["kmsKeyId"] or "" for rule in rules),
+        "|".join(str(rule["bucketKeyEnabled"]).lower() for rule in rules),
+        "|".join(",".join(rule["blockedEncryptionTypes"] or []) for rule in rules),
+        document["trigger"]["eventTime"] or "",
+        document["remediation"] or "",
+    ]
 
 
 class ReportStore:

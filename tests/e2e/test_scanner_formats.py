@@ -192,3 +192,14 @@ def test_html_is_one_self_contained_page_with_a_chart_that_adds_up(
         assert bucket in text
     assert "NO_DEFAULT_ENCRYPTION" in text
     assert f"Scanned from account {ACCOUNT}" in text
+
+
+def test_jsonl_is_the_json_documents_buckets_one_per_line(demo_account: Emulator) -> None:
+    lines = output(demo_account, "jsonl").splitlines()
+    document = json.loads(output(demo_account, "json"))
+
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == BUCKETS
+    assert {entry["bucket"]: entry for entry in entries} == {
+        entry["bucket"]: entry for entry in document["buckets"]
+    }

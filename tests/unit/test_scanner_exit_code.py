@@ -22,7 +22,8 @@ from scanner.cli import (
     _scan_errors,
     exit_code,
 )
-from scanner.formats import AccountScan, print_table
+from scanner.formats import AccountScan
+from scanner.outputs import TerminalTable
 
 
 def result_of(*statuses: Status) -> list[AccountScan]:
@@ -94,7 +95,7 @@ def test_a_member_account_that_may_not_list_is_reported_naming_the_role() -> Non
         "222222222222",
         NoListing(),  # type: ignore[arg-type]
         policy=Policy(),
-        keep=lambda _: True,
+        output=lambda _: None,
         regions=None,
         kind_regions=["eu-west-1"],
         concurrency=1,
@@ -114,23 +115,24 @@ def test_an_account_scanned_in_part_says_so_and_fails_the_scan(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given an account whose buckets were scanned but whose table buckets could not be listed
-    tally = Tally(keep=lambda _: True)
-    tally.add(
-        Finding(
-            BucketRef("ledger", "111111111111", "eu-west-1"),
-            Status.COMPLIANT,
-            None,
-            (),
-            Trigger(source="scan"),
-        )
+    ledger = Finding(
+        BucketRef("ledger", "111111111111", "eu-west-1"),
+        Status.COMPLIANT,
+        None,
+        (),
+        Trigger(source="scan"),
     )
+    tally = Tally(keep=lambda _: False)
+    tally.add(ledger)
     partial = AccountScan(
         "111111111111",
         SweepResult("111111111111", tally, complete=True),
         "table buckets in eu-west-1 could not be listed: AccessDeniedException",
     )
 
-    print_table([partial], None)
+    table = TerminalTable(None)
+    table.add(ledger)
+    table.finish([partial])
     printed = capsys.readouterr().out
 
     # Then its buckets count, the gap is named, and the scan does not pass as compliant
