@@ -10,10 +10,10 @@ from typing import Any
 
 import boto3
 
-from functions.drift_monitor.models import ACCOUNT_ID
-from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
-from functions.drift_monitor.policy import Policy, PolicyError
-from functions.drift_monitor.settings import (
+from functions.drift_monitor.domain.models import ACCOUNT_ID
+from functions.drift_monitor.domain.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
+from functions.drift_monitor.domain.policy import Policy, PolicyError
+from functions.drift_monitor.domain.settings import (
     DEFAULT_REMEDIATION_LIMIT,
     MAX_REMEDIATION_LIMIT,
     Mode,

@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from functions.drift_monitor.permissions import (
+from functions.drift_monitor.domain.permissions import (
     DESCRIBE_KEY,
     DIRECTORY_KEY_USE,
     LIST_ACCOUNTS,
@@ -29,8 +29,8 @@ from functions.drift_monitor.permissions import (
     OTHER_KINDS_READS,
     OTHER_KINDS_WRITES,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.settings import METRICS_NAMESPACE, SERVICE_NAME
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.domain.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 from .asset import RUNTIME_VERSION, function_asset
 

@@ -4,33 +4,60 @@ dashboard."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.drift_monitor.permissions import (
+from functions.drift_monitor.aws.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+from functions.drift_monitor.domain.permissions import (
     IMPORT_FINDINGS,
     PUT_EVENTS,
     STATE_EVENT_WRITES,
     STATE_SWEEP_WRITES,
 )
-from functions.drift_monitor.settings import DEFAULT_MAX_RECEIVES, METRICS_NAMESPACE, SERVICE_NAME
-from functions.drift_monitor.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+from functions.drift_monitor.domain.settings import (
+    DEFAULT_MAX_RECEIVES,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+)
 
 from .config import DEFAULT_BUS, MonitorProps
 from .functions import MonitoredFunction
 
-if TYPE_CHECKING:
-    from .monitor import EncryptionDriftMonitor
-
 # Lambda's advice for an SQS event source: a visibility timeout of six times the function's.
 GRACE_VISIBILITY = Duration.minutes(6)
 GRACE_BATCH_SIZE = 10
+
+
+class MonitorCore(Protocol):
+    """What the lifecycle builds on, as the core monitor (``infra/monitor.py``) exposes it:
+    declared here so that the monitor imports the lifecycle and not the other way round."""
+
+    @property
+    def data_key(self) -> kms.IKey: ...
+
+    @property
+    def event_function(self) -> MonitoredFunction: ...
+
+    @property
+    def function(self) -> lambda_.IFunction: ...
+
+    # How the monitor makes its tables and queues (encrypted with its keys, as the stack needs).
+    @property
+    def table(self) -> Callable[..., dynamodb.Table]: ...
+
+    @property
+    def queue(self) -> Callable[..., sqs.Queue]: ...
+
+    def alarm(self, construct_id: str, metric: cloudwatch.IMetric, description: str) -> None: ...
 
 
 class AlertLifecycle(Construct):
@@ -43,7 +70,7 @@ class AlertLifecycle(Construct):
         construct_id: str,
         *,
         props: MonitorProps,
-        monitor: EncryptionDriftMonitor,
+        monitor: MonitorCore,
     ) -> None:
         super().__init__(scope, construct_id)
         self._security_hub = props.security_hub
@@ -137,7 +164,7 @@ class MonitorDashboard(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        monitor: EncryptionDriftMonitor,
+        monitor: MonitorCore,
         queues: dict[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, construct_id)

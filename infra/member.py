@@ -27,13 +27,13 @@ from aws_cdk import (
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from functions.drift_monitor.permissions import (
+from functions.drift_monitor.domain.permissions import (
     FIND_TAGGED_BUCKETS,
     LIST_BUCKETS,
     PUT_ENCRYPTION,
     SWEEP_BUCKET_READS,
 )
-from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.domain.policy import Policy
 
 from .forwarding import EventForwarder
 from .functions import (

@@ -24,8 +24,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from functions.drift_monitor.permissions import EVENT_BUCKET_READS, PUT_ENCRYPTION
-from functions.drift_monitor.settings import Mode
+from functions.drift_monitor.domain.permissions import EVENT_BUCKET_READS, PUT_ENCRYPTION
+from functions.drift_monitor.domain.settings import Mode
 
 from .config import MonitorProps
 from .forwarding import CREATIONS, s3_change_pattern
@@ -38,7 +38,7 @@ from .functions import (
 )
 from .lifecycle import AlertLifecycle
 
-HANDLER = "drift_monitor.handler.lambda_handler"
+HANDLER = "drift_monitor.handlers.event.lambda_handler"
 QUEUE_RETENTION = Duration.days(14)
 
 

@@ -10,7 +10,7 @@ from aws_cdk import aws_cloudformation as cloudformation
 from aws_cdk import aws_events as events
 from constructs import Construct
 
-from functions.drift_monitor.permissions import ASSUME_ROLE
+from functions.drift_monitor.domain.permissions import ASSUME_ROLE
 
 from .config import OrganizationProps
 from .functions import MonitoredFunction

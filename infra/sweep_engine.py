@@ -18,21 +18,21 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from functions.drift_monitor.permissions import (
+from functions.drift_monitor.domain.permissions import (
     DESCRIBE_ORGANIZATION,
     FIND_TAGGED_BUCKETS,
     LIST_ACCOUNTS,
     LIST_BUCKETS,
     SWEEP_BUCKET_READS,
 )
-from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, DEFAULT_MAX_RECEIVES
+from functions.drift_monitor.domain.settings import DEFAULT_CONCURRENCY, DEFAULT_MAX_RECEIVES
 
 from .config import MonitorProps
 from .functions import FunctionSpec, MonitoredFunction
 from .monitor import EncryptionDriftMonitor
 
-STARTER_HANDLER = "drift_monitor.sweep_handler.lambda_handler"
-WORKER_HANDLER = "drift_monitor.sweep_worker.lambda_handler"
+STARTER_HANDLER = "drift_monitor.handlers.sweep_starter.lambda_handler"
+WORKER_HANDLER = "drift_monitor.handlers.sweep_worker.lambda_handler"
 # A work item is one listing page (up to 10,000 buckets); the worker stops starting buckets a
 # minute before this and queues the rest of its page.
 WORKER_TIMEOUT = Duration.minutes(5)

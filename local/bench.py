@@ -43,19 +43,19 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.clock import epoch_ms
-from functions.drift_monitor.credentials import AccountAccess, sweep_config
-from functions.drift_monitor.digest import build_digest, run_of_result
-from functions.drift_monitor.models import Trigger
-from functions.drift_monitor.policy import DEFAULT_EXEMPT_TAG, Policy
-from functions.drift_monitor.publisher import AlertPublisher
-from functions.drift_monitor.run_store import RunStore
-from functions.drift_monitor.s3_reader import S3Reader
-from functions.drift_monitor.settings import DEFAULT_CONCURRENCY
-from functions.drift_monitor.state_store import StateStore
-from functions.drift_monitor.sweep import sweep
-from functions.drift_monitor.sweep_states import record_sweep
-from functions.drift_monitor.tag_index import exempt_index
+from functions.drift_monitor.aws.credentials import AccountAccess, sweep_config
+from functions.drift_monitor.aws.publisher import AlertPublisher
+from functions.drift_monitor.aws.run_store import RunStore
+from functions.drift_monitor.aws.s3_reader import S3Reader
+from functions.drift_monitor.aws.state_store import StateStore
+from functions.drift_monitor.aws.tag_index import exempt_index
+from functions.drift_monitor.domain.clock import epoch_ms
+from functions.drift_monitor.domain.models import Trigger
+from functions.drift_monitor.domain.policy import DEFAULT_EXEMPT_TAG, Policy
+from functions.drift_monitor.domain.settings import DEFAULT_CONCURRENCY
+from functions.drift_monitor.sweep.digest import build_digest, run_of_result
+from functions.drift_monitor.sweep.engine import sweep
+from functions.drift_monitor.sweep.states import record_sweep
 from infra.asset import function_asset
 
 from .cloudtrail import s3_call_detail
@@ -74,9 +74,9 @@ from .lambda_runtime import LambdaContainer, lambda_runtime
 
 RESULTS = REPO / "bench-results.json"
 # As infra/monitor.py deploys them; not imported from there, which would start jsii and Node.
-HANDLER = "drift_monitor.handler.lambda_handler"
-STARTER = "drift_monitor.sweep_handler.lambda_handler"
-WORKER = "drift_monitor.sweep_worker.lambda_handler"
+HANDLER = "drift_monitor.handlers.event.lambda_handler"
+STARTER = "drift_monitor.handlers.sweep_starter.lambda_handler"
+WORKER = "drift_monitor.handlers.sweep_worker.lambda_handler"
 READER_ROLE = "BenchReader"
 EXEMPT_KEY, _, EXEMPT_VALUE = DEFAULT_EXEMPT_TAG.partition("=")
 C7N_VENV = REPO / ".bench" / "c7n"

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.drift_monitor.models import BucketKind, BucketRef
+from functions.drift_monitor.domain.models import BucketKind, BucketRef
 
 
 def actor_in(account: str) -> str:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from functions.drift_monitor.alerts import render_email
-from functions.drift_monitor.digest import DIGEST, render_digest_email
+from functions.drift_monitor.domain.alerts import render_email
+from functions.drift_monitor.sweep.digest import DIGEST, render_digest_email
 
 from .cloudtrail import RecordedS3
 from .emulator import create_organization, moto_server

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.drift_monitor.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+from functions.drift_monitor.aws.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account

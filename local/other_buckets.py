@@ -44,7 +44,7 @@ from moto.core.exceptions import AccessDeniedError
 from moto.iam.access_control import IAMRequest
 from moto.iam.models import get_account_id_from
 
-from functions.drift_monitor.models import BucketKind, BucketRef
+from functions.drift_monitor.domain.models import BucketKind, BucketRef
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

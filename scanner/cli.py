@@ -27,22 +27,25 @@ from botocore.exceptions import (
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from functions.drift_monitor.accounts import OrganizationDirectory, organization_accounts
-from functions.drift_monitor.clock import iso
-from functions.drift_monitor.credentials import (
-    RETRY_CONFIG,
-    AccountAccess,
-    RoleRefused,
-    sweep_config,
+from functions.drift_monitor.aws.accounts import OrganizationDirectory, organization_accounts
+from functions.drift_monitor.aws.credentials import RETRY_CONFIG, AccountAccess, sweep_config
+from functions.drift_monitor.aws.keys import KeyDirectory
+from functions.drift_monitor.aws.s3_reader import S3Reader
+from functions.drift_monitor.aws.tag_index import exempt_index
+from functions.drift_monitor.domain.clock import iso
+from functions.drift_monitor.domain.errors import ListingDenied, RoleRefused
+from functions.drift_monitor.domain.models import (
+    ACCOUNT_ID,
+    Finding,
+    ListedBucket,
+    Status,
+    Trigger,
+    is_region_name,
 )
-from functions.drift_monitor.keys import KeyDirectory
-from functions.drift_monitor.models import ACCOUNT_ID, Finding, Status, Trigger, is_region_name
-from functions.drift_monitor.permissions import DEFAULT_MEMBER_ROLE_NAME
-from functions.drift_monitor.policy import Policy, PolicyError
-from functions.drift_monitor.s3_reader import ListedBucket, ListingDenied, S3Reader
-from functions.drift_monitor.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from functions.drift_monitor.sweep import list_regional, sweep
-from functions.drift_monitor.tag_index import exempt_index
+from functions.drift_monitor.domain.permissions import DEFAULT_MEMBER_ROLE_NAME
+from functions.drift_monitor.domain.policy import Policy, PolicyError
+from functions.drift_monitor.domain.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from functions.drift_monitor.sweep.engine import list_regional, sweep
 
 from .formats import AccountScan, totals
 from .outputs import FORMATS, Output, output_for

@@ -12,10 +12,10 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from functions.drift_monitor.asff import finding_id, noun
-from functions.drift_monitor.digest import summary
-from functions.drift_monitor.models import Status, partition_of
-from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.domain.asff import finding_id, noun
+from functions.drift_monitor.domain.models import Status, partition_of
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.digest import summary
 
 from .formats import AccountScan, totals
 

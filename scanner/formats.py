@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from functions.drift_monitor.models import Status
-from functions.drift_monitor.sweep import SweepResult
+from functions.drift_monitor.domain.models import Status
+from functions.drift_monitor.sweep.engine import SweepResult
 
 
 @dataclass(frozen=True)

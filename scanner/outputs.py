@@ -20,12 +20,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from functions.drift_monitor.alerts import SCHEMA_VERSION, alert_document
-from functions.drift_monitor.asff import asff_finding
-from functions.drift_monitor.digest import summary
-from functions.drift_monitor.models import BucketKind, Finding, Severity, Status
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.report import CSV_COLUMNS, csv_row
+from functions.drift_monitor.domain.alerts import SCHEMA_VERSION, alert_document
+from functions.drift_monitor.domain.asff import asff_finding
+from functions.drift_monitor.domain.models import BucketKind, Finding, Severity, Status
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.digest import summary
+from functions.drift_monitor.sweep.report import CSV_COLUMNS, csv_row
 
 from .exports import CHART_STATUSES, html_page, html_row, ocsf_event
 from .formats import AccountScan, totals

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.models import BucketKind
+from functions.drift_monitor.domain.models import BucketKind
 from local.cloudtrail import s3_call_detail
 from local.emulator import Emulator, moto_server
 from local.pipeline import LocalPipeline, ReceivedAlert

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.alerts import render_email
+from functions.drift_monitor.domain.alerts import render_email
 from local.cloudtrail import s3_call_detail
 from local.emulator import Emulator
 from local.pipeline import LocalPipeline, ReceivedAlert

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.domain.policy import Policy
 from local.demo_account import DEMO_BUCKETS, DEMO_POLICY, DemoBucket, populate
 from local.emulator import (
     Emulator,

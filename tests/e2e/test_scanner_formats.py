@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.validate import ParamValidator
 
-from functions.drift_monitor.report import CSV_COLUMNS
+from functions.drift_monitor.sweep.report import CSV_COLUMNS
 from local.demo_account import DEMO_POLICY, populate
 from local.emulator import ACCOUNT, Emulator, moto_server
 from tests.conftest import REPO

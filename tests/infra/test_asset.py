@@ -33,8 +33,8 @@ def test_the_asset_holds_our_code_and_the_locked_sdk() -> None:
     path, asset_hash = function_asset().path, function_asset().hash
     versions = locked_versions()
 
-    assert (path / "drift_monitor" / "handler.py").read_bytes() == (
-        FUNCTIONS / "handler.py"
+    assert (path / "drift_monitor" / "handlers" / "event.py").read_bytes() == (
+        FUNCTIONS / "handlers" / "event.py"
     ).read_bytes()
     for name, directory in (("boto3", "boto3"), ("botocore", "botocore")):
         (metadata,) = path.glob(f"{directory}-*.dist-info/METADATA")
@@ -51,7 +51,7 @@ def test_the_asset_ships_bytecode_of_the_runtimes_python_never_checked_against_s
     tag = "cpython-{}{}".format(*RUNTIME_VERSION)
 
     assert built.bytecode_by == interpreter
-    for module in ("botocore/client.py", "boto3/session.py", "drift_monitor/handler.py"):
+    for module in ("botocore/client.py", "boto3/session.py", "drift_monitor/handlers/event.py"):
         source = built.path / module
         (pyc,) = source.parent.glob(f"__pycache__/{source.stem}.{tag}.pyc")
         # PEP 552 flags: hash-based (bit 0), source not checked (bit 1 clear): CDK zips every
@@ -64,7 +64,7 @@ def test_the_asset_ships_bytecode_of_the_runtimes_python_never_checked_against_s
 def test_without_the_runtimes_python_the_asset_ships_no_bytecode(tmp_path: Path) -> None:
     build(tmp_path / "asset", None)
 
-    assert (tmp_path / "asset" / "drift_monitor" / "handler.py").is_file()
+    assert (tmp_path / "asset" / "drift_monitor" / "handlers" / "event.py").is_file()
     assert not list((tmp_path / "asset").rglob("__pycache__"))
 
 
@@ -109,7 +109,7 @@ def test_the_shipped_sdk_alone_creates_every_client_and_knows_blocked_encryption
 
 
 def test_every_service_a_function_calls_is_shipped() -> None:
-    source = "\n".join(path.read_text() for path in FUNCTIONS.glob("*.py"))
+    source = "\n".join(path.read_text() for path in FUNCTIONS.rglob("*.py"))
     called = set(re.findall(r"client\(\s*\"([a-z0-9-]+)\"", source))
 
     assert called <= set(SERVICES), called - set(SERVICES)

@@ -118,7 +118,7 @@ def test_function_configuration(template: Template) -> None:
         {
             "Runtime": "python3.13",  # the Python the asset's bytecode is compiled by
             "Architectures": ["arm64"],
-            "Handler": "drift_monitor.handler.lambda_handler",
+            "Handler": "drift_monitor.handlers.event.lambda_handler",
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": {"LogFormat": "JSON", "LogGroup": Match.any_value()},
             "Timeout": 60,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from functions.drift_monitor.settings import DEFAULT_MAX_RECEIVES
+from functions.drift_monitor.domain.settings import DEFAULT_MAX_RECEIVES
 from infra.sweep_engine import STARTER_HANDLER, WORKER_HANDLER, WORKER_TIMEOUT
 from tests.infra.conftest import ALL_BUCKETS, BuildTemplate
 from tests.infra.test_monitor import _actions, _event_function, _one, _ref_id, _statements

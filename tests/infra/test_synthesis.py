@@ -222,7 +222,9 @@ def test_the_asset_is_the_function_code_and_the_locked_sdk_with_the_runtimes_byt
     # and bytecode of the runtime's Python only, one per module: none left by the tests' Python
     tag = RUNTIME.name.replace("python", "cpython-").replace(".", "")
     assert {path.rsplit(".", 2)[-2] for path in compiled} == {tag}
-    assert {f"drift_monitor/__pycache__/{Path(path).stem}.{tag}.pyc" for path in source} <= compiled
+    assert {
+        str(Path(path).parent / "__pycache__" / f"{Path(path).stem}.{tag}.pyc") for path in source
+    } <= compiled
 
 
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"

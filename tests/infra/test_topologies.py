@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app import build_app
-from functions.drift_monitor.permissions import MEMBER_READER_ACTIONS
+from functions.drift_monitor.domain.permissions import MEMBER_READER_ACTIONS
 from tests.infra.conftest import (
     ALL_BUCKETS,
     CDK_JSON_CONTEXT,

@@ -8,25 +8,26 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.alerts import (
+from functions.drift_monitor.aws.s3_reader import parse_rule
+from functions.drift_monitor.domain.alerts import (
     KEY_PLACEHOLDER,
     SUBJECT_LIMIT,
     build_alert,
     render_email,
     subject_line,
 )
-from functions.drift_monitor.assessment import unverifiable
-from functions.drift_monitor.evaluation import evaluate
-from functions.drift_monitor.events import parse_event
-from functions.drift_monitor.lifecycle import fingerprint
-from functions.drift_monitor.models import (
+from functions.drift_monitor.domain.assessment import unverifiable
+from functions.drift_monitor.domain.errors import BucketUnreadable
+from functions.drift_monitor.domain.evaluation import evaluate
+from functions.drift_monitor.domain.events import parse_event
+from functions.drift_monitor.domain.lifecycle import fingerprint
+from functions.drift_monitor.domain.models import (
     EncryptionRule,
     Finding,
     ObservedEncryption,
     Status,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import BucketUnreadable, parse_rule
+from functions.drift_monitor.domain.policy import Policy
 from tests.conftest import load_event
 from tests.unit.test_evaluation import BUCKET, CASES
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from functions.drift_monitor.assessment import assess
-from functions.drift_monitor.credentials import RoleRefused
-from functions.drift_monitor.models import (
+from functions.drift_monitor.domain.assessment import assess
+from functions.drift_monitor.domain.errors import BucketUnreadable, BucketVanished, RoleRefused
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,
@@ -16,8 +16,7 @@ from functions.drift_monitor.models import (
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import BucketUnreadable, BucketVanished
+from functions.drift_monitor.domain.policy import Policy
 
 BUCKET = BucketRef("payments-ledger", "123456789012", "eu-west-1")
 TRIGGER = Trigger(source="cloudtrail", event_name="PutBucketEncryption")

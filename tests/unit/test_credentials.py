@@ -12,12 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.accounts import accounts_to_sweep, organization_accounts
-from functions.drift_monitor.credentials import (
-    REFRESH_MARGIN_SECONDS,
-    AccountAccess,
-    RoleRefused,
-)
+from functions.drift_monitor.aws.accounts import accounts_to_sweep, organization_accounts
+from functions.drift_monitor.aws.credentials import REFRESH_MARGIN_SECONDS, AccountAccess
+from functions.drift_monitor.domain.errors import RoleRefused
 from local.emulator import Emulator, create_organization, moto_server, role_trusting_the_manager
 
 ROLE = "S3EncryptionMonitorReader"

@@ -5,16 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from functions.drift_monitor.alerts import message_body
-from functions.drift_monitor.digest import (
-    MESSAGE_LIMIT,
-    SweepRun,
-    build_digest,
-    digest_candidates,
-    run_of_result,
-    summary,
-)
-from functions.drift_monitor.models import (
+from functions.drift_monitor.domain.alerts import message_body
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,
@@ -24,8 +16,16 @@ from functions.drift_monitor.models import (
     Trigger,
     Violation,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.sweep import SweepResult, Tally
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.digest import (
+    MESSAGE_LIMIT,
+    SweepRun,
+    build_digest,
+    digest_candidates,
+    run_of_result,
+    summary,
+)
+from functions.drift_monitor.sweep.engine import SweepResult, Tally
 from tests.conftest import ALERT_KEYS
 
 ACCOUNT = "123456789012"

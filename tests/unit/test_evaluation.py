@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.evaluation import evaluate, normalize_key
-from functions.drift_monitor.models import (
+from functions.drift_monitor.domain.evaluation import evaluate, normalize_key
+from functions.drift_monitor.domain.models import (
     BucketRef,
     EncryptionRule,
     ObservedEncryption,
@@ -15,7 +15,7 @@ from functions.drift_monitor.models import (
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.domain.policy import Policy
 
 ACCOUNT = "123456789012"
 OTHER = "999988887777"

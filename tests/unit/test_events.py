@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.events import (
+from functions.drift_monitor.domain.events import (
     FailedCall,
     InvalidEvent,
     NotABucket,
     parse_event,
     schedule_trigger,
 )
-from functions.drift_monitor.models import BucketKind, BucketRef, Trigger
+from functions.drift_monitor.domain.models import BucketKind, BucketRef, Trigger
 
 LoadEvent = Callable[[str], dict[str, Any]]
 

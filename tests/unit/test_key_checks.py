@@ -13,12 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.accounts import OrganizationDirectory
-from functions.drift_monitor.alerts import build_alert
-from functions.drift_monitor.credentials import AccountAccess, RoleRefused
-from functions.drift_monitor.evaluation import evaluate
-from functions.drift_monitor.keys import CACHE_SECONDS, KeyDirectory
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.accounts import OrganizationDirectory
+from functions.drift_monitor.aws.credentials import AccountAccess
+from functions.drift_monitor.aws.keys import CACHE_SECONDS, KeyDirectory
+from functions.drift_monitor.domain.alerts import build_alert
+from functions.drift_monitor.domain.errors import RoleRefused
+from functions.drift_monitor.domain.evaluation import evaluate
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,
@@ -28,7 +29,7 @@ from functions.drift_monitor.models import (
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import Policy
+from functions.drift_monitor.domain.policy import Policy
 from local.emulator import Emulator, moto_server
 
 ACCOUNT = "123456789012"

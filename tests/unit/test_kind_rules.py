@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.alerts import build_alert, remediation_command
-from functions.drift_monitor.asff import asff_finding, finding_id
-from functions.drift_monitor.assessment import assess
-from functions.drift_monitor.digest import build_digest, run_of_result
-from functions.drift_monitor.evaluation import evaluate
-from functions.drift_monitor.fix import KEY_PLACEHOLDER, plan_fix
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.state_store import state_key
+from functions.drift_monitor.domain.alerts import build_alert, remediation_command
+from functions.drift_monitor.domain.asff import asff_finding, finding_id
+from functions.drift_monitor.domain.assessment import assess
+from functions.drift_monitor.domain.evaluation import evaluate
+from functions.drift_monitor.domain.fix import KEY_PLACEHOLDER, plan_fix
+from functions.drift_monitor.domain.models import (
     BucketKind,
     BucketRef,
     EncryptionRule,
@@ -24,9 +24,9 @@ from functions.drift_monitor.models import (
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.state_store import state_key
-from functions.drift_monitor.sweep import SweepResult, Tally
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.digest import build_digest, run_of_result
+from functions.drift_monitor.sweep.engine import SweepResult, Tally
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"

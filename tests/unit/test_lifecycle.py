@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.drift_monitor.lifecycle import (
+from functions.drift_monitor.domain.lifecycle import (
     Action,
     BucketState,
     Claim,
@@ -19,7 +19,7 @@ from functions.drift_monitor.lifecycle import (
     next_state,
     sweep_change,
 )
-from functions.drift_monitor.models import (
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.lifecycle import Action, Claim, fingerprint
-from functions.drift_monitor.notifier import Notifier
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.publisher import AlertPublisher
-from functions.drift_monitor.state_store import StateStore
+from functions.drift_monitor.aws.publisher import AlertPublisher
+from functions.drift_monitor.aws.state_store import StateStore
+from functions.drift_monitor.domain.lifecycle import Action, Claim, fingerprint
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.handlers.notifier import Notifier
 from local.emulator import Emulator, create_state_table
 from tests.unit.test_lifecycle import COMPLIANT, DRIFT, VANISHED
 

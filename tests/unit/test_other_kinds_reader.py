@@ -15,30 +15,29 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.alerts import build_alert
-from functions.drift_monitor.assessment import assess
-from functions.drift_monitor.credentials import AccountAccess
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.credentials import AccountAccess
+from functions.drift_monitor.aws.s3_reader import EncryptionWriter, S3Reader
+from functions.drift_monitor.domain.alerts import build_alert
+from functions.drift_monitor.domain.assessment import assess
+from functions.drift_monitor.domain.errors import (
+    BucketInactive,
+    BucketUnreadable,
+    BucketVanished,
+    ListingDenied,
+)
+from functions.drift_monitor.domain.models import (
     BucketKind,
     BucketRef,
     Code,
     EncryptionRule,
     Finding,
+    ListedBucket,
     Status,
     Trigger,
 )
-from functions.drift_monitor.permissions import OTHER_KINDS_LISTS, OTHER_KINDS_READS
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import (
-    BucketInactive,
-    BucketUnreadable,
-    BucketVanished,
-    EncryptionWriter,
-    ListedBucket,
-    ListingDenied,
-    S3Reader,
-)
-from functions.drift_monitor.sweep import RegionalListing, list_regional
+from functions.drift_monitor.domain.permissions import OTHER_KINDS_LISTS, OTHER_KINDS_READS
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.engine import RegionalListing, list_regional
 from local.emulator import (
     Emulator,
     create_organization,
@@ -140,8 +139,8 @@ def test_listings_page_with_continuation_tokens(
     for name in names:
         create_table_bucket(local, name)
         create_directory_bucket(local, name)
-    monkeypatch.setattr("functions.drift_monitor.s3_reader.TABLE_PAGE_SIZE", 2)
-    monkeypatch.setattr("functions.drift_monitor.s3_reader.DIRECTORY_PAGE_SIZE", 2)
+    monkeypatch.setattr("functions.drift_monitor.aws.s3_reader.TABLE_PAGE_SIZE", 2)
+    monkeypatch.setattr("functions.drift_monitor.aws.s3_reader.DIRECTORY_PAGE_SIZE", 2)
     reader = reader_for(local)
 
     tables = [b.name for b in reader.list_table_buckets(None, "eu-west-1") if b.name in names]

@@ -11,12 +11,14 @@ from botocore.model import ListShape, MapShape, Shape, StructureShape
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 
-from functions.drift_monitor.alerts import build_alert, build_notice
-from functions.drift_monitor.asff import FINDING_TYPE, asff_finding, finding_id, product_arn
-from functions.drift_monitor.assessment import unverifiable
-from functions.drift_monitor.evaluation import evaluate
-from functions.drift_monitor.lifecycle import BucketState
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.outputs import EventBusOutput, OutputFailed, SecurityHubOutput
+from functions.drift_monitor.domain.alerts import build_alert, build_notice
+from functions.drift_monitor.domain.asff import FINDING_TYPE, asff_finding, finding_id, product_arn
+from functions.drift_monitor.domain.assessment import unverifiable
+from functions.drift_monitor.domain.errors import BucketUnreadable
+from functions.drift_monitor.domain.evaluation import evaluate
+from functions.drift_monitor.domain.lifecycle import BucketState
+from functions.drift_monitor.domain.models import (
     BucketKind,
     BucketRef,
     EncryptionRule,
@@ -24,9 +26,7 @@ from functions.drift_monitor.models import (
     Status,
     Trigger,
 )
-from functions.drift_monitor.outputs import EventBusOutput, OutputFailed, SecurityHubOutput
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import BucketUnreadable
+from functions.drift_monitor.domain.policy import Policy
 from tests.unit.test_lifecycle import COMPLIANT, DENIED, DRIFT, EXEMPT
 
 NOW = "2026-11-27T12:00:00Z"

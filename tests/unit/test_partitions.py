@@ -5,10 +5,15 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from functions.drift_monitor.asff import product_arn
-from functions.drift_monitor.credentials import AccountAccess
-from functions.drift_monitor.evaluation import normalize_key
-from functions.drift_monitor.models import BucketKind, BucketRef, is_region_name, partition_of
+from functions.drift_monitor.aws.credentials import AccountAccess
+from functions.drift_monitor.domain.asff import product_arn
+from functions.drift_monitor.domain.evaluation import normalize_key
+from functions.drift_monitor.domain.models import (
+    BucketKind,
+    BucketRef,
+    is_region_name,
+    partition_of,
+)
 
 ACCOUNT = "123456789012"
 

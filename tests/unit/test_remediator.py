@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from functions.drift_monitor.credentials import RoleRefused
-from functions.drift_monitor.evaluation import evaluate
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.remediation import Mode, Remediator
+from functions.drift_monitor.domain.errors import RoleRefused
+from functions.drift_monitor.domain.evaluation import evaluate
+from functions.drift_monitor.domain.models import (
     BucketKind,
     BucketRef,
     EncryptionRule,
     Finding,
     ObservedEncryption,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.remediation import Mode, Remediator
+from functions.drift_monitor.domain.policy import Policy
 from tests.unit.test_lifecycle import COMPLIANT, DENIED, DRIFT, EXEMPT
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)

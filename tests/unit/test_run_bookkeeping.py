@@ -14,8 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.digest import digest_entry
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.run_store import ItemOutcome, RunStore
+from functions.drift_monitor.aws.work_queue import WorkQueue
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,
@@ -25,11 +26,10 @@ from functions.drift_monitor.models import (
     Trigger,
     Violation,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.report import CSV_COLUMNS, csv_text, jsonl
-from functions.drift_monitor.run_store import ItemOutcome, RunStore
-from functions.drift_monitor.work import InvalidWorkItem, WorkItem
-from functions.drift_monitor.work_queue import WorkQueue
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.domain.work import InvalidWorkItem, WorkItem
+from functions.drift_monitor.sweep.digest import digest_entry
+from functions.drift_monitor.sweep.report import CSV_COLUMNS, csv_text, jsonl
 from local.emulator import Emulator, create_run_table
 
 ITEM = WorkItem("2026-11-27T06-00-00Z-abcd1234", "2026-11-27T06:00:00Z", "111111111111")

@@ -13,15 +13,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.credentials import RETRY_CONFIG, AccountAccess, sweep_config
-from functions.drift_monitor.models import BucketRef, EncryptionRule
-from functions.drift_monitor.s3_reader import (
-    BucketUnreadable,
-    BucketVanished,
-    ListedBucket,
-    ListingDenied,
-    S3Reader,
-)
+from functions.drift_monitor.aws.credentials import RETRY_CONFIG, AccountAccess, sweep_config
+from functions.drift_monitor.aws.s3_reader import S3Reader
+from functions.drift_monitor.domain.errors import BucketUnreadable, BucketVanished, ListingDenied
+from functions.drift_monitor.domain.models import BucketRef, EncryptionRule, ListedBucket
 from local.emulator import Emulator
 
 BUCKET = BucketRef("payments-ledger", "123456789012", "eu-west-1")

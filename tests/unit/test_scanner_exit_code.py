@@ -8,11 +8,11 @@ import boto3
 import pytest
 from botocore.exceptions import PartialCredentialsError, ReadTimeoutError
 
-from functions.drift_monitor.credentials import AccountAccess
-from functions.drift_monitor.models import BucketRef, Finding, Status, Trigger
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import ListingDenied
-from functions.drift_monitor.sweep import SweepResult, Tally
+from functions.drift_monitor.aws.credentials import AccountAccess
+from functions.drift_monitor.domain.errors import ListingDenied
+from functions.drift_monitor.domain.models import BucketRef, Finding, Status, Trigger
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.engine import SweepResult, Tally
 from scanner.cli import (
     EXIT_COMPLIANT,
     EXIT_DRIFT,

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
-from functions.drift_monitor.models import BucketRef, Finding, Status, Trigger
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.report import CSV_COLUMNS
-from functions.drift_monitor.sweep import SweepResult, Tally
+from functions.drift_monitor.domain.models import BucketRef, Finding, Status, Trigger
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.engine import SweepResult, Tally
+from functions.drift_monitor.sweep.report import CSV_COLUMNS
 from scanner.formats import AccountScan
 from scanner.outputs import FORMATS, Output, output_for
 

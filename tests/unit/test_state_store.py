@@ -11,10 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.lifecycle import BucketState, Claim, fingerprint, next_state
-from functions.drift_monitor.models import BucketRef, Finding, Status
-from functions.drift_monitor.state_store import Recorded, StateStore, state_key, state_of
-from functions.drift_monitor.sweep_states import plan_sweep, record_sweep
+from functions.drift_monitor.aws.state_store import Recorded, StateStore, state_key, state_of
+from functions.drift_monitor.domain.lifecycle import BucketState, Claim, fingerprint, next_state
+from functions.drift_monitor.domain.models import BucketRef, Finding, Status
+from functions.drift_monitor.sweep.states import plan_sweep, record_sweep
 from local.emulator import Emulator, create_state_table
 from tests.unit.test_lifecycle import COMPLIANT, DRIFT, OTHER_DRIFT, VANISHED
 

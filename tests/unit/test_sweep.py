@@ -11,25 +11,25 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.stub import Stubber
 
-from functions.drift_monitor.accounts import management_account
-from functions.drift_monitor.credentials import RoleRefused
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.accounts import management_account
+from functions.drift_monitor.domain.errors import (
+    BucketUnreadable,
+    BucketVanished,
+    ListingDenied,
+    RoleRefused,
+)
+from functions.drift_monitor.domain.models import (
     BucketRef,
     Code,
     EncryptionRule,
     Finding,
+    ListedBucket,
     ObservedEncryption,
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import Policy
-from functions.drift_monitor.s3_reader import (
-    BucketUnreadable,
-    BucketVanished,
-    ListedBucket,
-    ListingDenied,
-)
-from functions.drift_monitor.sweep import UNKNOWN_REGION, cannot_sweep, sweep
+from functions.drift_monitor.domain.policy import Policy
+from functions.drift_monitor.sweep.engine import UNKNOWN_REGION, cannot_sweep, sweep
 
 ACCOUNT = "123456789012"
 TRIGGER = Trigger(source="sweep")

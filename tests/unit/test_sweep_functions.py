@@ -17,12 +17,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.settings import ConfigurationError
-from functions.drift_monitor.sweep_settings import (
+from functions.drift_monitor.domain.settings import ConfigurationError
+from functions.drift_monitor.domain.work import WorkItem
+from functions.drift_monitor.sweep.settings import (
     load_sweep_starter_settings,
     load_sweep_worker_settings,
 )
-from functions.drift_monitor.work import WorkItem
 from infra.functions import FUNCTION_CODE
 from infra.sweep_engine import STARTER_HANDLER, WORKER_HANDLER
 from local.demo_account import DemoBucket, populate
@@ -328,7 +328,7 @@ def test_an_item_failing_every_attempt_makes_the_run_incomplete(account: Account
     populate(account.emulator, MIXED)
     account.starter().invoke(SCHEDULED)
     worker = account.worker()
-    reader = sys.modules["drift_monitor.sweep_worker"].READER
+    reader = sys.modules["drift_monitor.handlers.sweep_worker"].READER
 
     def failing(*_: Any, **__: Any) -> Any:
         raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "ListBuckets")
@@ -443,14 +443,14 @@ def test_a_member_account_that_may_not_list_names_its_role(account: Account) -> 
     worker = account.worker(MEMBER_ROLE_NAME="Reader", DIGEST_WHEN_COMPLIANT="true")
 
     # The container's own class: it imported drift_monitor from the asset folder, not this tree.
-    listing_denied = sys.modules["drift_monitor.s3_reader"].ListingDenied
+    listing_denied = sys.modules["drift_monitor.aws.s3_reader"].ListingDenied
 
     def denied(owner: str | None = None, *_: Any) -> Any:
         if owner == member:
             raise listing_denied("AccessDenied on s3:ListAllMyBuckets")
         return original(owner, *_)
 
-    reader = sys.modules["drift_monitor.sweep_worker"].READER
+    reader = sys.modules["drift_monitor.handlers.sweep_worker"].READER
     original = reader.list_page
     reader.list_page = denied
 

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from functions.drift_monitor.assessment import assess
-from functions.drift_monitor.credentials import AccountAccess
-from functions.drift_monitor.models import (
+from functions.drift_monitor.aws.credentials import AccountAccess
+from functions.drift_monitor.aws.tag_index import ExemptIndex, exempt_index
+from functions.drift_monitor.domain.assessment import assess
+from functions.drift_monitor.domain.models import (
     BucketRef,
     EncryptionRule,
     ObservedEncryption,
     Status,
     Trigger,
 )
-from functions.drift_monitor.policy import ExemptTag, Policy
-from functions.drift_monitor.tag_index import ExemptIndex, exempt_index
+from functions.drift_monitor.domain.policy import ExemptTag, Policy
 from local.demo_account import DemoBucket, populate
 from local.emulator import Emulator, moto_server
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .clock import Remembered
+from ..domain.clock import Remembered
 from .credentials import AccountAccess, error_code, is_denied
 
 # Organizations reports an account's life cycle in ``State`` (since 2025) and, before that, in

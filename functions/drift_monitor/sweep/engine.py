@@ -14,7 +14,8 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from .assessment import (
+from ..aws.credentials import error_code
+from ..domain.assessment import (
     BucketReader,
     ExemptTags,
     KeyFacts,
@@ -24,12 +25,11 @@ from .assessment import (
     unreadable,
     unverifiable,
 )
-from .credentials import RoleRefused
-from .evaluation import EXEMPT_BY_NAME
-from .models import BucketRef, Code, Finding, Status, Trigger
-from .policy import Policy
-from .s3_reader import BucketUnreadable, BucketVanished, ListedBucket, ListingDenied
-from .settings import DEFAULT_CONCURRENCY
+from ..domain.errors import BucketUnreadable, BucketVanished, ListingDenied, RoleRefused
+from ..domain.evaluation import EXEMPT_BY_NAME
+from ..domain.models import BucketRef, Code, Finding, ListedBucket, Status, Trigger
+from ..domain.policy import Policy
+from ..domain.settings import DEFAULT_CONCURRENCY
 
 UNKNOWN_REGION = "unknown"
 
@@ -260,7 +260,8 @@ def assess_listed(
         finding = role_refused(bucket, trigger, refused)
     except (ClientError, BotoCoreError) as error:
         # Throttling, 5xx and timeouts that outlasted the client's retries.
-        finding = unreadable(bucket, trigger, error)
+        reason = (error_code(error) or "error") if isinstance(error, ClientError) else None
+        finding = unreadable(bucket, trigger, reason or type(error).__name__, str(error))
     if policy.is_exempt_name(bucket.name):
         return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
     return finding

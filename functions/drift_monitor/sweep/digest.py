@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .alerts import (
+from ..domain.alerts import (
     SCHEMA_VERSION,
     SUBJECT_LIMIT,
     Alert,
@@ -21,10 +21,10 @@ from .alerts import (
     policy_and_footer,
     printable,
 )
-from .lifecycle import AGE_BANDS, AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE
-from .models import BucketKind, Finding, Severity, Status
-from .policy import Policy
-from .sweep import SweepResult
+from ..domain.lifecycle import AGE_BANDS, AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE
+from ..domain.models import BucketKind, Finding, Severity, Status
+from ..domain.policy import Policy
+from .engine import SweepResult
 
 DIGEST = "DIGEST"
 # SNS takes at most 256 KiB per message; leave room for the subject and attributes.
@@ -64,7 +64,7 @@ class SweepRun:
     failed_items: int = 0  # work items given up after every retry: the run is incomplete
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> counts and error
     report: dict[str, str] | None = None  # where the full report is: {"uri", "manifest"}
-    # Moves since the previous sweep (``sweep_states`` counters); None where no state is kept.
+    # Moves since the previous sweep (``sweep.states`` counters); None where no state is kept.
     changes: dict[str, int] | None = None
 
     @property

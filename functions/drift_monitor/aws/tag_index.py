@@ -12,9 +12,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused
-from .models import BucketRef
-from .policy import ExemptTag, Policy
+from ..domain.errors import RoleRefused
+from ..domain.models import BucketRef
+from ..domain.policy import ExemptTag, Policy
+from .credentials import RETRY_CONFIG, AccountAccess
 
 _BUCKET_ARN_PREFIX = ":s3:::"
 

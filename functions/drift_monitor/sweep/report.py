@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .work import WorkItem
+from ..domain.work import WorkItem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -6,9 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Protocol
 
-from botocore.exceptions import ClientError
-
-from .credentials import RoleRefused
+from .errors import BucketInactive, BucketUnreadable, BucketVanished, RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate, names_foreign_key
 from .models import (
     BucketKind,
@@ -23,7 +21,6 @@ from .models import (
     Violation,
 )
 from .policy import ExemptTag, Policy
-from .s3_reader import BucketInactive, BucketUnreadable, BucketVanished
 
 
 class BucketReader(Protocol):
@@ -129,23 +126,18 @@ def inactive_bucket(bucket: BucketRef, trigger: Trigger, inactive: BucketInactiv
     return _unknown(bucket, trigger, Violation(Code.BUCKET_INACTIVE, message), str(inactive))
 
 
-def unreadable(bucket: BucketRef, trigger: Trigger, error: Exception) -> Finding:
-    """A read that kept failing (throttling, 5xx, timeouts) after every retry of the client."""
+def unreadable(bucket: BucketRef, trigger: Trigger, reason: str, detail: str) -> Finding:
+    """A read that kept failing (throttling, 5xx, timeouts) after every retry of the client:
+    ``reason`` is S3's error code or the kind of failure, ``detail`` the whole error."""
     message = (
-        f"S3 kept failing to answer for this bucket after every retry ({_describe(error)}); "
+        f"S3 kept failing to answer for this bucket after every retry ({reason}); "
         "its encryption is unknown until the next sweep or scan."
     )
-    return _unknown(bucket, trigger, Violation(Code.READ_FAILED, message), str(error))
+    return _unknown(bucket, trigger, Violation(Code.READ_FAILED, message), detail)
 
 
 def _unknown(bucket: BucketRef, trigger: Trigger, why: Violation, detail: str) -> Finding:
     return Finding(bucket, Status.UNVERIFIABLE, None, (why,), trigger, detail=detail)
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code") or "error")
-    return type(error).__name__
 
 
 def _apply_exempt_tag(

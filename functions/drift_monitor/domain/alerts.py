@@ -17,7 +17,7 @@ from .models import DIRECTORY_BUCKET_SUFFIX, BucketKind, Finding, Severity, Stat
 from .policy import DSSE_KMS, SSE_KMS, Policy
 
 if TYPE_CHECKING:
-    from .remediation import Remediation
+    from .fix import Remediation
 
 SCHEMA_VERSION = "1"
 SUBJECT_LIMIT = 100

@@ -17,24 +17,25 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .assessment import assess
-from .clock import epoch_ms
-from .credentials import RETRY_CONFIG, AccountAccess
-from .events import FailedCall, InvalidEvent, NotABucket, account_of, parse_event
-from .lifecycle import Action
-from .models import BucketRef, Finding, Trigger
+from ..aws.credentials import RETRY_CONFIG, AccountAccess
+from ..aws.publisher import AlertPublisher, FailureQueue
+from ..aws.s3_reader import S3Reader
+from ..aws.state_store import StateStore
+from ..domain.assessment import assess
+from ..domain.clock import epoch_ms
+from ..domain.events import FailedCall, InvalidEvent, NotABucket, account_of, parse_event
+from ..domain.lifecycle import Action
+from ..domain.models import BucketRef, Finding, Trigger
+from ..domain.settings import Mode, load_settings
 from .notifier import Notifier, Remediated
-from .publisher import AlertPublisher, FailureQueue
-from .s3_reader import S3Reader
-from .settings import Mode, load_settings
-from .state_store import StateStore
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics
 
 if TYPE_CHECKING:
-    from .accounts import OrganizationDirectory
-    from .keys import KeyDirectory
-    from .outputs import Output
-    from .remediation import Remediation, Remediator
+    from ..aws.accounts import OrganizationDirectory
+    from ..aws.keys import KeyDirectory
+    from ..aws.outputs import Output
+    from ..aws.remediation import Remediator
+    from ..domain.fix import Remediation
 
 # Beyond the invocation's own deadline, for clocks that differ between containers.
 CLAIM_MARGIN_MS = 5_000
@@ -52,12 +53,12 @@ READER.client(READER.home_region)
 KEYS: KeyDirectory | None = None
 if SETTINGS.policy.key_checks:
     # DescribeKey in the bucket's account, through the same credentials as its reads.
-    from .keys import KeyDirectory
+    from ..aws.keys import KeyDirectory
 
     KEYS = KeyDirectory(READER.access)
 ORGANIZATION: OrganizationDirectory | None = None
 if SETTINGS.policy.allow_organization_keys:
-    from .accounts import OrganizationDirectory
+    from ..aws.accounts import OrganizationDirectory
 
     ORGANIZATION = OrganizationDirectory.of(READER.access)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
@@ -65,7 +66,7 @@ _outputs: list[Output] = []
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
     # Imported only when an output is on: most deployments have none, and each module is
     # compiled at every cold start.
-    from .outputs import EventBusOutput, SecurityHubOutput
+    from ..aws.outputs import EventBusOutput, SecurityHubOutput
 
     if SETTINGS.security_hub_product_arn:
         _outputs.append(
@@ -90,8 +91,8 @@ NOTIFIER = Notifier(
 REMEDIATOR: Remediator | None = None
 if SETTINGS.remediation is not Mode.OFF:
     # Imported only when remediation is on (cold start).
-    from .remediation import Remediator
-    from .s3_reader import EncryptionWriter
+    from ..aws.remediation import Remediator
+    from ..aws.s3_reader import EncryptionWriter
 
     REMEDIATOR = Remediator(
         SETTINGS.remediation,

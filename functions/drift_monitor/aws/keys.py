@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable
 
 from botocore.exceptions import ClientError
 
-from .clock import Remembered
-from .credentials import AccountAccess, RoleRefused, error_code, is_denied
-from .evaluation import AWS_MANAGED_ALIAS, normalize_key
-from .models import BucketRef, EncryptionRule, KeyFact
-from .policy import KMS_ALGORITHMS, KmsArn, Policy
+from ..domain.clock import Remembered
+from ..domain.errors import RoleRefused
+from ..domain.evaluation import AWS_MANAGED_ALIAS, normalize_key
+from ..domain.models import BucketRef, EncryptionRule, KeyFact
+from ..domain.policy import KMS_ALGORITHMS, KmsArn, Policy
+from .credentials import AccountAccess, error_code, is_denied
 
 # Long enough that a sweep or a burst of events pays once per key, short enough that a key
 # disabled since is seen by the next evaluation a quarter of an hour later.

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ..domain.work import WorkItem
 from .credentials import error_code
-from .work import WorkItem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .work import WorkItem
+from ..domain.work import WorkItem
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .asff import asff_finding
+from ..domain.asff import asff_finding
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .clock import iso
-from .lifecycle import (
+from ..aws.publisher import AlertPublisher
+from ..aws.state_store import StateStore
+from ..domain.clock import iso
+from ..domain.lifecycle import (
     Action,
     BucketState,
     Claim,
@@ -28,15 +30,13 @@ from .lifecycle import (
     fingerprint,
     first_announcement,
 )
-from .models import Finding
-from .policy import Policy
-from .publisher import AlertPublisher
-from .state_store import StateStore
+from ..domain.models import Finding
+from ..domain.policy import Policy
 
 if TYPE_CHECKING:
-    from .alerts import Alert
-    from .outputs import Output
-    from .remediation import Remediation
+    from ..aws.outputs import Output
+    from ..domain.alerts import Alert
+    from ..domain.fix import Remediation
 
 
 # Without an invocation deadline (a caller outside Lambda), claims last this long.
@@ -116,7 +116,7 @@ class Notifier:
         remediation: Remediated | None,
     ) -> Settled:
         # Imported on the first message, not at every cold start: most events are compliant.
-        from .alerts import build_alert, build_notice  # noqa: PLC0415
+        from ..domain.alerts import build_alert, build_notice  # noqa: PLC0415
 
         announced = previous.alerted_fingerprint if previous else None
         stale = tuple(fp for fp, _ in previous.claims) if previous else ()

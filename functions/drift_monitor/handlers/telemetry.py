@@ -12,9 +12,9 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics
 
-from .lifecycle import Action
-from .models import Status
-from .settings import METRICS_NAMESPACE, SERVICE_NAME
+from ..domain.lifecycle import Action
+from ..domain.models import Status
+from ..domain.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 _service = os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
 logger = Logger(service=_service)

@@ -17,28 +17,29 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .accounts import OrganizationDirectory, management_account
-from .alerts import SCHEMA_VERSION, alert_document, build_notice
-from .clock import epoch_ms, iso, parse_iso
-from .credentials import RETRY_CONFIG, AccountAccess, RoleRefused, sweep_config
-from .digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
-from .events import account_of
-from .keys import KeyDirectory
-from .lifecycle import drift_seconds, first_announcement
-from .models import Finding, Status, Trigger
-from .outputs import SecurityHubOutput
-from .publisher import AlertPublisher
-from .report import ReportStore
-from .run_store import ItemOutcome, RunRecord, RunStore
-from .s3_reader import ListingDenied, S3Reader
-from .state_store import StateStore, state_key
-from .sweep import cannot_sweep, list_regional, sweep
-from .sweep_settings import load_sweep_worker_settings
-from .sweep_states import SweepChanges, plan_sweep
-from .tag_index import exempt_index
+from ..aws.accounts import OrganizationDirectory, management_account
+from ..aws.credentials import RETRY_CONFIG, AccountAccess, sweep_config
+from ..aws.keys import KeyDirectory
+from ..aws.outputs import SecurityHubOutput
+from ..aws.publisher import AlertPublisher
+from ..aws.run_store import ItemOutcome, RunRecord, RunStore
+from ..aws.s3_reader import S3Reader
+from ..aws.state_store import StateStore, state_key
+from ..aws.tag_index import exempt_index
+from ..aws.work_queue import WorkQueue
+from ..domain.alerts import SCHEMA_VERSION, alert_document, build_notice
+from ..domain.clock import epoch_ms, iso, parse_iso
+from ..domain.errors import ListingDenied, RoleRefused
+from ..domain.events import account_of
+from ..domain.lifecycle import drift_seconds, first_announcement
+from ..domain.models import Finding, Status, Trigger
+from ..domain.work import InvalidWorkItem, WorkItem
+from ..sweep.digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
+from ..sweep.engine import cannot_sweep, list_regional, sweep
+from ..sweep.report import ReportStore
+from ..sweep.settings import load_sweep_worker_settings
+from ..sweep.states import SweepChanges, plan_sweep
 from .telemetry import STATUS_METRIC, logger, metrics
-from .work import InvalidWorkItem, WorkItem
-from .work_queue import WorkQueue
 
 # Kept back from the timeout to finish the buckets in flight, write the report and, for the last
 # item of a run, send the digest; the rest of the page is queued as a new item.

@@ -11,38 +11,18 @@ the next change to the bucket is the next chance.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .credentials import RoleRefused, error_code, is_denied
-from .fix import plan_fix
-from .models import BucketKind, Finding, Status
-from .permissions import WRITE_ENCRYPTION
-from .policy import SSE_KMS, Policy
-from .settings import Mode
-
-
-@dataclass(frozen=True)
-class Remediation:
-    """What was done about one drift, as the alert and the notice report it."""
-
-    mode: Mode
-    configuration: dict[str, Any] | None  # the ServerSideEncryptionConfiguration (would be) sent
-    applied: bool = False
-    verified: bool = False  # read again after applying, and compliant
-    reason: str | None = None  # why nothing was applied, or why it still drifts
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "applied": self.applied,
-            "verified": self.verified,
-            "configuration": self.configuration,
-            "reason": self.reason,
-        }
+from ..domain.errors import RoleRefused
+from ..domain.fix import Remediation, plan_fix
+from ..domain.models import BucketKind, Finding, Status
+from ..domain.permissions import WRITE_ENCRYPTION
+from ..domain.policy import SSE_KMS, Policy
+from ..domain.settings import Mode
+from .credentials import error_code, is_denied
 
 
 class BucketWriter(Protocol):

@@ -14,22 +14,24 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
-from .models import (
+from ..domain.errors import BucketInactive, BucketUnreadable, BucketVanished, ListingDenied
+from ..domain.models import (
     DIRECTORY_BUCKET_SUFFIX,
     BucketKind,
     BucketRef,
     EncryptionRule,
     Finding,
+    ListedBucket,
     ObservedEncryption,
 )
-from .permissions import (
+from ..domain.permissions import (
     GET_TABLE_BUCKET,
     LIST_DIRECTORY_BUCKETS,
     LIST_TABLE_BUCKETS,
     READ_ENCRYPTION,
 )
-from .settings import LIST_PAGE_SIZE
+from ..domain.settings import LIST_PAGE_SIZE
+from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,40 +56,6 @@ TABLE_PAGE_SIZE = 1000
 _REGIONAL_LISTING = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3)
 # GetBucketLocation's legacy answers: no constraint is us-east-1, "EU" is eu-west-1.
 _LEGACY_LOCATIONS = {"": "us-east-1", "EU": "eu-west-1"}
-
-
-class BucketVanished(Exception):
-    """The bucket was deleted between the event and the read."""
-
-
-class BucketUnreadable(Exception):
-    """S3 refused the read: the monitor cannot tell what the bucket's encryption is."""
-
-    def __init__(self, bucket: BucketRef, permission: str, error_code: str) -> None:
-        super().__init__(
-            f"{error_code} on {permission} for s3://{bucket.name} in account {bucket.account}"
-        )
-        self.permission = permission
-        self.error_code = error_code
-
-
-class BucketInactive(Exception):
-    """A directory bucket with no request for 90 days is inactive: S3 answers 503 until it has
-    reactivated it (S3 User Guide, "Working with directory buckets")."""
-
-
-class ListingDenied(Exception):
-    """S3 refused ``ListBuckets``: nothing can be swept."""
-
-
-@dataclass(frozen=True)
-class ListedBucket:
-    name: str
-    region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
-    kind: BucketKind = BucketKind.GENERAL_PURPOSE
-    # Why the entry cannot be a bucket of its kind: an S3-compatible store (MinIO, LocalStack,
-    # moto) without S3 Express or S3 Tables answers their listings with its general buckets.
-    not_this_kind: str | None = None
 
 
 @dataclass(frozen=True)

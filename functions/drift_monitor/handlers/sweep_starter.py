@@ -14,16 +14,16 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .accounts import accounts_to_sweep, organization_accounts
-from .clock import iso
-from .credentials import RETRY_CONFIG
-from .events import account_of, schedule_trigger
-from .models import Trigger
-from .run_store import RunStore
-from .sweep_settings import load_sweep_starter_settings
+from ..aws.accounts import accounts_to_sweep, organization_accounts
+from ..aws.credentials import RETRY_CONFIG
+from ..aws.run_store import RunStore
+from ..aws.work_queue import WorkQueue
+from ..domain.clock import iso
+from ..domain.events import account_of, schedule_trigger
+from ..domain.models import Trigger
+from ..domain.work import WorkItem
+from ..sweep.settings import load_sweep_starter_settings
 from .telemetry import logger, metrics
-from .work import WorkItem
-from .work_queue import WorkQueue
 
 SETTINGS = load_sweep_starter_settings(os.environ)
 _session = boto3.Session()

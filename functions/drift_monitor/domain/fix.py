@@ -15,6 +15,7 @@ from typing import Any
 from .evaluation import SSE_C, is_arn, normalize_key, rule_violations
 from .models import UNUSABLE_KEY_STATES, BucketKind, EncryptionRule, Finding, Status
 from .policy import DSSE_KMS, SSE_KMS, SSE_S3, KmsArn, Policy
+from .settings import Mode
 
 KEY_PLACEHOLDER = "<YOUR-CUSTOMER-MANAGED-KMS-KEY-ARN>"
 # BlockedEncryptionTypes' value for "nothing blocked" (S3 API Reference, BlockedEncryptionTypes).
@@ -148,3 +149,23 @@ def _preferred_algorithm(current: EncryptionRule | None, policy: Policy, kind: B
     # The policy allows nothing this kind of bucket supports (only DSSE-KMS for a directory
     # bucket): the strongest it does support, and the alert says why it still drifts.
     return SSE_KMS
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """What was done about one drift, as the alert and the notice report it."""
+
+    mode: Mode
+    configuration: dict[str, Any] | None  # the ServerSideEncryptionConfiguration (would be) sent
+    applied: bool = False
+    verified: bool = False  # read again after applying, and compliant
+    reason: str | None = None  # why nothing was applied, or why it still drifts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "applied": self.applied,
+            "verified": self.verified,
+            "configuration": self.configuration,
+            "reason": self.reason,
+        }

@@ -19,8 +19,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .models import partition_of
-from .permissions import ROLE_SESSION_NAME
+from ..domain.errors import RoleRefused
+from ..domain.models import partition_of
+from ..domain.permissions import ROLE_SESSION_NAME
 
 # Throttling, 5xx and timeouts are retried with backoff; what still fails after that fails the
 # invocation, so Lambda retries the event and finally keeps it in the failure queue.
@@ -57,16 +58,6 @@ def sweep_config(concurrency: int) -> Config:
             max_pool_connections=concurrency,
         )
     )
-
-
-class RoleRefused(Exception):
-    """STS refused to let the monitor assume its reader role in another account."""
-
-    def __init__(self, account: str, role_arn: str, error_code: str) -> None:
-        super().__init__(f"{error_code} on sts:AssumeRole for {role_arn}")
-        self.account = account
-        self.role_arn = role_arn
-        self.error_code = error_code
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,13 @@ class KeyFact:
             "multiRegion": self.multi_region,
             "unknownBecause": self.unknown_because,
         }
+
+
+@dataclass(frozen=True)
+class ListedBucket:
+    name: str
+    region: str | None  # None when the listing did not say (S3 before 2024, some emulators)
+    kind: BucketKind = BucketKind.GENERAL_PURPOSE
+    # Why the entry cannot be a bucket of its kind: an S3-compatible store (MinIO, LocalStack,
+    # moto) without S3 Express or S3 Tables answers their listings with its general buckets.
+    not_this_kind: str | None = None

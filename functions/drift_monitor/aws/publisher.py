@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-    from .alerts import Alert
+    from ..domain.alerts import Alert
 
 
 class AlertPublisher:

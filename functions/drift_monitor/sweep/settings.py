@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .models import ACCOUNT_ID, is_region_name
-from .policy import Policy
-from .settings import (
+from ..domain.models import ACCOUNT_ID, is_region_name
+from ..domain.policy import Policy
+from ..domain.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RECEIVES,
     LIST_PAGE_SIZE,

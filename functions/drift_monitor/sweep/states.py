@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .clock import iso
-from .lifecycle import (
+from ..aws.state_store import StateStore, state_key
+from ..domain.clock import iso
+from ..domain.lifecycle import (
     AGE_PREFIX,
     NEW_DRIFT,
     RESOLVED_SINCE,
@@ -25,8 +26,7 @@ from .lifecycle import (
     next_state,
     sweep_change,
 )
-from .models import Finding
-from .state_store import StateStore, state_key
+from ..domain.models import Finding
 
 Row = tuple[Finding, BucketState, BucketState | None]  # the finding, its new row, the old one
 

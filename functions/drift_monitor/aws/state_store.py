@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ..domain.lifecycle import BucketState, Claim, fingerprint
+from ..domain.models import BucketKind, BucketRef, Finding, Status
 from .credentials import error_code
-from .lifecycle import BucketState, Claim, fingerprint
-from .models import BucketKind, BucketRef, Finding, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
