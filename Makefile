@@ -13,6 +13,8 @@ DEMO_OUT := .demo/cdk.out
 CHECKOV := .tools/checkov/bin/checkov
 # The Powertools layer's contents, for running the functions as Lambda does (local/lambda_runtime.py).
 LAYER := .tools/powertools-layer/.installed
+# MkDocs and its Material theme, in a venv of their own like checkov (local/docs.lock).
+MKDOCS := .tools/docs/bin/mkdocs
 
 # Node 22 from package.json first on PATH: jsii no longer supports the machine's Node 20.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
@@ -32,7 +34,7 @@ DEMO_CONTEXT := -c organizationId=o-exampleorg -c memberTargets=r-exmp \
 OFFLINE := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
 	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
-.PHONY: help setup demo test lint typecheck unit synth deploy scan bench lock clean
+.PHONY: help setup demo test lint typecheck unit synth deploy scan bench docs lock clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,12 +56,17 @@ $(CHECKOV): local/checkov.lock
 	.tools/checkov/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r local/checkov.lock
 	touch $@
 
+$(MKDOCS): local/docs.lock
+	$(PYTHON) -m venv .tools/docs
+	.tools/docs/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r local/docs.lock
+	touch $@
+
 # Installed with the functions' runtime Python (3.13) when this machine has it, from hashes.
 $(LAYER): local/powertools-layer.lock $(BIN)/.installed
 	$(BIN)/python -m local.lambda_runtime
 	touch $@
 
-setup: $(BIN)/.installed node_modules/.installed $(CHECKOV) $(LAYER) ## Create .venv, node_modules, the checkov venv and the Powertools layer folder from the lock files
+setup: $(BIN)/.installed node_modules/.installed $(CHECKOV) $(LAYER) $(MKDOCS) ## Create .venv, node_modules, the checkov and docs venvs and the Powertools layer folder from the lock files
 
 demo: setup ## Run the whole pipeline on a local AWS emulator and print the alerts
 	$(OFFLINE) $(CDK) synth -q --output $(DEMO_OUT) $(DEMO_CONTEXT) -c policy="$$(tr -d '\n' < local/demo-policy.json)" > /dev/null
@@ -70,6 +77,8 @@ test: lint typecheck unit ## Lint, type-check and run every test with coverage
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# The layer contracts of pyproject.toml, on the runtime as Lambda imports it (drift_monitor).
+	PYTHONPATH=functions $(BIN)/lint-imports --no-logo --no-cache
 
 typecheck: setup
 	$(BIN)/mypy
@@ -91,7 +100,10 @@ scan: setup ## Scan every bucket (a demo account when no AWS credentials); ARGS=
 bench: setup ## Measure sweep throughput, cold start and calls per event; writes bench-results.json
 	$(BIN)/python -m local.bench
 
-lock: ## Re-resolve requirements.lock from pyproject.toml (needs the package registry)
+docs: $(MKDOCS) ## Build the documentation site (docs/, mkdocs.yml) into .build/site, offline and strict
+	NO_MKDOCS_2_WARNING=1 $(MKDOCS) build --quiet
+
+lock: ## Re-resolve requirements.lock, the layer's and the docs' locks (needs the package registry)
 	$(PYTHON) -m venv .tools/piptools
 	.tools/piptools/bin/pip install --quiet pip-tools==7.6.2
 	.tools/piptools/bin/pip-compile --quiet --extra dev --generate-hashes --strip-extras \
@@ -101,6 +113,8 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs the package reg
 	cd local && ../.tools/piptools/bin/pip-compile --quiet --generate-hashes --strip-extras \
 		--unsafe-package boto3 --unsafe-package botocore --unsafe-package s3transfer \
 		--no-emit-index-url --no-emit-find-links -o powertools-layer.lock powertools-layer.in
+	cd local && ../.tools/piptools/bin/pip-compile --quiet --generate-hashes --strip-extras \
+		--no-emit-index-url --no-emit-find-links --allow-unsafe -o docs.lock docs.in
 
 clean: ## Remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .demo .pytest_cache .mypy_cache .ruff_cache .coverage
