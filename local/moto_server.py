@@ -23,7 +23,9 @@
   item returned: a sweep's query of 500 open rows took over a second, where DynamoDB answers a
   1 MB page in one round trip. Here Query's answer, already converted by moto, is written as JSON
   directly: the same document (a test compares both), at the emulator's cost rather than its
-  serializer's.
+  serializer's. Likewise moto projects an index's item (INCLUDE, KEYS_ONLY) by converting the
+  whole item to plain JSON once per projected attribute; here top-level attributes are copied as
+  they are stored, the same item (the same test).
 - moto draws a random organization id; ``LOCAL_ORGANIZATION_ID`` fixes it, so a template
   synthesized for that organization (its bus policy, its trust conditions) matches the emulator.
 - moto has no directory buckets (S3 Express One Zone) and no working table buckets (S3 Tables):
@@ -55,6 +57,7 @@ from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
 from moto.core.utils import ensure_boolean
+from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.responses import DynamoHandler
 from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import iam_backends
@@ -133,6 +136,20 @@ _query = DynamoHandler.query
 def query_serialized_once(self: Any) -> str:
     answer = _query(self)
     return json.dumps(answer.result, default=_binary)
+
+
+_project = Item.project
+
+
+def project_top_level_attributes(self: Item, projection_expressions: list[list[str]]) -> Item:
+    if any(len(path) != 1 for path in projection_expressions):
+        return _project(self, projection_expressions)  # nested paths: moto's own way
+    names = dict.fromkeys(path[0] for path in projection_expressions)
+    return Item(
+        hash_key=self.hash_key,
+        range_key=self.range_key,
+        attrs={name: self.attrs[name].to_json() for name in names if name in self.attrs},
+    )
 
 
 def _binary(value: object) -> str:
@@ -254,6 +271,7 @@ if __name__ == "__main__":
     S3Response.all_buckets = list_buckets_like_s3  # type: ignore[method-assign]
     S3Response.get_bucket_encryption = get_bucket_encryption_like_s3  # type: ignore[method-assign]
     DynamoHandler.query = query_serialized_once  # type: ignore[method-assign,assignment]
+    Item.project = project_top_level_attributes  # type: ignore[method-assign]
     authorize_encryption_like_s3()
     TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
     IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]
