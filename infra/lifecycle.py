@@ -255,8 +255,16 @@ class MonitorDashboard(Construct):
                             monitor.function.metric_errors(period=period, statistic="Sum"),
                             monitor.function.metric_throttles(period=period, statistic="Sum"),
                         ],
-                        width=24,
-                    )
+                        width=12,
+                    ),
+                    cloudwatch.GraphWidget(
+                        title="Blind spots: silent event paths, verdicts events missed",
+                        left=[
+                            metric("SilentEventPaths", "silent paths (heartbeat)", "Maximum"),
+                            metric("MissedByEvents", "missed by events (sweep)"),
+                        ],
+                        width=12,
+                    ),
                 ],
             ],
         )

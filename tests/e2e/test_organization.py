@@ -286,6 +286,9 @@ def test_a_member_drift_is_announced_once_whichever_finds_it_first(
         assert entries[seen_by_event]["firstDetected"] == alert.document["firstDetected"]
         assert entries[seen_by_sweep]["firstDetected"] is not None
         assert digest.document["changes"]["openDriftByAge"]["<1d"] == 2
+        # And it counts the one no event reported as missed by events, where it happened
+        missed = digest.document["changes"]["missedByEvents"]
+        assert (missed["total"], missed["byAccountRegion"]) == (1, {f"{member}/us-east-1": 1})
 
         # And events for the same drifts send nothing more, whichever found them first
         virginia.put_encryption(seen_by_event, "AES256")
@@ -305,6 +308,7 @@ def test_a_member_drift_is_announced_once_whichever_finds_it_first(
         (second,) = org.pipeline.received_alerts()
         changes = second.document["changes"]
         assert (changes["newDrift"], changes["resolved"]) == (0, 1)
+        assert changes["missedByEvents"]["total"] == 0  # an event saw the fix
         entries = {e["bucket"]: e for e in second.document["findings"]}
         assert entries[seen_by_event]["newSinceLastSweep"] is False
         assert seen_by_sweep not in entries

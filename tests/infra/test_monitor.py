@@ -382,6 +382,8 @@ def test_the_dashboard_shows_lifecycle_sweep_and_queues(template: Template) -> N
         "SweepDurationSeconds",
         "SweptBuckets",
         "ApproximateNumberOfMessagesVisible",
+        "MissedByEvents",
+        "SilentEventPaths",
     ):
         assert metric in body, metric
 

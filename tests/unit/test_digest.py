@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 from functions.drift_monitor.domain.alerts import message_body
 from functions.drift_monitor.domain.models import (
@@ -145,6 +146,31 @@ def test_the_email_gives_counts_by_violation_then_the_buckets() -> None:
     assert any(line.startswith("          fix: aws s3api put-bucket-encryption") for line in lines)
     assert "sandbox-1" not in email  # exempt: counted, not listed
     assert "INCOMPLETE" not in email
+
+
+def test_the_digest_names_where_events_missed_what_the_sweep_found() -> None:
+    # Given a run whose sweep found three verdicts no event had reported, in two paths
+    changes = {"newDrift": 3, f"missed:{ACCOUNT}/eu-west-1": 2, f"missed:{ACCOUNT}/us-east-1": 1}
+    run = replace(run_of(*MIXED), changes=changes)
+
+    # When its digest is built
+    alert = build_digest(run, Policy())
+
+    # Then the document counts them per account and region, with what it usually means
+    missed = alert.document["changes"]["missedByEvents"]
+    assert missed["total"] == 3
+    assert missed["byAccountRegion"] == {f"{ACCOUNT}/eu-west-1": 2, f"{ACCOUNT}/us-east-1": 1}
+    assert "no trail" in missed["meaning"] and "doctor" in missed["meaning"]
+    # And the email says so, one line per path
+    assert "Missed by events: 3; the sweep found these verdicts changed" in alert.email
+    assert f"  {ACCOUNT}/eu-west-1  2" in alert.email.splitlines()
+
+
+def test_nothing_missed_says_nothing() -> None:
+    alert = build_digest(replace(run_of(*MIXED), changes={"newDrift": 1}), Policy())
+
+    assert alert.document["changes"]["missedByEvents"]["total"] == 0
+    assert "Missed by events" not in alert.email
 
 
 def test_an_incomplete_run_says_what_is_missing() -> None:

@@ -16,6 +16,7 @@ from functions.drift_monitor.domain.lifecycle import (
     decide,
     drift_seconds,
     fingerprint,
+    missed_by_events,
     next_state,
     sweep_change,
 )
@@ -191,6 +192,26 @@ def test_moves_since_the_previous_sweep(
 
     assert (change.new_drift, change.resolved) == (new_drift, resolved)
     assert (change.age_band is not None) == now.alerts
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "missed"),
+    [
+        (None, DRIFT, True),  # a drift no event recorded (an event would have opened its row)
+        (None, DENIED, False),  # a read failure says nothing about the event path
+        (state(Status.DRIFT, DRIFT), DRIFT, False),  # the event saw it
+        (state(Status.DRIFT, DRIFT), OTHER_DRIFT, True),  # changed since, no event saw it
+        (state(Status.DRIFT, DRIFT), COMPLIANT, True),  # fixed, no event saw the fix
+        (state(Status.DRIFT, DRIFT), VANISHED, True),  # deleted, no event saw it
+        (state(Status.UNVERIFIABLE, DENIED), COMPLIANT, False),  # access came back
+    ],
+)
+def test_what_the_sweep_counts_as_missed_by_events(
+    before: BucketState | None, now: Finding, missed: bool
+) -> None:
+    after = next_state(before, now, 5, STAMP, swept=True)
+
+    assert missed_by_events(before, after) is missed
 
 
 @pytest.mark.parametrize(

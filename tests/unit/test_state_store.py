@@ -160,7 +160,9 @@ def test_a_sweep_writes_only_what_drifts_and_counts_its_moves(store: StateStore)
     first = record_sweep(store, ACCOUNT, findings, 1_000, now)
     second = record_sweep(store, ACCOUNT, [*findings[:10], *findings[11:]], 2_000, now)
 
-    assert first.counts == {"newDrift": 125, "age:<1d": 125}
+    # every drift is news to the sweep: no event had recorded any
+    assert first.counts == {"newDrift": 125, "age:<1d": 125, f"missed:{ACCOUNT}/eu-west-1": 125}
+    assert first.missed == 125
     assert len(first.new) == 125 and len(first.first_detected) == 125
     assert second.counts == {"age:<1d": 125}  # nothing new, nothing resolved
     opened = open_rows(store)
@@ -264,7 +266,8 @@ def test_a_sweep_rewrites_only_rows_whose_verdict_moved(
 
     changes = record_sweep(store, ACCOUNT, fixed, 2_000, now)
 
-    assert changes.counts == {"resolved": 1, "age:<1d": 9}
+    # the fix no event reported is counted as missed by events
+    assert changes.counts == {"resolved": 1, "age:<1d": 9, f"missed:{ACCOUNT}/eu-west-1": 1}
     rows = {f.bucket.name: row_of(store, f) for f in findings if f.alerts}
     rewritten = {name for name, row in rows.items() if row.evaluated_at == 2_000}
     assert rewritten == {findings[1].bucket.name}

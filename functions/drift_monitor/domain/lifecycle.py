@@ -30,6 +30,8 @@ AGE_BANDS = (("<1d", 1), ("1-7d", 7), ("7-30d", 30), (">=30d", None))
 NEW_DRIFT = "newDrift"
 RESOLVED_SINCE = "resolved"
 AGE_PREFIX = "age:"
+# Verdicts the sweep found changed that no event had seen, by ``<account>/<region>``.
+MISSED_PREFIX = "missed:"
 
 
 class Action(StrEnum):
@@ -184,6 +186,21 @@ def sweep_change(previous: BucketState | None, state: BucketState, now: datetime
         resolved=was_alerting and not alerting,
         age_band=age_band(state.first_detected, now) if alerting else None,
     )
+
+
+def missed_by_events(previous: BucketState | None, state: BucketState) -> bool:
+    """Whether the sweep found a verdict no event had seen: a drift nothing recorded (an event
+    reading the bucket would have opened its row), or a recorded drift gone or changed. A read
+    failure is not counted: it says nothing about the event path."""
+    if state.status is Status.UNVERIFIABLE:
+        return False
+    if previous is None:
+        return state.status is Status.DRIFT
+    return previous.status is Status.DRIFT and previous.fingerprint != state.fingerprint
+
+
+def missed_key(account: str, region: str) -> str:
+    return f"{MISSED_PREFIX}{account}/{region}"
 
 
 def age_band(first_detected: str | None, now: datetime) -> str:

@@ -186,6 +186,7 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         item, digest_candidates(findings, SETTINGS.policy, CANDIDATES_PER_ITEM, entry)
     )
     metrics.add_metric(name="SweptBuckets", unit=MetricUnit.Count, value=result.tally.evaluated)
+    metrics.add_metric(name="MissedByEvents", unit=MetricUnit.Count, value=changes.missed)
     for status, metric in STATUS_METRIC.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result.tally.statuses[status])
     if listing_errors:

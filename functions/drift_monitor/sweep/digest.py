@@ -21,7 +21,7 @@ from ..domain.alerts import (
     policy_and_footer,
     printable,
 )
-from ..domain.lifecycle import AGE_BANDS, AGE_PREFIX, NEW_DRIFT, RESOLVED_SINCE
+from ..domain.lifecycle import AGE_BANDS, AGE_PREFIX, MISSED_PREFIX, NEW_DRIFT, RESOLVED_SINCE
 from ..domain.models import BucketKind, Finding, Severity, Status
 from ..domain.policy import Policy
 from .engine import SweepResult
@@ -39,6 +39,11 @@ _SEVERITY_ORDER: dict[str | None, int] = {
     Severity.LOW: 2,
     None: 3,
 }
+MISSED_MEANING = (
+    "the sweep found these verdicts changed though no event had reported them: usually no trail "
+    "logging S3 write management events there, a region not watched, or a forwarder or member "
+    "rule missing (run s3-encryption-monitor doctor)"
+)
 _COUNTED = (
     ("buckets", None),
     ("compliant", Status.COMPLIANT),
@@ -232,7 +237,17 @@ def _changes(counts: dict[str, int] | None) -> dict[str, Any] | None:
         "newDrift": counts.get(NEW_DRIFT, 0),
         "resolved": counts.get(RESOLVED_SINCE, 0),
         "openDriftByAge": {band: counts.get(AGE_PREFIX + band, 0) for band, _ in AGE_BANDS},
+        "missedByEvents": _missed(counts),
     }
+
+
+def _missed(counts: dict[str, int]) -> dict[str, Any]:
+    by_path = {
+        name.removeprefix(MISSED_PREFIX): n
+        for name, n in sorted(counts.items())
+        if name.startswith(MISSED_PREFIX) and n
+    }
+    return {"total": sum(by_path.values()), "byAccountRegion": by_path, "meaning": MISSED_MEANING}
 
 
 def _alert(document: dict[str, Any]) -> Alert:
@@ -302,6 +317,13 @@ def render_digest_email(document: dict[str, Any]) -> str:
             f"{changes['resolved']} resolved.",
             f"Open drift by age: {ages}.",
         ]
+        missed = changes["missedByEvents"]
+        if missed["total"]:
+            lines += [
+                "",
+                f"Missed by events: {missed['total']}; {missed['meaning']}.",
+            ]
+            lines += [f"  {path}  {n}" for path, n in missed["byAccountRegion"].items()]
     unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
     if unreachable:
         lines += [

@@ -19,9 +19,12 @@ from ..aws.state_store import StateStore, state_key
 from ..domain.clock import iso
 from ..domain.lifecycle import (
     AGE_PREFIX,
+    MISSED_PREFIX,
     NEW_DRIFT,
     RESOLVED_SINCE,
     BucketState,
+    missed_by_events,
+    missed_key,
     moved,
     next_state,
     sweep_change,
@@ -33,10 +36,16 @@ Row = tuple[Finding, BucketState, BucketState | None]  # the finding, its new ro
 
 @dataclass(frozen=True)
 class SweepChanges:
-    counts: Counter[str] = field(default_factory=Counter)  # newDrift, resolved, age:<band>
+    # newDrift, resolved, age:<band>, missed:<account>/<region>
+    counts: Counter[str] = field(default_factory=Counter)
     first_detected: dict[str, str] = field(default_factory=dict)  # by state key, open drift only
     new: frozenset[str] = frozenset()  # state keys of drift new since the previous sweep
     rows: list[Row] = field(default_factory=list)  # the rows to rewrite (their verdict moved)
+
+    @property
+    def missed(self) -> int:
+        """Verdicts this page found changed that no event had seen."""
+        return sum(n for name, n in self.counts.items() if name.startswith(MISSED_PREFIX))
 
     @property
     def announced(self) -> list[Row]:
@@ -107,6 +116,8 @@ def plan_sweep(
             counts[RESOLVED_SINCE] += 1
         if change.age_band is not None:
             counts[AGE_PREFIX + change.age_band] += 1
+        if missed_by_events(before, state):
+            counts[missed_key(account, finding.bucket.region)] += 1
         if state.first_detected:
             first_detected[key] = state.first_detected
         if moved(before, state):
