@@ -166,6 +166,19 @@ def test_the_digest_names_where_events_missed_what_the_sweep_found() -> None:
     assert f"  {ACCOUNT}/eu-west-1  2" in alert.email.splitlines()
 
 
+def test_the_digest_lists_silent_event_paths_first_thing() -> None:
+    silent = [{"account": ACCOUNT, "region": "us-east-1", "lastBeat": "2026-11-26T05:00:00Z"}]
+    run = replace(run_of(finding("ledger", Status.COMPLIANT)), silent_paths=silent)
+
+    alert = build_digest(run, Policy())
+
+    assert alert.document["silentPaths"] == silent
+    assert alert.subject.endswith(", 1 silent path")
+    lines = alert.email.splitlines()
+    assert f"  {ACCOUNT}/us-east-1  last beat 2026-11-26T05:00:00Z" in lines
+    assert any(line.startswith("SILENT: no heartbeat for two intervals") for line in lines)
+
+
 def test_nothing_missed_says_nothing() -> None:
     alert = build_digest(replace(run_of(*MIXED), changes={"newDrift": 1}), Policy())
 

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -404,3 +405,119 @@ def test_s3_control_tagging_of_something_else_than_a_bucket_is_ignored(
     assert "accesspoint/reports is not a bucket" in invocation.response["reason"]
     assert function.metrics() == {"IgnoredEvents": 1}
     assert account.drain(account.failure_queue_url) == []  # not an invalid event: nothing kept
+
+
+HEARTBEAT = {"HEARTBEAT_MINUTES": "15", "HEARTBEAT_REGIONS": "eu-west-1"}
+
+
+def _watchdog(at: datetime) -> dict[str, Any]:
+    """What the watchdog rule sends (its input transformer: the scheduled event's time)."""
+    return {"watchdog": "heartbeat", "time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def test_a_heartbeat_is_recorded_without_reading_or_judging_the_bucket(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    # Given the heartbeat on, and a heartbeat bucket's event (the bucket need not exist: no read)
+    function = account.start(**HEARTBEAT)
+
+    # When its event arrives
+    invocation = function.invoke(event_fixture("heartbeat-put-bucket-encryption.json"))
+
+    # Then the beat is recorded for its account and region, and nobody is told anything
+    assert invocation.ok, invocation.error
+    assert invocation.response["status"] == "HEARTBEAT"
+    assert invocation.response["action"] == "NONE"
+    assert account.alerts() == []
+    assert function.metrics() == {"Heartbeats": 1}
+    item = _heartbeats_item(account)
+    event_time = datetime(2026, 11, 20, 10, 30, 1, tzinfo=UTC)  # the event's eventTime
+    assert item[f"beat:{ACCOUNT}/eu-west-1"] == {"N": str(int(event_time.timestamp() * 1000))}
+
+
+def test_with_the_heartbeat_off_a_heartbeat_bucket_is_exempt_not_judged(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    function = account.start()
+
+    invocation = function.invoke(event_fixture("heartbeat-put-bucket-encryption.json"))
+
+    assert invocation.ok, invocation.error
+    assert invocation.response["status"] == "EXEMPT"
+    assert account.alerts() == []
+
+
+def test_a_silent_path_alerts_once_and_resolves_when_beats_return(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    function = account.start(**HEARTBEAT)
+    now = datetime.now(UTC)
+
+    # Given the watchdog first expects this account's path now: nothing is silent yet
+    first = function.invoke(_watchdog(now))
+    assert first.ok, first.error
+    assert first.response["silent"] == []
+
+    # When two intervals (and a minute) pass without a beat
+    late = function.invoke(_watchdog(now + timedelta(minutes=31)))
+    again = function.invoke(_watchdog(now + timedelta(minutes=46)))
+
+    # Then one EVENT_PATH_SILENT alert (HIGH) names the path, and the next run repeats nothing
+    assert late.response["silent"] == [f"{ACCOUNT}/eu-west-1"]
+    assert again.response["silent"] == [f"{ACCOUNT}/eu-west-1"]
+    (alert,) = account.alerts()
+    document = json.loads(alert["Message"])
+    assert document["status"] == "UNVERIFIABLE"
+    assert document["severity"] == "HIGH"
+    assert [v["code"] for v in document["violations"]] == ["EVENT_PATH_SILENT"]
+    assert (document["account"], document["region"]) == (ACCOUNT, "eu-west-1")
+    assert "doctor --region eu-west-1" in document["violations"][0]["message"]
+    assert function.metrics()["SilentEventPaths"] == 2  # 0 + 1 + 1
+
+    # When the heartbeat's event comes through again
+    beat = event_fixture("heartbeat-put-bucket-encryption.json")
+    beat["detail"]["eventTime"] = (now + timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    back = function.invoke(beat)
+
+    # Then one RESOLVED notice says the path is heard again, and the watchdog finds nothing
+    assert back.response["action"] == "RESOLVE"
+    (notice,) = account.alerts()
+    resolved = json.loads(notice["Message"])
+    assert resolved["status"] == "RESOLVED"
+    assert resolved["resolution"]["previousViolations"] == ["EVENT_PATH_SILENT"]
+    quiet = function.invoke(_watchdog(now + timedelta(minutes=60)))
+    assert quiet.response["silent"] == []
+    assert account.alerts() == []
+
+
+def test_the_watchdog_with_the_heartbeat_off_does_nothing(account: Account) -> None:
+    function = account.start()
+
+    invocation = function.invoke(_watchdog(datetime.now(UTC)))
+
+    assert invocation.ok, invocation.error
+    assert invocation.response == {"status": "IGNORED", "reason": "the heartbeat is off"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"HEARTBEAT_MINUTES": "5"}, "HEARTBEAT_MINUTES must be a whole number from 15 to 1440"),
+        ({"HEARTBEAT_MINUTES": "2880"}, "HEARTBEAT_MINUTES must be a whole number from 15 to"),
+        ({"HEARTBEAT_REGIONS": ""}, "HEARTBEAT_REGIONS must name the watched regions"),
+    ],
+)
+def test_a_bad_heartbeat_setting_fails_the_cold_start_naming_it(
+    account: Account, overrides: dict[str, str], message: str
+) -> None:
+    function = account.start(**{**HEARTBEAT, **overrides})
+
+    assert message in (function.init_error or "")
+
+
+def _heartbeats_item(account: Account) -> dict[str, Any]:
+    dynamodb = boto3.client(
+        "dynamodb", region_name=account.emulator.region, endpoint_url=account.emulator.endpoint
+    )
+    key = {"bucket": {"S": "heartbeats"}}
+    return dict(dynamodb.get_item(TableName=account.state_table, Key=key)["Item"])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import DIRECTORY_BUCKET_SUFFIX, BucketKind, Finding, Severity, Status
+from .models import DIRECTORY_BUCKET_SUFFIX, BucketKind, Code, Finding, Severity, Status
 from .policy import DSSE_KMS, SSE_KMS, Policy
 
 if TYPE_CHECKING:
@@ -146,7 +146,13 @@ def render_email(document: dict[str, Any]) -> str:
         return render_notice_email(document)
     bucket = document["bucket"]
     violations = document["violations"]
-    if document["status"] == Status.UNVERIFIABLE:
+    codes = [v["code"] for v in violations]
+    if Code.EVENT_PATH_SILENT in codes:
+        headline = (
+            f"The S3 Encryption Drift Monitor stopped hearing from account {document['account']}, "
+            f"region {document['region']}: no heartbeat for two intervals."
+        )
+    elif document["status"] == Status.UNVERIFIABLE:
         why = {
             "ACCESS_DENIED": "S3 denied the read",
             "BUCKET_INACTIVE": "the directory bucket is inactive",
@@ -156,10 +162,10 @@ def render_email(document: dict[str, Any]) -> str:
             f"{bucket}: {why}."
         )
     else:
-        codes = ", ".join(v["code"] for v in violations)
         headline = (
             f"S3 bucket {bucket} no longer meets your encryption policy "
-            f"({len(violations)} violation{'s' if len(violations) != 1 else ''}: {codes})."
+            f"({len(violations)} violation{'s' if len(violations) != 1 else ''}: "
+            f"{', '.join(codes)})."
         )
     lines = [
         *_heading(headline, document),
@@ -196,6 +202,11 @@ def render_notice_email(document: dict[str, Any]) -> str:
         Status.VANISHED.value: f"S3 bucket {bucket} was deleted; its open alert is closed{after}.",
     }
     headline = headlines[resolution["outcome"]]
+    if Code.EVENT_PATH_SILENT in resolution["previousViolations"]:
+        headline = (
+            f"Events from account {document['account']}, region {document['region']} reach the "
+            f"S3 Encryption Drift Monitor again: its heartbeat is back{after}."
+        )
     if resolution.get("remediatedAutomatically"):
         headline = (
             f"S3 bucket {bucket} drifted from your encryption policy and was remediated "

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from .errors import BucketInactive, BucketUnreadable, BucketVanished, RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate, names_foreign_key
+from .heartbeat import BEAT, is_heartbeat
 from .models import (
     BucketKind,
     BucketRef,
@@ -63,6 +64,8 @@ def assess(
 ) -> Finding:
     """``keys`` is asked only when the policy turns ``keyChecks`` on; ``organization`` only with
     ``allowOrganizationKeys``, when a rule names another account's key."""
+    if is_heartbeat(bucket):
+        return _without_state(bucket, trigger, Status.EXEMPT, BEAT)
     try:
         observed = reader.read_encryption(bucket)
         facts = keys.facts(bucket, observed.rules, policy) if keys and policy.key_checks else None

@@ -27,6 +27,11 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def iso_of_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ``iso`` writes them."""
+    return iso(datetime.fromtimestamp(epoch_ms / 1000, UTC))
+
+
 def epoch_ms(moment: datetime | None = None) -> int:
     return int((moment or datetime.now(UTC)).timestamp() * 1000)
 

@@ -43,6 +43,7 @@ class Code(StrEnum):
     # A key named by bare id or alias name: S3 resolves it in each uploader's own account.
     KMS_KEY_NOT_FULLY_QUALIFIED = "KMS_KEY_NOT_FULLY_QUALIFIED"
     BUCKET_INACTIVE = "BUCKET_INACTIVE"  # a directory bucket idle for 90 days answers 503
+    EVENT_PATH_SILENT = "EVENT_PATH_SILENT"  # heartbeat: no beat from an account and region
 
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -206,6 +207,8 @@ class Finding:
         """None for findings that do not alert (compliant, exempt, vanished)."""
         if not self.alerts:
             return None
+        if any(v.code is Code.EVENT_PATH_SILENT for v in self.violations):
+            return Severity.HIGH  # the monitor is blind there: every drift would go unseen
         if self.status is Status.UNVERIFIABLE:
             return Severity.LOW
         downgrade = self.trigger.event_name == "DeleteBucketEncryption"

@@ -41,6 +41,10 @@ _EVENT_BUS = re.compile(
 )
 
 
+# The heartbeat's interval (§14): 15 minutes to a day.
+HEARTBEAT_MINUTES = (15, 24 * 60)
+
+
 class ConfigurationError(RuntimeError):
     """The function's environment is wrong; the message names the variable."""
 
@@ -58,6 +62,13 @@ class Settings:
     output_event_bus: str | None = None
     remediation: Mode = Mode.OFF
     remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
+    heartbeat: Heartbeat | None = None  # None: the heartbeat is off
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    minutes: int  # the schedule's interval
+    regions: tuple[str, ...]  # the watched regions, where this account's heartbeat beats
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -85,7 +96,24 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         remediation_limit_per_hour=whole_number(
             environ, "REMEDIATION_LIMIT_PER_HOUR", DEFAULT_REMEDIATION_LIMIT, MAX_REMEDIATION_LIMIT
         ),
+        heartbeat=heartbeat_from(environ),
     )
+
+
+def heartbeat_from(environ: Mapping[str, str]) -> Heartbeat | None:
+    """``HEARTBEAT_MINUTES`` (unset: off) and ``HEARTBEAT_REGIONS`` (comma-separated)."""
+    raw = environ.get("HEARTBEAT_MINUTES") or None
+    if raw is None:
+        return None
+    low, high = HEARTBEAT_MINUTES
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigurationError(
+            f"HEARTBEAT_MINUTES must be a whole number from {low} to {high}, not {raw!r}"
+        )
+    regions = tuple(region for region in environ.get("HEARTBEAT_REGIONS", "").split(",") if region)
+    if not regions:
+        raise ConfigurationError("HEARTBEAT_REGIONS must name the watched regions")
+    return Heartbeat(int(raw), regions)
 
 
 def security_hub_from(environ: Mapping[str, str]) -> str | None:

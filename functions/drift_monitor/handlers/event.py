@@ -22,8 +22,16 @@ from ..aws.publisher import AlertPublisher, FailureQueue
 from ..aws.s3_reader import S3Reader
 from ..aws.state_store import StateStore
 from ..domain.assessment import assess
-from ..domain.clock import epoch_ms
-from ..domain.events import FailedCall, InvalidEvent, NotABucket, account_of, parse_event
+from ..domain.clock import epoch_ms, parse_iso
+from ..domain.events import (
+    BucketChange,
+    FailedCall,
+    InvalidEvent,
+    NotABucket,
+    account_of,
+    parse_event,
+)
+from ..domain.heartbeat import EventPath, beat, is_heartbeat, paths_of, silent, silent_paths
 from ..domain.lifecycle import Action
 from ..domain.models import BucketRef, Finding, Trigger
 from ..domain.settings import Mode, load_settings
@@ -32,11 +40,14 @@ from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics
 
 if TYPE_CHECKING:
     from ..aws.accounts import OrganizationDirectory
+    from ..aws.heartbeats import HeartbeatStore
     from ..aws.keys import KeyDirectory
     from ..aws.outputs import Output
     from ..aws.remediation import Remediator
     from ..domain.fix import Remediation
 
+# The heartbeat watchdog's rule sends {"watchdog": "heartbeat", "time": <the event's time>}.
+WATCHDOG = "watchdog"
 # Beyond the invocation's own deadline, for clocks that differ between containers.
 CLAIM_MARGIN_MS = 5_000
 # Cold start: configuration validated and clients created once per container. An invalid
@@ -81,7 +92,14 @@ if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
                 _session.client("events", config=RETRY_CONFIG), SETTINGS.output_event_bus
             )
         )
-STATE = StateStore(_session.client("dynamodb", config=RETRY_CONFIG), SETTINGS.state_table)
+_dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
+STATE = StateStore(_dynamodb, SETTINGS.state_table)
+HEARTBEATS: HeartbeatStore | None = None
+if SETTINGS.heartbeat is not None:
+    # Imported only when the heartbeat is on (cold start).
+    from ..aws.heartbeats import HeartbeatStore
+
+    HEARTBEATS = HeartbeatStore(_dynamodb, SETTINGS.state_table)
 NOTIFIER = Notifier(
     STATE,
     AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn),
@@ -110,6 +128,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     READER.access.home_account = account_of(context)
     if _is_sqs_batch(event):
         return _delayed_batch(event["Records"], context)
+    if isinstance(event, Mapping) and event.get(WATCHDOG) == "heartbeat":
+        return _watch(event, context)
     return _process(event, context)
 
 
@@ -130,6 +150,8 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
         return _keep_invalid(event, invalid.reason)
 
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
+    if HEARTBEATS is not None and is_heartbeat(change.bucket):
+        return _beat(HEARTBEATS, change, context)
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
     finding = _assess(change.bucket, change.trigger)
@@ -142,10 +164,8 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
             remediated = Remediated(finding, outcome)
             metrics.add_metric(name=_remediation_metric(outcome), unit=MetricUnit.Count, value=1)
             finding = fixed
-    # Claims on announcements last as long as this invocation may run (lifecycle.Claim).
-    lease_until = epoch_ms() + context.get_remaining_time_in_millis() + CLAIM_MARGIN_MS
     settled = NOTIFIER.settle(
-        finding, evaluated_at, remediation=remediated, lease_until=lease_until
+        finding, evaluated_at, remediation=remediated, lease_until=_lease(context)
     )
     if settled.action in ACTION_METRIC:
         metrics.add_metric(name=ACTION_METRIC[settled.action], unit=MetricUnit.Count, value=1)
@@ -168,6 +188,75 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
         "alert": settled.message_id if settled.action is Action.ALERT else None,
         "notice": settled.message_id if settled.action is Action.RESOLVE else None,
     }
+
+
+def _beat(
+    heartbeats: HeartbeatStore, change: BucketChange, context: LambdaContext
+) -> dict[str, Any]:
+    """A heartbeat's event came the whole way: record it, and close the path's silent alert."""
+    path = EventPath(change.bucket.account, change.bucket.region)
+    evaluated_at = epoch_ms()
+    beaten_at = _epoch_ms_of(change.trigger.event_time) or evaluated_at
+    heartbeats.record_beat(path, beaten_at)
+    settled = NOTIFIER.settle(
+        beat(change.bucket, change.trigger), evaluated_at, lease_until=_lease(context)
+    )
+    metrics.add_metric(name="Heartbeats", unit=MetricUnit.Count, value=1)
+    logger.info("Heartbeat", path=path.label, action=settled.action.value)
+    return {
+        "status": "HEARTBEAT",
+        "bucket": change.bucket.name,
+        "action": settled.action.value,
+        "notice": settled.message_id if settled.action is Action.RESOLVE else None,
+    }
+
+
+def _watch(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The watchdog, at every heartbeat interval: one alert per path silent for two intervals
+    (the lifecycle sends it once). Paths are those that ever beat and this account's own."""
+    heartbeat = SETTINGS.heartbeat
+    if heartbeat is None or HEARTBEATS is None:
+        logger.warning("Heartbeat watchdog invoked with the heartbeat off")
+        return {"status": "IGNORED", "reason": "the heartbeat is off"}
+    now_ms = _epoch_ms_of(event.get("time")) or epoch_ms()
+    beats, expected = HEARTBEATS.read()
+    own = paths_of([account_of(context)], heartbeat.regions)
+    unheard = [path for path in own if path not in beats and path not in expected]
+    if unheard:
+        HEARTBEATS.expect(unheard, now_ms)
+        expected.update(dict.fromkeys(unheard, now_ms))
+    silences = silent_paths(beats, expected, now_ms, heartbeat.minutes)
+    trigger = Trigger(source="heartbeat", event_time=str(event.get("time") or ""))
+    alerts = []
+    for silence in silences:
+        settled = NOTIFIER.settle(
+            silent(silence, trigger, heartbeat.minutes), epoch_ms(), lease_until=_lease(context)
+        )
+        if settled.action is Action.ALERT:
+            alerts.append(settled.message_id)
+    metrics.add_metric(name="SilentEventPaths", unit=MetricUnit.Count, value=len(silences))
+    logger.info(
+        "Heartbeat watchdog",
+        paths=len({*beats, *expected}),
+        silent=[silence.path.label for silence in silences],
+    )
+    return {
+        "status": "WATCHDOG",
+        "silent": [silence.path.label for silence in silences],
+        "alerts": alerts,
+    }
+
+
+def _epoch_ms_of(text: Any) -> int | None:
+    try:
+        return epoch_ms(parse_iso(text)) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+def _lease(context: LambdaContext) -> int:
+    """Claims on announcements last as long as this invocation may run (lifecycle.Claim)."""
+    return epoch_ms() + context.get_remaining_time_in_millis() + CLAIM_MARGIN_MS
 
 
 def _assess(bucket: BucketRef, trigger: Trigger) -> Finding:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..aws.accounts import OrganizationDirectory, management_account
 from ..aws.credentials import RETRY_CONFIG, AccountAccess, sweep_config
+from ..aws.heartbeats import HeartbeatStore
 from ..aws.keys import KeyDirectory
 from ..aws.outputs import SecurityHubOutput
 from ..aws.publisher import AlertPublisher
@@ -28,9 +29,10 @@ from ..aws.state_store import StateStore, state_key
 from ..aws.tag_index import exempt_index
 from ..aws.work_queue import WorkQueue
 from ..domain.alerts import SCHEMA_VERSION, alert_document, build_notice
-from ..domain.clock import epoch_ms, iso, parse_iso
+from ..domain.clock import epoch_ms, iso, iso_of_ms, parse_iso
 from ..domain.errors import ListingDenied, RoleRefused
 from ..domain.events import account_of
+from ..domain.heartbeat import silent_paths
 from ..domain.lifecycle import drift_seconds, first_announcement
 from ..domain.models import Finding, Status, Trigger
 from ..domain.work import InvalidWorkItem, WorkItem
@@ -68,6 +70,7 @@ SECURITY_HUB = (
 )
 REPORTS = ReportStore(_session.client("s3", config=RETRY_CONFIG), SETTINGS.report_bucket)
 QUEUE = WorkQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.work_queue_url)
+HEARTBEATS = HeartbeatStore(_dynamodb, SETTINGS.state_table) if SETTINGS.heartbeat else None
 PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn)
 
 
@@ -269,10 +272,12 @@ def _finish_if_last(item: WorkItem) -> None:
             "manifest": REPORTS.write_manifest(run.run_id, manifest),
         },
         changes=run.changes,
+        silent_paths=_silent_paths(),
     )
     message_id = None
     if (
         sweep_run.alerting
+        or sweep_run.silent_paths
         or not sweep_run.complete
         or sweep_run.unreachable
         or SETTINGS.digest_when_compliant
@@ -293,6 +298,22 @@ def _finish_if_last(item: WorkItem) -> None:
         report=sweep_run.report,
         summary=counts,
     )
+
+
+def _silent_paths() -> list[dict[str, Any]] | None:
+    """The event paths silent now (the heartbeat's view), for the digest; None when it is off."""
+    if SETTINGS.heartbeat is None or HEARTBEATS is None:
+        return None
+    beats, expected = HEARTBEATS.read()
+    silences = silent_paths(beats, expected, epoch_ms(), SETTINGS.heartbeat.minutes)
+    return [
+        {
+            "account": silence.path.account,
+            "region": silence.path.region,
+            "lastBeat": None if silence.last_beat_ms is None else iso_of_ms(silence.last_beat_ms),
+        }
+        for silence in silences
+    ]
 
 
 def _cannot_sweep(account: str, refused: Exception) -> str:

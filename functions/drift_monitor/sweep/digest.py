@@ -71,6 +71,8 @@ class SweepRun:
     report: dict[str, str] | None = None  # where the full report is: {"uri", "manifest"}
     # Moves since the previous sweep (``sweep.states`` counters); None where no state is kept.
     changes: dict[str, int] | None = None
+    # The heartbeat's silent event paths ({account, region, lastBeat}); None: heartbeat off.
+    silent_paths: list[dict[str, Any]] | None = None
 
     @property
     def alerting(self) -> int:
@@ -222,6 +224,7 @@ def digest_document(
         "unreachableAccounts": len(run.unreachable),
         "report": run.report,
         "changes": _changes(run.changes),
+        "silentPaths": run.silent_paths,
         "findings": entries,
         "listed": len(entries),
         "truncated": len(entries) < run.alerting,
@@ -271,9 +274,11 @@ def digest_subject(document: dict[str, Any]) -> str:
         where = f"in {_plural(len(document['accounts']), 'account')}"
     unreachable = document["unreachableAccounts"]
     unreached = f", {unreachable} unreachable" if unreachable else ""
+    silent = len(document.get("silentPaths") or [])
+    blind = f", {_plural(silent, 'silent path')}" if silent else ""
     return printable(
         f"[DIGEST] {counts['drift']} drifted, {counts['unverifiable']} unverifiable of "
-        f"{counts['buckets']} buckets{state} {where}{unreached}"
+        f"{counts['buckets']} buckets{state} {where}{unreached}{blind}"
     )[:SUBJECT_LIMIT]
 
 
@@ -324,6 +329,16 @@ def render_digest_email(document: dict[str, Any]) -> str:
                 f"Missed by events: {missed['total']}; {missed['meaning']}.",
             ]
             lines += [f"  {path}  {n}" for path, n in missed["byAccountRegion"].items()]
+    if document["silentPaths"]:
+        lines += [
+            "",
+            "SILENT: no heartbeat for two intervals from these accounts and regions; changes there "
+            "may not reach the monitor (run s3-encryption-monitor doctor):",
+        ]
+        lines += [
+            f"  {path['account']}/{path['region']}  last beat {path['lastBeat'] or 'never'}"
+            for path in document["silentPaths"]
+        ]
     unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
     if unreachable:
         lines += [

@@ -13,6 +13,8 @@ from ..domain.settings import (
     LIST_PAGE_SIZE,
     MAX_CONCURRENCY,
     ConfigurationError,
+    Heartbeat,
+    heartbeat_from,
     policy_from,
     require,
     role_name_from,
@@ -50,6 +52,7 @@ class SweepWorkerSettings:
     # Deployed by a StackSets delegated administrator: the management account has no reader role
     # unless its own stacks were deployed there.
     delegated_admin: bool = False
+    heartbeat: Heartbeat | None = None  # on: the digest lists the silent event paths
 
 
 def load_sweep_starter_settings(environ: Mapping[str, str]) -> SweepStarterSettings:
@@ -99,6 +102,7 @@ def load_sweep_worker_settings(environ: Mapping[str, str]) -> SweepWorkerSetting
         page_size=whole_number(environ, "SWEEP_PAGE_SIZE", LIST_PAGE_SIZE, LIST_PAGE_SIZE),
         regions=_regions(environ),
         delegated_admin=_flag(environ, "DELEGATED_ADMIN"),
+        heartbeat=heartbeat_from(environ),
     )
 
 

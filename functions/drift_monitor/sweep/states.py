@@ -17,6 +17,7 @@ from datetime import datetime
 
 from ..aws.state_store import StateStore, state_key
 from ..domain.clock import iso
+from ..domain.heartbeat import is_heartbeat
 from ..domain.lifecycle import (
     AGE_PREFIX,
     MISSED_PREFIX,
@@ -101,6 +102,8 @@ def plan_sweep(
     first_detected: dict[str, str] = {}
     new: set[str] = set()
     for finding in findings:
+        if is_heartbeat(finding.bucket):
+            continue  # its row is the heartbeat's: only beats and the watchdog write it
         key = state_key(finding.bucket)
         before = previous.get(key)
         if before is None and not finding.alerts:
