@@ -35,6 +35,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             props.watched_events,
             policy=props.policy,
             remediates=props.remediates,
+            heartbeat=props.heartbeat,
         )
     # Environment-agnostic unless `regions` pins the home region (forwarders must know it).
     home = cdk.Environment(region=props.home_region) if props.home_region else None
@@ -52,6 +53,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
             f"{STACK_NAME}-{region}",
             home_region=props.regions[0],
             event_names=props.watched_events,
+            heartbeat=props.heartbeat,
             env=cdk.Environment(region=region),
             description=f"S3 Encryption Drift Monitor: forwards {region}'s S3 events home",
         )
@@ -72,6 +74,7 @@ def build_app(context: dict[str, object] | None = None, outdir: str | None = Non
                 management,
                 f"Forwarder-{where}" if where else "Forwarder",
                 event_names=props.watched_events,
+                heartbeat=props.heartbeat,
                 env=cdk.Environment(region=where) if where else None,
             )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

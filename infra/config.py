@@ -15,6 +15,7 @@ from functions.drift_monitor.domain.permissions import DEFAULT_MEMBER_ROLE_NAME,
 from functions.drift_monitor.domain.policy import Policy, PolicyError
 from functions.drift_monitor.domain.settings import (
     DEFAULT_REMEDIATION_LIMIT,
+    HEARTBEAT_MINUTES,
     MAX_REMEDIATION_LIMIT,
     Mode,
 )
@@ -67,6 +68,12 @@ class MonitorProps:
     # §12: off | dry-run | apply, and the most buckets remediation may change per hour.
     remediation: Mode = Mode.OFF
     remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
+    # §14: the heartbeat's schedule (``rate(N minutes|hours)``); None: off.
+    heartbeat: str | None = None
+
+    @property
+    def heartbeat_minutes(self) -> int | None:
+        return None if self.heartbeat is None else _rate_minutes(self.heartbeat)
 
     @property
     def remediates(self) -> bool:
@@ -131,6 +138,7 @@ CONTEXT_KEYS = (
     "eventBusOutput",
     "remediation",
     "remediationLimitPerHour",
+    "heartbeat",
 )
 _ORGANIZATION_KEYS = ("memberTargets", "memberRoleName", "accounts", "stackSetCallAs")
 
@@ -174,7 +182,35 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
             1,
             MAX_REMEDIATION_LIMIT,
         ),
+        heartbeat=_heartbeat(context.get("heartbeat")),
     )
+
+
+def _heartbeat(value: Any) -> str | None:
+    """``off`` (the default) or ``rate(N minutes|hours)`` from 15 minutes to 24 hours."""
+    if value in (None, "", "off", False):
+        return None
+    low, high = HEARTBEAT_MINUTES
+    hint = f"'off' or 'rate(N minutes|hours)' from {low} minutes to {high // 60} hours"
+    rate = _RATE.match(value) if isinstance(value, str) else None
+    if rate is None or rate.group(2).startswith("day"):
+        raise ConfigError(f"context 'heartbeat' must be {hint}, got {value!r}")
+    amount, unit = int(rate.group(1)), rate.group(2)
+    if amount < 1 or (amount == 1) != (not unit.endswith("s")):
+        raise ConfigError(
+            f"context 'heartbeat': {value!r} is not a valid rate (EventBridge wants "
+            "'rate(1 hour)' but 'rate(2 hours)')"
+        )
+    if not low <= _rate_minutes(value) <= high:
+        raise ConfigError(f"context 'heartbeat' must be {hint}, got {value!r}")
+    return str(value)
+
+
+def _rate_minutes(rate: str) -> int:
+    match = _RATE.match(rate)
+    assert match is not None, rate
+    amount, unit = int(match.group(1)), match.group(2)
+    return amount * {"minute": 1, "hour": 60, "day": 1440}[unit.rstrip("s")]
 
 
 def _remediation(value: Any) -> Mode:

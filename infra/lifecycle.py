@@ -18,6 +18,7 @@ from constructs import Construct
 
 from functions.drift_monitor.aws.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
 from functions.drift_monitor.domain.permissions import (
+    HEARTBEAT_READ,
     IMPORT_FINDINGS,
     PUT_EVENTS,
     STATE_EVENT_WRITES,
@@ -91,6 +92,16 @@ class AlertLifecycle(Construct):
         function = monitor.event_function
         function.function.add_environment("STATE_TABLE_NAME", self.table.table_name)
         function.allow("RecordBucketStates", list(STATE_EVENT_WRITES), [self.table.table_arn])
+        # §14: beats are recorded in the table; the watchdog and the digest read them back.
+        self._heartbeat = _heartbeat_environment(props)
+        for name, value in self._heartbeat.items():
+            function.function.add_environment(name, value)
+        if self._heartbeat:
+            function.allow(
+                "ReadHeartbeats",
+                [HEARTBEAT_READ],
+                [f"{self.table.table_arn}/index/{OPEN_INDEX}"],
+            )
         function.use_key("UseTheDataKey", monitor.data_key)
         self._outputs(props, function)
 
@@ -134,6 +145,9 @@ class AlertLifecycle(Construct):
         )
         if self._security_hub:
             self._allow_security_hub(worker)
+        # With the heartbeat on, the digest lists silent paths (the same index query).
+        for name, value in self._heartbeat.items():
+            worker.function.add_environment(name, value)
 
     def _outputs(self, props: MonitorProps, function: MonitoredFunction) -> None:
         """Each output's permission exists only when it is turned on."""
@@ -154,6 +168,14 @@ class AlertLifecycle(Construct):
         )
         function.function.add_environment("SECURITY_HUB_PRODUCT_ARN", product)
         function.allow("ImportFindingsIntoSecurityHub", [IMPORT_FINDINGS], [product])
+
+
+def _heartbeat_environment(props: MonitorProps) -> dict[str, str]:
+    minutes = props.heartbeat_minutes
+    if minutes is None:
+        return {}
+    regions = ",".join(props.regions) if props.regions else Aws.REGION
+    return {"HEARTBEAT_MINUTES": str(minutes), "HEARTBEAT_REGIONS": regions}
 
 
 class MonitorDashboard(Construct):

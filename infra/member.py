@@ -45,6 +45,7 @@ from .functions import (
     other_kinds_statements,
     this_accounts_buckets,
 )
+from .heartbeat import HeartbeatSource
 
 # Parameter names, shared with the StackSets that fill them in.
 MONITOR_ACCOUNT = "MonitorAccountId"
@@ -181,6 +182,7 @@ class MemberForwarderStack(_MemberStack):
         construct_id: str,
         *,
         event_names: tuple[str, ...],
+        heartbeat: str | None = None,
         env: Environment | None = None,
     ) -> None:
         super().__init__(
@@ -190,6 +192,8 @@ class MemberForwarderStack(_MemberStack):
             "and encryption changes to the monitor",
             env=env,
         )
+        if heartbeat is not None:
+            HeartbeatSource(self, "Heartbeat", rate=heartbeat)
         central_bus = CfnParameter(
             self,
             CENTRAL_BUS_ARN,
@@ -218,13 +222,16 @@ def synthesize_member_templates(
     *,
     policy: Policy,
     remediates: bool,
+    heartbeat: str | None = None,
 ) -> MemberTemplates:
     """Both member stacks in ``stage`` (so ``cdk synth`` writes them and cdk-nag checks them),
     synthesized now because the central stack's StackSets carry their templates."""
     reader = MemberReaderStack(
         stage, "Reader", role_name=role_name, policy=policy, remediates=remediates
     )
-    forwarder = MemberForwarderStack(stage, "Forwarder", event_names=event_names)
+    forwarder = MemberForwarderStack(
+        stage, "Forwarder", event_names=event_names, heartbeat=heartbeat
+    )
     assembly = stage.synth()
     return MemberTemplates(
         reader=assembly.get_stack_by_name(reader.stack_name).template,

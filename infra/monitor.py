@@ -103,6 +103,7 @@ class EncryptionDriftMonitor(Construct):
         self.watched_events = props.watched_events
         self.lifecycle = AlertLifecycle(self, "Lifecycle", props=props, monitor=self)
         self.rule, self.new_bucket_rule = self.watch(self)
+        self.watchdog = self._watchdog(props.heartbeat) if props.heartbeat else None
         self._alarms()
         self.trail = self._trail() if props.create_trail else None
 
@@ -254,6 +255,29 @@ class EncryptionDriftMonitor(Construct):
         self.allow_publishing(monitored)
         self.failure_queue.grant_send_messages(monitored.role)
         return monitored
+
+    def _watchdog(self, rate: str) -> events.Rule:
+        """At every heartbeat interval the event function looks for silent paths; the event's
+        time is its clock (a late delivery judges the moment it was meant for)."""
+        rule = events.Rule(
+            self,
+            "HeartbeatWatchdogRule",
+            description="Looks for accounts and regions whose heartbeat stopped reaching the "
+            "S3 encryption drift monitor",
+            schedule=events.Schedule.expression(rate),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                event=events.RuleTargetInput.from_object(
+                    {"watchdog": "heartbeat", "time": events.EventField.time}
+                ),
+                dead_letter_queue=self.delivery_dead_letter_queue,
+                retry_attempts=2,
+                max_event_age=Duration.hours(1),
+            )
+        )
+        return rule
 
     def _alarms(self) -> None:
         self.alarm(

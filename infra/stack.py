@@ -12,6 +12,7 @@ from constructs import Construct, IConstruct
 from .config import MonitorProps
 from .forwarding import EventForwarder, default_bus_arn
 from .functions import ALL_BUCKETS_FINDING
+from .heartbeat import HeartbeatSource
 from .lifecycle import MonitorDashboard
 from .member import MemberTemplates
 from .monitor import EncryptionDriftMonitor
@@ -54,6 +55,9 @@ class EncryptionDriftMonitorStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.props = props
         self.monitor = EncryptionDriftMonitor(self, "Monitor", props=props)
+        self.heartbeat = (
+            HeartbeatSource(self, "Heartbeat", rate=props.heartbeat) if props.heartbeat else None
+        )
         organization = props.organization
         self.sweep: SweepEngine | None = None
         if props.sweep_schedule is not None:
@@ -201,6 +205,7 @@ class RegionalForwarderStack(Stack):
         *,
         home_region: str,
         event_names: tuple[str, ...],
+        heartbeat: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -209,6 +214,9 @@ class RegionalForwarderStack(Stack):
             "Forwarder",
             target_bus_arn=default_bus_arn(home_region),
             event_names=event_names,
+        )
+        self.heartbeat = (
+            HeartbeatSource(self, "Heartbeat", rate=heartbeat) if heartbeat is not None else None
         )
 
 

@@ -29,11 +29,12 @@ def s3_call_detail(
     source_ip: str = DEMO_SOURCE_IP,
     error_code: str | None = None,
     kind: BucketKind = BucketKind.GENERAL_PURPOSE,
+    event_time: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``detail`` of an "AWS API Call via CloudTrail" event, shaped like CloudTrail 1.10.
     Directory buckets' calls are logged by s3express.amazonaws.com against its control endpoint,
     table buckets' by s3tables.amazonaws.com, which names the bucket by its ARN."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = (event_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     ref = BucketRef(bucket, account, region, kind)
     source, host, parameters, resource_type = {
         BucketKind.GENERAL_PURPOSE: (
@@ -116,6 +117,8 @@ class RecordedS3:
         self._publish = publish
         self.account = account
         self.region = region
+        # When the calls happen, as CloudTrail logs them (default: now).
+        self.event_time: datetime | None = None
 
     def _record(self, event_name: str, bucket: str, **extra: Any) -> None:
         self._publish(
@@ -125,6 +128,7 @@ class RecordedS3:
                 account=self.account,
                 region=self.region,
                 actor_arn=actor_in(self.account),
+                event_time=self.event_time,
                 **extra,
             )
         )
@@ -244,9 +248,14 @@ class RecordedS3:
         }
         if sse_c_blocked:
             rule["BlockedEncryptionTypes"] = {"EncryptionType": ["SSE-C"]}
+        self.put_encryption_configuration(bucket, {"Rules": [rule]})
+
+    def put_encryption_configuration(self, bucket: str, configuration: dict[str, Any]) -> None:
+        """``PutBucketEncryption`` with the request's own configuration (one rule)."""
         self._s3.put_bucket_encryption(
-            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}
+            Bucket=bucket, ServerSideEncryptionConfiguration=configuration
         )
+        (rule,) = configuration["Rules"]
         self._record(
             "PutBucketEncryption",
             bucket,

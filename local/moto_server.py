@@ -37,6 +37,9 @@
   practices for handling concurrent updates in DynamoDB"). Here DynamoDB requests are served one
   at a time.
 
+- moto 5.2.5 routes events through disabled rules. EventBridge: "A disabled rule won't match any
+  events" (EventBridge API Reference, DisableRule). Here a disabled rule sends nothing.
+
 Everything else is moto as released.
 
 Usage: python -m local.moto_server -H 127.0.0.1 -p PORT
@@ -59,6 +62,7 @@ from moto.core.responses import ActionResult
 from moto.core.utils import ensure_boolean
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import Rule
 from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -249,6 +253,15 @@ _DYNAMODB_TARGET = "DynamoDB_20120810."
 _DYNAMODB_ONE_AT_A_TIME = threading.Lock()
 
 
+_MOTO_SEND_TO_TARGETS = Rule.send_to_targets
+
+
+def send_only_if_enabled(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+    if self.state != "ENABLED":
+        return
+    _MOTO_SEND_TO_TARGETS(self, original_event, transform_input)
+
+
 class WithOtherBuckets(DomainDispatcherApplication):
     """moto's application, with directory and table buckets answered before it, and DynamoDB's
     requests isolated from each other."""
@@ -272,6 +285,7 @@ if __name__ == "__main__":
     S3Response.get_bucket_encryption = get_bucket_encryption_like_s3  # type: ignore[method-assign]
     DynamoHandler.query = query_serialized_once  # type: ignore[method-assign,assignment]
     Item.project = project_top_level_attributes  # type: ignore[method-assign]
+    Rule.send_to_targets = send_only_if_enabled  # type: ignore[method-assign]
     authorize_encryption_like_s3()
     TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
     IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from .cloudtrail import RecordedS3
 from .emulator import EXPRESS_CONTROL, Emulator, member_admin
@@ -75,6 +76,9 @@ class LocalPipeline:
             "AWS::URLSuffix": "amazonaws.com",
         }
         self.members: list[str] = []
+        # The heartbeat schedules deployed, by (account, region): each one's universal target
+        # request (moto keeps schedules but never runs them; ``beat`` does what one run does).
+        self.heartbeats: dict[tuple[str, str], dict[str, Any]] = {}
         self._deploy()
         self.recorded_s3 = RecordedS3(
             self.s3, self.put_cloudtrail_event, self.account, self.region, self._client("s3tables")
@@ -108,6 +112,7 @@ class LocalPipeline:
             self._remember(logical_id, arn["KeyId"], Arn=arn["Arn"])
         for logical_id in self.monitor.logical_ids("AWS::S3::Bucket"):
             self._create_bucket(logical_id)
+        self._remember_heartbeat(self.monitor, self._refs, self.account, self.region)
         identity = self._client("sts").get_caller_identity()
         self._caller = principal_arn(identity["Arn"], identity["Account"])
         for function_id in self.monitor.logical_ids("AWS::Lambda::Function"):
@@ -202,10 +207,14 @@ class LocalPipeline:
     def _create_bucket(self, logical_id: str) -> None:
         """The bucket with the default encryption and tags its template gives it."""
         properties = self.monitor.properties(logical_id)
-        name = f"{self.prefix}-{logical_id}".lower()[:63]
-        self.s3.create_bucket(
-            Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
-        )
+        if "BucketName" in properties:  # named by the template: the heartbeat's
+            name = self.resolve(properties["BucketName"])
+            _create_named_bucket(self.s3, name, self.region)
+        else:
+            name = f"{self.prefix}-{logical_id}".lower()[:63]
+            self.s3.create_bucket(
+                Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
+            )
         self._remember(logical_id, name, Arn=f"arn:aws:s3:::{name}")
         encryption = resolve(properties.get("BucketEncryption"), self._refs)
         if encryption:
@@ -279,7 +288,9 @@ class LocalPipeline:
             "AWS::Region": region,
             "AWS::URLSuffix": "amazonaws.com",
         }
-        (role_id,) = template.logical_ids("AWS::IAM::Role")
+        (rule_id,) = template.s3_rules()
+        (target,) = template.properties(rule_id)["Targets"]
+        role_id = target["RoleArn"]["Fn::GetAtt"][0]  # the forwarding role (not the heartbeat's)
         iam = session.client("iam", endpoint_url=self.emulator.endpoint)
         role_name = f"{self.prefix}-forwarder-{region}"
         role = iam.create_role(
@@ -289,6 +300,8 @@ class LocalPipeline:
             ),
         )["Role"]
         for policy_id in template.logical_ids("AWS::IAM::Policy"):
+            if {"Ref": role_id} not in template.properties(policy_id)["Roles"]:
+                continue
             iam.put_role_policy(
                 RoleName=role_name,
                 PolicyName=policy_id,
@@ -296,8 +309,12 @@ class LocalPipeline:
                     resolve(template.properties(policy_id)["PolicyDocument"], refs)
                 ),
             )
-        (rule_id,) = template.s3_rules()
-        (target,) = template.properties(rule_id)["Targets"]
+        for bucket_id in template.logical_ids("AWS::S3::Bucket"):  # the heartbeat's
+            name = resolve(template.properties(bucket_id)["BucketName"], refs)
+            s3 = session.client("s3", region_name=region, endpoint_url=self.emulator.endpoint)
+            _create_named_bucket(s3, name, region)
+            refs[bucket_id] = name
+        self._remember_heartbeat(template, refs, account, region)
         events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
         self._stand_in_bus(events)
         self._put_rule(
@@ -311,6 +328,54 @@ class LocalPipeline:
                 "RoleArn": role["Arn"],
             },
         )
+
+    def _remember_heartbeat(
+        self, template: Template, refs: Mapping[str, Any], account: str, region: str
+    ) -> None:
+        for schedule_id in template.logical_ids("AWS::Scheduler::Schedule"):
+            target = template.properties(schedule_id)["Target"]
+            if not str(resolve(target["Arn"], {"AWS::Partition": "aws"})).endswith(
+                ":aws-sdk:s3:putBucketEncryption"
+            ):
+                raise TemplateError(f"{schedule_id} is not the heartbeat's universal target")
+            self.heartbeats[(account, region)] = json.loads(resolve(target["Input"], refs))
+
+    def beat(
+        self, account: str | None = None, region: str | None = None, at: datetime | None = None
+    ) -> None:
+        """What one run of the heartbeat schedules does: their ``PutBucketEncryption`` in each
+        account and region (or only ``account``, ``region``), and the CloudTrail event each
+        logs there, at ``at`` (default: now; the watchdog's clock is its event's time)."""
+        for (where, in_region), request in self.heartbeats.items():
+            if account not in (None, where) or region not in (None, in_region):
+                continue
+            recorder = self.s3_in(in_region, where)
+            recorder.event_time = at
+            recorder.put_encryption_configuration(
+                request["Bucket"], request["ServerSideEncryptionConfiguration"]
+            )
+
+    def switch_forwarder(self, account: str, region: str, *, enabled: bool) -> None:
+        """Disables (or enables again) the forwarding rule of ``account`` in ``region``: a piece
+        of the event path broken on purpose."""
+        template = (
+            self.monitor.member_forwarder
+            if account != self.account
+            else self.monitor.forwarders[region]
+        )
+        assert template is not None, "no forwarder there"
+        (rule_id,) = template.s3_rules()
+        session = self._session if account == self.account else self.member_session(account)
+        events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
+        switch = events.enable_rule if enabled else events.disable_rule
+        switch(Name=f"{self.prefix}-{rule_id}", EventBusName=self.bus_name)
+
+    def watchdog_event(self, at: datetime | None = None) -> dict[str, Any]:
+        """What the watchdog rule's input transformer gives the event function."""
+        if self.monitor.watchdog_rule_id is None:
+            raise TemplateError("the template has no heartbeat (synthesized without heartbeat)")
+        moment = at or datetime.now(UTC)
+        return {"watchdog": "heartbeat", "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def _local_bus(self, arn: str) -> str:
         """A default bus ARN means that account's stand-in; any other bus is the one deployed."""
@@ -622,6 +687,22 @@ class LocalPipeline:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
                 ],
             )
+
+
+def _create_named_bucket(s3: Any, name: str, region: str) -> None:
+    """A bucket whose name the template gives. Deployments of one account on one emulator share
+    it, as stacks of one account would (its name is its account and region)."""
+    # us-east-1 takes no location constraint (S3 API Reference, CreateBucket).
+    where = (
+        {}
+        if region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
+    try:
+        s3.create_bucket(Bucket=name, **where)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
 
 
 def _put_cloudtrail_event(events: Any, bus: str, detail: Mapping[str, Any]) -> None:

@@ -101,6 +101,7 @@ class SynthesizedMonitor(Template):
     forwarders: dict[str, Template] = field(default_factory=dict)  # by region
     member_reader: Template | None = None
     member_forwarder: Template | None = None
+    watchdog_rule_id: str | None = None  # the heartbeat's watchdog (None: heartbeat off)
 
     @classmethod
     def load(cls, outdir: Path, stack_name: str = STACK_NAME) -> SynthesizedMonitor:
@@ -130,7 +131,10 @@ class SynthesizedMonitor(Template):
             for lid in main.logical_ids("AWS::Events::Rule")
             if "ScheduleExpression" in main.properties(lid)
         ]
-        sweep_function_id = main.target_of(schedules[0]) if schedules else None
+        # The sweep's schedule targets the starter; the heartbeat's watchdog, the event function.
+        sweeps = [lid for lid in schedules if main.target_of(lid) != function_id]
+        sweep_function_id = main.target_of(sweeps[0]) if sweeps else None
+        watchdogs = [lid for lid in schedules if main.target_of(lid) == function_id]
         # The event function takes the grace queue too; the worker is the other one.
         workers = [
             main.properties(lid)["FunctionName"]["Ref"]
@@ -164,6 +168,7 @@ class SynthesizedMonitor(Template):
             forwarders=forwarders,
             member_reader=reader,
             member_forwarder=forwarder,
+            watchdog_rule_id=watchdogs[0] if watchdogs else None,
         )
 
     @property

@@ -84,6 +84,13 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"organizationId": "o-a1b2c3d4e5", "memberTargets": "r-ab12", "regions": "eu-west-1",
           "stackSetCallAs": "ADMIN"}, "context 'stackSetCallAs' must be SELF"),
         ({"memberTargets": "r-ab12"}, "context 'memberTargets' needs context 'organizationId'"),
+        ({"heartbeat": "rate(5 minutes)"}, "context 'heartbeat' must be 'off' or 'rate(N "
+         "minutes|hours)' from 15 minutes to 24 hours, got 'rate(5 minutes)'"),
+        ({"heartbeat": "rate(2 days)"}, "context 'heartbeat' must be 'off' or 'rate("),
+        ({"heartbeat": "rate(25 hours)"}, "context 'heartbeat' must be 'off' or 'rate("),
+        ({"heartbeat": "hourly"}, "context 'heartbeat' must be 'off' or 'rate("),
+        ({"heartbeat": "rate(1 hours)"}, "context 'heartbeat': 'rate(1 hours)' is not a valid"),
+        ({"heartbeat": True}, "context 'heartbeat' must be"),
     ],
 )  # fmt: skip
 def test_invalid_context_is_refused_at_synth_naming_the_key(
@@ -147,6 +154,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
                 **TOPOLOGIES[request.param],
                 "createTrail": True,
                 "alertEmails": ["secops@example.com"],
+                "heartbeat": "rate(15 minutes)",
                 # What the CDK CLI sets: records where each asset was staged.
                 "aws:cdk:enable-asset-metadata": True,
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -120,3 +121,23 @@ def state_table(emulator: Emulator) -> str:
     table = f"query-{uuid.uuid4().hex[:8]}"
     create_state_table(emulator, table)
     return table
+
+
+def test_a_disabled_rule_matches_no_event(emulator: Emulator) -> None:
+    # EventBridge API Reference, DisableRule: "A disabled rule won't match any events".
+    events, sqs = emulator.client("events"), emulator.client("sqs")
+    name = f"rule-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": [name]}), State="ENABLED")
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+
+    def put_and_count() -> int:
+        events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": "{}"}])
+        return len(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []))
+
+    assert put_and_count() == 1
+    events.disable_rule(Name=name)
+    assert put_and_count() == 0
+    events.enable_rule(Name=name)
+    assert put_and_count() == 1

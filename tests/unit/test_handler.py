@@ -430,9 +430,9 @@ def test_a_heartbeat_is_recorded_without_reading_or_judging_the_bucket(
     assert invocation.response["action"] == "NONE"
     assert account.alerts() == []
     assert function.metrics() == {"Heartbeats": 1}
-    item = _heartbeats_item(account)
+    row = _heartbeat_row(account, f"{ACCOUNT}/eu-west-1")
     event_time = datetime(2026, 11, 20, 10, 30, 1, tzinfo=UTC)  # the event's eventTime
-    assert item[f"beat:{ACCOUNT}/eu-west-1"] == {"N": str(int(event_time.timestamp() * 1000))}
+    assert row["lastBeat"] == {"N": str(int(event_time.timestamp() * 1000))}
 
 
 def test_with_the_heartbeat_off_a_heartbeat_bucket_is_exempt_not_judged(
@@ -515,9 +515,9 @@ def test_a_bad_heartbeat_setting_fails_the_cold_start_naming_it(
     assert message in (function.init_error or "")
 
 
-def _heartbeats_item(account: Account) -> dict[str, Any]:
+def _heartbeat_row(account: Account, path: str) -> dict[str, Any]:
     dynamodb = boto3.client(
         "dynamodb", region_name=account.emulator.region, endpoint_url=account.emulator.endpoint
     )
-    key = {"bucket": {"S": "heartbeats"}}
+    key = {"bucket": {"S": f"heartbeat#{path}"}}
     return dict(dynamodb.get_item(TableName=account.state_table, Key=key)["Item"])

@@ -117,17 +117,21 @@ def test_a_late_beat_never_replaces_a_newer_one(heartbeats: HeartbeatStore) -> N
     assert (beats, expected) == ({IRELAND: 2_000, VIRGINIA: 1_500}, {})
 
 
-def test_an_expectation_keeps_its_first_time(heartbeats: HeartbeatStore) -> None:
-    paths = [EventPath(f"{n:012d}", "eu-west-1") for n in range(120)]  # three updates
+def test_an_expectation_keeps_its_first_time_and_a_beat_ends_it(
+    heartbeats: HeartbeatStore,
+) -> None:
+    paths = [EventPath(f"{n:012d}", "eu-west-1") for n in range(30)]
     heartbeats.expect(paths, 1_000)
     heartbeats.expect(paths[:1], 9_000)
+    heartbeats.record_beat(paths[1], 5_000)
 
-    _, expected = heartbeats.read()
+    beats, expected = heartbeats.read()
 
-    assert len(expected) == 120 and set(expected.values()) == {1_000}
+    assert beats == {paths[1]: 5_000}
+    assert len(expected) == 29 and set(expected.values()) == {1_000}
 
 
-def test_the_heartbeats_item_is_never_seen_by_the_sweep(
+def test_the_heartbeats_rows_are_never_seen_by_the_sweep(
     heartbeats: HeartbeatStore, emulator: Emulator
 ) -> None:
     heartbeats.record_beat(IRELAND, 2_000)

@@ -1,32 +1,31 @@
-"""Adapter around the heartbeats' one item in the state table: each path's last beat.
+"""Adapter around the heartbeats' rows in the state table: each path's last beat.
 
-One item (key ``heartbeats``) holds an attribute per account and region: ``beat:<account>/<region>``
-(epoch ms of the last beat's event) and, for a path the watchdog expects but never heard,
-``expected:<account>/<region>`` (when it began to expect it). One item, read with one GetItem by the
-watchdog and the digest: an organization of 2,000 accounts in 3 regions is some 200 KB, under
-DynamoDB's 400 KB per item. Top-level attributes, so a beat is one SET that needs nothing to
-exist before it. The item has no ``openKey``: the sweep's index never sees it.
+One row per account and region (key ``heartbeat#<account>/<region>``): ``lastBeat`` (epoch ms of
+the last beat's event) and, for a path the watchdog expects before it ever beat,
+``expectedSince``. Each row carries ``openKey = heartbeat``, a partition of the sparse ``open``
+index of its own: the watchdog and the digest read every path with one query, and the sweep,
+which queries ``<account>#<region>`` partitions, never sees them. A beat writes its own small row
+(one write unit), so an organization of thousands of paths costs no more per beat than one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from ..domain.heartbeat import EventPath
 from .credentials import error_code
-from .state_store import KEY
+from .state_store import KEY, OPEN_INDEX, OPEN_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-HEARTBEATS_KEY = "heartbeats"
-BEAT_PREFIX = "beat:"
-EXPECTED_PREFIX = "expected:"
-# Attributes set by one UpdateItem, well under DynamoDB's 4 KB expression limit.
-_PER_UPDATE = 50
+ROW_PREFIX = "heartbeat#"
+HEARTBEATS = "heartbeat"  # their partition of the open index
+LAST_BEAT = "lastBeat"
+EXPECTED_SINCE = "expectedSince"
 
 
 class HeartbeatStore:
@@ -40,11 +39,10 @@ class HeartbeatStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={KEY: {"S": HEARTBEATS_KEY}},
-                UpdateExpression="SET #b = :t",
-                ConditionExpression="attribute_not_exists(#b) OR #b < :t",
-                ExpressionAttributeNames={"#b": BEAT_PREFIX + path.label},
-                ExpressionAttributeValues={":t": {"N": str(at_ms)}},
+                Key=_key(path),
+                UpdateExpression=f"SET {LAST_BEAT} = :t, {OPEN_KEY} = :hb",
+                ConditionExpression=f"attribute_not_exists({LAST_BEAT}) OR {LAST_BEAT} < :t",
+                ExpressionAttributeValues={":t": {"N": str(at_ms)}, ":hb": {"S": HEARTBEATS}},
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
@@ -53,29 +51,41 @@ class HeartbeatStore:
         return True
 
     def read(self) -> tuple[dict[EventPath, int], dict[EventPath, int]]:
-        """Each path's last beat, and when each path never heard began to be expected."""
-        response = self._db.get_item(
-            TableName=self._table, Key={KEY: {"S": HEARTBEATS_KEY}}, ConsistentRead=True
-        )
+        """Each path's last beat, and since when each path that never beat is expected."""
         beats: dict[EventPath, int] = {}
         expected: dict[EventPath, int] = {}
-        for name, value in response.get("Item", {}).items():
-            if name.startswith(BEAT_PREFIX):
-                beats[EventPath.parse(name.removeprefix(BEAT_PREFIX))] = int(value["N"])
-            elif name.startswith(EXPECTED_PREFIX):
-                expected[EventPath.parse(name.removeprefix(EXPECTED_PREFIX))] = int(value["N"])
-        return beats, expected
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OPEN_INDEX,
+            "KeyConditionExpression": "#o = :hb",
+            "ExpressionAttributeNames": {"#o": OPEN_KEY},
+            "ExpressionAttributeValues": {":hb": {"S": HEARTBEATS}},
+        }
+        while True:
+            response = self._db.query(**request)
+            for item in response.get("Items", []):
+                path = EventPath.parse(item[KEY]["S"].removeprefix(ROW_PREFIX))
+                if LAST_BEAT in item:
+                    beats[path] = int(item[LAST_BEAT]["N"])
+                elif EXPECTED_SINCE in item:
+                    expected[path] = int(item[EXPECTED_SINCE]["N"])
+            if not response.get("LastEvaluatedKey"):
+                return beats, expected
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def expect(self, paths: Sequence[EventPath], now_ms: int) -> None:
         """From now on ``paths`` must beat (an earlier expectation stands)."""
-        for start in range(0, len(paths), _PER_UPDATE):
-            chunk = paths[start : start + _PER_UPDATE]
-            names = {f"#e{i}": EXPECTED_PREFIX + path.label for i, path in enumerate(chunk)}
-            sets = ", ".join(f"{name} = if_not_exists({name}, :now)" for name in names)
+        for path in paths:
             self._db.update_item(
                 TableName=self._table,
-                Key={KEY: {"S": HEARTBEATS_KEY}},
-                UpdateExpression=f"SET {sets}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                Key=_key(path),
+                UpdateExpression=(
+                    f"SET {EXPECTED_SINCE} = if_not_exists({EXPECTED_SINCE}, :now), "
+                    f"{OPEN_KEY} = :hb"
+                ),
+                ExpressionAttributeValues={":now": {"N": str(now_ms)}, ":hb": {"S": HEARTBEATS}},
             )
+
+
+def _key(path: EventPath) -> dict[str, Any]:
+    return {KEY: {"S": ROW_PREFIX + path.label}}

@@ -51,6 +51,9 @@ OPEN_ATTRIBUTES = (
     "lastAlerted",
     "lastResolved",
     "sweptStatus",
+    # The heartbeats' rows (``heartbeats``), in a partition of their own.
+    "lastBeat",
+    "expectedSince",
 )
 
 

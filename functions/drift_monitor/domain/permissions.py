@@ -25,6 +25,9 @@ DESCRIBE_ORGANIZATION = "organizations:DescribeOrganization"
 # sparse index of open rows and updates the rows that moved.
 STATE_EVENT_WRITES = ("dynamodb:UpdateItem",)
 STATE_SWEEP_WRITES = ("dynamodb:Query", "dynamodb:UpdateItem")
+# §14: the heartbeats' rows, read from the open index by the watchdog and the digest (only with
+# the heartbeat on).
+HEARTBEAT_READ = "dynamodb:Query"
 # keyChecks (§12): what a reader asks KMS about a bucket's key, granted only when it is on.
 DESCRIBE_KEY = "kms:DescribeKey"
 # remediation apply (§12): the one write, granted only then (in member reader roles too).
