@@ -3,13 +3,15 @@ the reasons for each accepted cdk-nag finding and skipped checkov check."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from aws_cdk import Acknowledgment, CfnOutput, CfnResource, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, CfnResource, Stack, Validations
+from aws_cdk.aws_events import CfnRule, Rule
 from aws_cdk.aws_sqs import IQueue
 from constructs import Construct, IConstruct
 
-from .config import MonitorProps
+from .config import DEFAULT_BUS, MonitorProps
+from .discovery import DeploymentManifest
 from .forwarding import EventForwarder, default_bus_arn
 from .functions import ALL_BUCKETS_FINDING
 from .heartbeat import HeartbeatSource
@@ -92,6 +94,7 @@ class EncryptionDriftMonitorStack(Stack):
             self, "Operations", monitor=self.monitor, queues=self._queues()
         )
         self._outputs()
+        self.manifest = DeploymentManifest(self, "Discovery", manifest=self._manifest())
         self._acknowledge_findings()
         skip_checkov_checks(self)
 
@@ -108,6 +111,73 @@ class EncryptionDriftMonitorStack(Stack):
             queues["new buckets that failed"] = lifecycle.grace_dead_letters
         if self.sweep is not None:
             queues["sweep work items"] = self.sweep.work
+            queues["sweep work that failed"] = self.sweep.work_dead_letters
+        return queues
+
+    def _manifest(self) -> dict[str, Any]:
+        """What the doctor checks, by name: written to the stack's discovery parameter."""
+        monitor, props = self.monitor, self.props
+        rules = [monitor.rule, monitor.new_bucket_rule, monitor.watchdog]
+        functions = {"event": monitor.function.function_name}
+        queues = {label: queue.queue_url for label, queue in self._dead_letters().items()}
+        if self.sweep is not None:
+            rules.append(self.sweep.schedule)
+            functions["sweepStarter"] = self.sweep.starter.function.function_name
+            functions["sweepWorker"] = self.sweep.worker.function.function_name
+        organization = None
+        if self.organization is not None and props.organization is not None:
+            rules += [self.organization.rule, self.organization.new_bucket_rule]
+            organization = {
+                "id": props.organization.organization_id,
+                "memberTargets": list(props.organization.member_targets),
+                "stackSets": [
+                    stack_set.stack_set_name
+                    for stack_set in (
+                        self.organization.reader_stack_set,
+                        self.organization.forwarder_stack_set,
+                    )
+                ],
+                "callAs": props.organization.stack_set_call_as,
+                "accounts": list(props.organization.accounts),
+            }
+        return {
+            "stack": self.stack_name,
+            "account": Aws.ACCOUNT_ID,
+            "region": Aws.REGION,
+            "regions": list(props.regions) or [Aws.REGION],
+            # The bus AWS services put events on: the rules of the home stack and forwarders.
+            "defaultBus": DEFAULT_BUS,
+            "forwarderStacks": {
+                region: f"{self.stack_name}-{region}" for region in props.regions[1:]
+            },
+            "functions": functions,
+            "rules": [
+                # Ref of a rule on another bus than the default is "<bus>|<rule>" (CloudFormation
+                # User Guide, AWS::Events::Rule, Return values): the doctor splits it.
+                {"name": rule.rule_name, "bus": _bus_of(rule)}
+                for rule in rules
+                if rule is not None
+            ],
+            "topicArn": monitor.topic.topic_arn,
+            "queues": queues,
+            "stateTable": monitor.lifecycle.table.table_name,
+            "runTable": None if self.sweep is None else self.sweep.runs.table_name,
+            "sweepSchedule": props.sweep_schedule,
+            "heartbeatMinutes": props.heartbeat_minutes,
+            "organization": organization,
+            "policy": props.policy.to_dict(),
+        }
+
+    def _dead_letters(self) -> dict[str, IQueue]:
+        """The queues that hold what failed: each should be empty."""
+        monitor = self.monitor
+        queues: dict[str, IQueue] = {
+            "failed events": monitor.failure_queue,
+            "undeliverable events": monitor.delivery_dead_letter_queue,
+        }
+        if monitor.lifecycle.grace_dead_letters is not None:
+            queues["new buckets that failed"] = monitor.lifecycle.grace_dead_letters
+        if self.sweep is not None:
             queues["sweep work that failed"] = self.sweep.work_dead_letters
         return queues
 
@@ -218,6 +288,16 @@ class RegionalForwarderStack(Stack):
         self.heartbeat = (
             HeartbeatSource(self, "Heartbeat", rate=heartbeat) if heartbeat is not None else None
         )
+
+
+def _bus_of(rule: Rule) -> str | None:
+    """The rule's bus as the template gives it: None for the default bus that AWS services put
+    events on, ``default`` for schedules (only the default bus has them)."""
+    resource = cast(CfnRule, rule.node.default_child)
+    if resource.schedule_expression is not None:
+        return DEFAULT_BUS
+    bus = resource.event_bus_name
+    return None if bus in (None, DEFAULT_BUS) else bus
 
 
 def _acknowledge(scope: IConstruct | None, finding_id: str, reason: str) -> None:

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -138,10 +138,13 @@ class LambdaContainer:
         runtime: LambdaRuntime | None = None,
         task_root_set: bool = True,
         folders: Sequence[Path] = (),
+        on_invoked: Callable[[Invocation], None] | None = None,
     ) -> None:
         """``folders`` come after the layer on the import path (the bench's baseline module);
         ``task_root_set`` False leaves out LAMBDA_TASK_ROOT, which only Lambda sets: an asset
-        must import without it too (a shipped library may behave otherwise outside Lambda)."""
+        must import without it too (a shipped library may behave otherwise outside Lambda).
+        ``on_invoked`` sees every invocation (the local Lambda service counts them)."""
+        self._on_invoked = on_invoked
         self.runtime = runtime or lambda_runtime()
         self.asset_dir = asset_dir
         self.handler = handler
@@ -223,8 +226,12 @@ class LambdaContainer:
         calls = tuple(reply.get("calls", ()))
         error = reply.get("error")
         if error is not None:
-            return Invocation(event=event, error=_describe(error), calls=calls)
-        return Invocation(event=event, response=reply.get("response"), calls=calls)
+            invocation = Invocation(event=event, error=_describe(error), calls=calls)
+        else:
+            invocation = Invocation(event=event, response=reply.get("response"), calls=calls)
+        if self._on_invoked is not None:
+            self._on_invoked(invocation)
+        return invocation
 
     def _answer(self, timeout: float) -> dict[str, Any]:
         try:

@@ -37,6 +37,16 @@
   practices for handling concurrent updates in DynamoDB"). Here DynamoDB requests are served one
   at a time.
 
+- moto 5.2.5 confirms email subscriptions at once. SNS: "To actually create a subscription, the
+  endpoint owner must call the ConfirmSubscription action with the token from the confirmation
+  message" (SNS API Reference, Subscribe); until then ListSubscriptionsByTopic names it
+  ``PendingConfirmation``. Here email subscriptions stay pending (no email is sent to confirm).
+- moto 5.2.5 answers GetEventSelectors of a trail created without selectors with none. CloudTrail:
+  "By default, trails created without specific event selectors are configured to log all read
+  and write management events" (CloudTrail API Reference, PutEventSelectors). Here that default.
+- moto lists no instance of a service-managed StackSet (it deploys only to accounts it is given,
+  and service-managed StackSets take organizational units). ``local/stack_sets.py`` answers
+  ListStackInstances for the StackSets the local pipeline deploys, in CloudFormation's wire shape.
 - moto 5.2.5 routes events through disabled rules. EventBridge: "A disabled rule won't match any
   events" (EventBridge API Reference, DisableRule). Here a disabled rule sends nothing.
 
@@ -56,6 +66,7 @@ from typing import Any
 
 import moto.organizations.utils
 import moto.server
+from moto.cloudtrail.models import Trail
 from moto.core.common_types import TYPE_RESPONSE
 from moto.core.exceptions import AccessDeniedError
 from moto.core.responses import ActionResult
@@ -70,9 +81,11 @@ from moto.organizations.models import organizations_backends
 from moto.s3.exceptions import ServerSideEncryptionConfigurationNotFoundError
 from moto.s3.responses import ACTION_MAP, S3Response
 from moto.server import main as moto_main
+from moto.sns.models import Subscription
 from moto.sts.responses import TokenResponse
 
 from local.other_buckets import OtherBuckets
+from local.stack_sets import LocalStackSets
 from local.sts_trust import Caller, principal_arn, trust_allows
 
 _OWNER = {"ID": "bcaf1ffd86f41161ca5fb16fd081034f", "DisplayName": "webfile"}
@@ -247,10 +260,36 @@ def check_trust_like_sts(self: Any, role_arn: str) -> bool:
 
 
 _OTHER_BUCKETS = OtherBuckets()
+_STACK_SETS = LocalStackSets()
 
 
 _DYNAMODB_TARGET = "DynamoDB_20120810."
 _DYNAMODB_ONE_AT_A_TIME = threading.Lock()
+
+
+# Email subscriptions wait for a confirmation nobody sends here.
+_UNCONFIRMED = ("email", "email-json")
+# What a trail logs when nobody chose (CloudTrail API Reference, PutEventSelectors).
+DEFAULT_EVENT_SELECTORS = [
+    {
+        "ReadWriteType": "All",
+        "IncludeManagementEvents": True,
+        "DataResources": [],
+        "ExcludeManagementEventSources": [],
+    }
+]
+
+
+def subscription_arn_like_sns(self: Subscription) -> str:
+    if self.protocol in _UNCONFIRMED and not self.confirmed:
+        return "PendingConfirmation"
+    return str(self.arn)
+
+
+def event_selectors_like_cloudtrail(self: Trail) -> tuple[list[Any], list[Any]]:
+    if not self.event_selectors and not self.advanced_event_selectors:
+        return [dict(selector) for selector in DEFAULT_EVENT_SELECTORS], []
+    return self.event_selectors, self.advanced_event_selectors
 
 
 _MOTO_SEND_TO_TARGETS = Rule.send_to_targets
@@ -271,7 +310,7 @@ class WithOtherBuckets(DomainDispatcherApplication):
             with _DYNAMODB_ONE_AT_A_TIME:
                 # The whole body is produced under the lock: moto builds it from live items.
                 return list(super().__call__(environ, start_response))
-        return _OTHER_BUCKETS.wrap(super().__call__)(environ, start_response)
+        return _STACK_SETS.wrap(_OTHER_BUCKETS.wrap(super().__call__))(environ, start_response)
 
 
 def organization_id_from_environment() -> None:
@@ -286,6 +325,8 @@ if __name__ == "__main__":
     DynamoHandler.query = query_serialized_once  # type: ignore[method-assign,assignment]
     Item.project = project_top_level_attributes  # type: ignore[method-assign]
     Rule.send_to_targets = send_only_if_enabled  # type: ignore[method-assign]
+    Subscription.SubscriptionArn = property(subscription_arn_like_sns)  # type: ignore[attr-defined]
+    Trail.get_event_selectors = event_selectors_like_cloudtrail  # type: ignore[method-assign]
     authorize_encryption_like_s3()
     TokenResponse.assume_role = assume_role_like_sts  # type: ignore[method-assign]
     IAMRequestBase._check_role_trust_relationship = check_trust_like_sts  # type: ignore[method-assign]

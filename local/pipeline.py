@@ -14,21 +14,30 @@ the central template gives its StackSets.
 from __future__ import annotations
 
 import json
+import re
+import threading
+import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import boto3
 from botocore.exceptions import ClientError
+
+from functions.drift_monitor.domain.discovery import parameter_name
 
 from .cloudtrail import RecordedS3
 from .emulator import EXPRESS_CONTROL, Emulator, member_admin
 from .function import Invocable, Invocation, feed_from_queue
 from .lambda_runtime import LambdaContainer
+from .stack_sets import INSTANCES_PATH
 from .sts_trust import principal_arn
-from .template import SynthesizedMonitor, Template, TemplateError, resolve
+from .template import STACK_NAME, SynthesizedMonitor, Template, TemplateError, resolve
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -62,6 +71,8 @@ class LocalPipeline:
         self.account = emulator.account
         self.region = emulator.region
         self.prefix = f"m{uuid.uuid4().hex[:8]}"
+        # The stacks as CloudFormation would name them, unique per deployment on one emulator.
+        self.stack_name = f"{self.prefix}-{STACK_NAME}"
         self.bus_name = f"{self.prefix}-bus"
         self._session = emulator.session()
         self.s3 = self._client("s3")
@@ -79,6 +90,8 @@ class LocalPipeline:
         # The heartbeat schedules deployed, by (account, region): each one's universal target
         # request (moto keeps schedules but never runs them; ``beat`` does what one run does).
         self.heartbeats: dict[tuple[str, str], dict[str, Any]] = {}
+        # The forwarding rule of each account and region, by name.
+        self.forwarder_rules: dict[tuple[str, str], str] = {}
         self._deploy()
         self.recorded_s3 = RecordedS3(
             self.s3, self.put_cloudtrail_event, self.account, self.region, self._client("s3tables")
@@ -117,6 +130,7 @@ class LocalPipeline:
         self._caller = principal_arn(identity["Arn"], identity["Account"])
         for function_id in self.monitor.logical_ids("AWS::Lambda::Function"):
             self._create_function_role(function_id)
+            self._refs[function_id] = self.function_name(function_id)
 
         self._inbox = self._create_queue(f"{self.prefix}-{FUNCTION_INBOX}")
         self._subscriber = self._create_queue(f"{self.prefix}-{ALERT_SUBSCRIBER}")
@@ -154,6 +168,10 @@ class LocalPipeline:
             self._route_to_grace_queue(bus, rule_id)
         for region, template in self.monitor.forwarders.items():
             self._deploy_forwarder(self._session, self.account, region, template, {})
+        self._put_schedules()
+        self._create_stacks()
+        self._create_trail()
+        self._write_manifest()
 
     def _route_to_grace_queue(self, bus: str, rule_id: str) -> None:
         """Bucket creations to the delay queue the template names: moto's SQS holds each message
@@ -270,6 +288,145 @@ class LocalPipeline:
             Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED"
         )
         events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+        rule_id = name.removeprefix(f"{self.prefix}-")
+        if rule_id in self.monitor.resources:
+            # Ref of a rule: its name, "<bus>|<name>" on another bus than the default.
+            self._refs[rule_id] = name if bus == self.bus_name else f"{bus}|{name}"
+
+    def _put_schedules(self) -> None:
+        """The scheduled rules (the sweep's, the heartbeat's watchdog), which moto never runs:
+        ``run_sweep`` and ``watchdog_event`` stand in for their runs."""
+        for rule_id in self.monitor.logical_ids("AWS::Events::Rule"):
+            properties = self.monitor.properties(rule_id)
+            if "ScheduleExpression" not in properties:
+                continue
+            # Only the default bus has schedules (moto refuses them elsewhere, as EventBridge
+            # does); the name is this deployment's own.
+            name = f"{self.prefix}-{rule_id}"
+            self._events.put_rule(
+                Name=name, ScheduleExpression=properties["ScheduleExpression"], State="ENABLED"
+            )
+            function_id = self.monitor.target_of(rule_id)
+            arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{self._refs[function_id]}"
+            self._events.put_targets(Rule=name, Targets=[{"Id": "function", "Arn": arn}])
+            self._refs[rule_id] = name
+
+    def _create_stacks(self) -> None:
+        """Stand-ins for the stacks themselves (what was deployed is the resources above): the
+        doctor asks CloudFormation whether they exist and are complete."""
+        self.create_stack(self.stack_name, self.region)
+        for region in self.monitor.forwarders:
+            self.create_stack(self.forwarder_stack(region), region)
+
+    def create_stack(self, name: str, region: str) -> None:
+        handle = {"Type": "AWS::CloudFormation::WaitConditionHandle"}
+        self._client("cloudformation", region).create_stack(
+            StackName=name, TemplateBody=json.dumps({"Resources": {"Deployed": handle}})
+        )
+
+    def forwarder_stack(self, region: str) -> str:
+        return f"{self.stack_name}-{region}"
+
+    def stack_set_name(self, logical_id: str) -> str:
+        """A StackSet's name as the template gives it, under this deployment's stack name."""
+        name = str(self.monitor.properties(logical_id)["StackSetName"])
+        return name.replace(STACK_NAME, self.stack_name, 1)
+
+    def _create_trail(self) -> None:
+        """A multi-region trail of the account's management events, as ``Before you deploy``
+        asks (moto logs nothing: ``RecordedS3`` plays CloudTrail)."""
+        name = f"{self.prefix}-trail"
+        self.s3.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
+        )
+        cloudtrail = self._client("cloudtrail")
+        cloudtrail.create_trail(Name=name, S3BucketName=name, IsMultiRegionTrail=True)
+        cloudtrail.start_logging(Name=name)
+        self.trail_name = name
+
+    def _write_manifest(self) -> None:
+        """The discovery parameter, as CloudFormation would resolve it, naming what this
+        deployment made (its stacks, its stand-in for the default bus)."""
+        (parameter_id,) = self.monitor.logical_ids("AWS::SSM::Parameter")
+        manifest = json.loads(self.resolve(self.monitor.properties(parameter_id)["Value"]))
+        manifest["stack"] = self.stack_name
+        manifest["defaultBus"] = self.bus_name
+        manifest["forwarderStacks"] = {
+            region: self.forwarder_stack(region) for region in manifest["forwarderStacks"]
+        }
+        if manifest.get("organization"):
+            manifest["organization"]["stackSets"] = [
+                self.stack_set_name(logical_id)
+                for logical_id in self.monitor.logical_ids("AWS::CloudFormation::StackSet")
+            ]
+        self.manifest = manifest
+        self._client("ssm").put_parameter(
+            Name=parameter_name(self.stack_name), Value=json.dumps(manifest), Type="String"
+        )
+
+    @contextmanager
+    def lambda_service(self) -> Iterator[str]:
+        """A local Lambda Invoke endpoint for this deployment's functions, on 127.0.0.1 (moto
+        runs no function): ``POST /2015-03-31/functions/<name>/invocations`` is answered by a
+        container of that function, with ``X-Amz-Function-Error`` when it fails (Lambda API
+        Reference, Invoke). Yields its URL, for ``AWS_ENDPOINT_URL_LAMBDA``."""
+        by_name = {
+            self.function_name(function_id): function_id
+            for function_id in self.monitor.logical_ids("AWS::Lambda::Function")
+        }
+        containers: dict[str, LambdaContainer] = {}
+        pipeline = self
+
+        class Invoke(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                match = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path)
+                name = unquote(match.group(1)).rsplit(":", 1)[-1] if match else ""
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if name not in by_name:
+                    self._answer(404, {"Type": "User", "message": f"Function not found: {name}"})
+                    return
+                if name not in containers:
+                    containers[name] = pipeline.start(by_name[name])
+                invocation = containers[name].invoke(json.loads(body or b"{}"))
+                if invocation.ok:
+                    self._answer(200, invocation.response)
+                    return
+                error_type, _, message = (invocation.error or "").partition(": ")
+                self._answer(
+                    200,
+                    {"errorType": error_type, "errorMessage": message},
+                    {"X-Amz-Function-Error": "Unhandled"},
+                )
+
+            def _answer(
+                self, status: int, payload: Any, headers: Mapping[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for header, value in {
+                    "Content-Type": "application/json",
+                    **(headers or {}),
+                }.items():
+                    self.send_header(header, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Invoke)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            for container in containers.values():
+                container.close()
+
+    def function_name(self, function_id: str) -> str:
+        return f"{self.prefix}-{function_id}"
 
     def _deploy_forwarder(
         self,
@@ -317,10 +474,14 @@ class LocalPipeline:
         self._remember_heartbeat(template, refs, account, region)
         events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
         self._stand_in_bus(events)
+        # As CloudFormation names it: the stack's name first (the doctor lists rules by it).
+        stack = self.forwarder_stack(region) if account == self.account else self.prefix
+        rule_name = f"{stack}-{rule_id}"[:64]
+        self.forwarder_rules[(account, region)] = rule_name
         self._put_rule(
             events,
             self.bus_name,
-            f"{self.prefix}-{rule_id}",
+            rule_name,
             template.properties(rule_id)["EventPattern"],
             {
                 "Id": "monitor",
@@ -358,17 +519,10 @@ class LocalPipeline:
     def switch_forwarder(self, account: str, region: str, *, enabled: bool) -> None:
         """Disables (or enables again) the forwarding rule of ``account`` in ``region``: a piece
         of the event path broken on purpose."""
-        template = (
-            self.monitor.member_forwarder
-            if account != self.account
-            else self.monitor.forwarders[region]
-        )
-        assert template is not None, "no forwarder there"
-        (rule_id,) = template.s3_rules()
         session = self._session if account == self.account else self.member_session(account)
         events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
         switch = events.enable_rule if enabled else events.disable_rule
-        switch(Name=f"{self.prefix}-{rule_id}", EventBusName=self.bus_name)
+        switch(Name=self.forwarder_rules[(account, region)], EventBusName=self.bus_name)
 
     def watchdog_event(self, at: datetime | None = None) -> dict[str, Any]:
         """What the watchdog rule's input transformer gives the event function."""
@@ -427,6 +581,30 @@ class LocalPipeline:
                 session, account, region, forwarder, self._member_parameters(forwarder, parameters)
             )
         self.members.append(account)
+        for template in (reader, forwarder):
+            logical_id, _, instance_regions = self.monitor.stack_set_of(template)
+            for region in instance_regions:
+                self.set_stack_instance(self.stack_set_name(logical_id), account, region, "CURRENT")
+
+    def set_stack_instance(
+        self, stack_set: str, account: str, region: str, status: str, reason: str = ""
+    ) -> None:
+        """Records a StackSet instance as CloudFormation would list it (``local/stack_sets``)."""
+        request = urllib.request.Request(
+            f"{self.emulator.endpoint}{INSTANCES_PATH}",
+            data=json.dumps(
+                {
+                    "stackSetName": stack_set,
+                    "account": account,
+                    "region": region,
+                    "status": status,
+                    "statusReason": reason,
+                }
+            ).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def delete_reader_role(self, account: str) -> None:
         """Removes the reader role the StackSet put in ``account`` (an administrator's mistake,
@@ -513,10 +691,27 @@ class LocalPipeline:
                 **(overrides or {}),
             },
             function_arn=(
-                f"arn:aws:lambda:{self.region}:{self.account}:function:{self.prefix}-{function_id}"
+                f"arn:aws:lambda:{self.region}:{self.account}:function:"
+                f"{self.function_name(function_id)}"
             ),
             timeout_seconds=self.monitor.timeout_of(function_id),
             memory_mb=self.monitor.memory_of(function_id),
+            on_invoked=lambda invocation: self._count(function_id, invocation),
+        )
+
+    def _count(self, function_id: str, invocation: Invocation) -> None:
+        """What Lambda puts in CloudWatch for each invocation (AWS/Lambda, by function name)."""
+        dimensions = [{"Name": "FunctionName", "Value": self.function_name(function_id)}]
+        self._client("cloudwatch").put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {"MetricName": "Invocations", "Dimensions": dimensions, "Value": 1.0},
+                {
+                    "MetricName": "Errors",
+                    "Dimensions": dimensions,
+                    "Value": 0.0 if invocation.ok else 1.0,
+                },
+            ],
         )
 
     def _role_credentials(self, function_id: str) -> dict[str, str]:

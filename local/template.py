@@ -245,6 +245,11 @@ class SynthesizedMonitor(Template):
     def stack_set_parameters(self, member: Template) -> tuple[dict[str, Any], list[str]]:
         """The parameters and regions the central stack's StackSet gives ``member``'s template
         (the StackSet whose template body is that template)."""
+        _, parameters, regions = self.stack_set_of(member)
+        return parameters, regions
+
+    def stack_set_of(self, member: Template) -> tuple[str, dict[str, Any], list[str]]:
+        """The logical id, parameters and regions of the StackSet deploying ``member``."""
         for logical_id in self.logical_ids("AWS::CloudFormation::StackSet"):
             properties = self.properties(logical_id)
             if json.loads(properties["TemplateBody"])["Resources"] == member.resources:
@@ -252,7 +257,7 @@ class SynthesizedMonitor(Template):
                     p["ParameterKey"]: p["ParameterValue"] for p in properties["Parameters"]
                 }
                 regions = properties["StackInstancesGroup"][0]["Regions"]
-                return parameters, list(regions)
+                return logical_id, parameters, list(regions)
         raise TemplateError(f"no StackSet deploys {member.path.name}")
 
     def role_actions(self, function_id: str) -> list[str]:

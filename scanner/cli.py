@@ -8,12 +8,14 @@ evaluated and is not kept: memory does not grow with the number of buckets.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import boto3
 import click
@@ -47,9 +49,13 @@ from functions.drift_monitor.domain.policy import Policy, PolicyError
 from functions.drift_monitor.domain.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from functions.drift_monitor.sweep.engine import list_regional, sweep
 
+from .canary import run_canary
+from .doctor import ClientFactory, Doctor, NotDeployed, load_manifest, render_json, render_table
+from .doctor import exit_code as doctor_exit_code
 from .formats import AccountScan, totals
 from .outputs import FORMATS, Output, output_for
 
+STACK_NAME = "S3EncryptionDriftMonitor"
 EXIT_COMPLIANT = 0
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
@@ -412,3 +418,104 @@ def _progress() -> Iterator[Callable[[Finding], None]]:
             progress.advance(task)
 
         yield advance
+
+
+@main.command(
+    epilog=(
+        "Exit codes: 0 every check passes (or warns); 1 at least one check fails; 2 nothing is "
+        "deployed under that name there, no credentials, or a check could not be made."
+    )
+)
+@click.option(
+    "--stack",
+    default=STACK_NAME,
+    show_default=True,
+    help="The monitor's stack (its home stack, not a forwarder's).",
+)
+@click.option(
+    "--region",
+    metavar="REGION",
+    help="The monitor's home region. Default: the profile's region, AWS_REGION or "
+    "AWS_DEFAULT_REGION, else us-east-1.",
+)
+@click.option("--profile", metavar="NAME", help="Named profile from your AWS config files.")
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="Send every AWS request to this endpoint (a local emulator); AWS_ENDPOINT_URL_<SERVICE> "
+    "still wins for its service.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also run a canary round trip in this account and home region: a temporary bucket "
+    "given a configuration the policy refuses, the DRIFT alert awaited, the fix, the RESOLVED "
+    "notice awaited, everything deleted. Prints the seconds from the API call to the alert.",
+)
+@click.option(
+    "--live-timeout",
+    type=click.IntRange(10, 3600),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for each of the canary's two messages.",
+)
+def doctor(
+    *,
+    stack: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    output_format: str,
+    live: bool,
+    live_timeout: int,
+) -> None:
+    """Check that the deployed monitor still sees: its stacks, functions, rules, trails,
+    subscriptions, queues, last sweep, StackSets, member reader roles and heartbeat, with
+    read-only calls (and, with --live, a canary). Progress on stderr, the report on stdout."""
+    session = _session(profile, region)
+    home = region or session.region_name or "us-east-1"
+    clients = _client_factory(session, endpoint_url)
+    console = Console(stderr=True)
+    try:
+        manifest = load_manifest(clients, stack, home)
+    except NotDeployed as missing:
+        raise ScanError(str(missing)) from missing
+    except NoCredentialsError as error:
+        raise ScanError(f"no AWS credentials: {error}") from error
+    except (ClientError, BotoCoreError) as error:
+        raise ScanError(f"could not read the deployment's parameter: {error}") from error
+    checker = Doctor(clients, manifest)
+    with console.status("checking", spinner="dots") as status:
+        checks = checker.run(on_step=lambda step: status.update(f"checking {step}"))
+        if live:
+            status.update("canary round trip")
+            checks.append(run_canary(clients, manifest, timeout_seconds=live_timeout))
+    render = render_json if output_format == "json" else render_table
+    click.echo(render(manifest["stack"], checks))
+    sys.exit(doctor_exit_code(checks))
+
+
+def _client_factory(session: boto3.Session, endpoint_url: str | None) -> ClientFactory:
+    """One client per service and region; AWS_ENDPOINT_URL_<SERVICE> wins over --endpoint-url
+    (boto3's own variable), so one service can be sent elsewhere."""
+    made: dict[tuple[str, str], Any] = {}
+
+    def client(service: str, region: str) -> Any:
+        if (service, region) not in made:
+            specific = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}")
+            made[(service, region)] = session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=specific or endpoint_url,
+                config=RETRY_CONFIG,
+            )
+        return made[(service, region)]
+
+    return client

@@ -9,6 +9,7 @@ run's one digest.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from ..aws.accounts import OrganizationDirectory, management_account
-from ..aws.credentials import RETRY_CONFIG, AccountAccess, sweep_config
+from ..aws.credentials import RETRY_CONFIG, AccountAccess, error_code, sweep_config
 from ..aws.heartbeats import HeartbeatStore
 from ..aws.keys import KeyDirectory
 from ..aws.outputs import SecurityHubOutput
@@ -34,7 +36,7 @@ from ..domain.errors import ListingDenied, RoleRefused
 from ..domain.events import account_of
 from ..domain.heartbeat import silent_paths
 from ..domain.lifecycle import drift_seconds, first_announcement
-from ..domain.models import Finding, Status, Trigger
+from ..domain.models import ACCOUNT_ID, Finding, Status, Trigger
 from ..domain.work import InvalidWorkItem, WorkItem
 from ..sweep.digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
 from ..sweep.engine import cannot_sweep, list_regional, sweep
@@ -48,6 +50,11 @@ from .telemetry import STATUS_METRIC, logger, metrics
 FINISH_MARGIN_MS = 60_000
 # Each item keeps this many of its most severe findings for the digest, which holds fewer.
 CANDIDATES_PER_ITEM = 200
+
+# ``s3-encryption-monitor doctor`` asks the worker to try each member's reader role as the sweep
+# would, with its own role: {"probe": "readerRoles", "accounts": [...]}.
+READER_PROBE = "readerRoles"
+MAX_PROBED_ACCOUNTS = 1000
 
 SETTINGS = load_sweep_worker_settings(os.environ)
 if SETTINGS.policy_from_defaults:
@@ -79,6 +86,8 @@ PUBLISHER = AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """An SQS batch; the items that failed go back to the queue (``ReportBatchItemFailures``)."""
     ACCESS.home_account = account_of(context)
+    if event.get("probe") == READER_PROBE:
+        return _probe_readers(event.get("accounts"))
     failures = []
     for record in event.get("Records", []):
         try:
@@ -93,6 +102,38 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="WorkItemRetries", unit=MetricUnit.Count, value=1)
             failures.append({"itemIdentifier": _id(record)})
     return {"batchItemFailures": failures}
+
+
+def _probe_readers(accounts: Any) -> dict[str, Any]:
+    """Assumes each account's reader role and lists one page of its buckets, as the sweep does.
+    Read-only; answers per account ``{"ok": true}`` or what failed."""
+    if (
+        not isinstance(accounts, list)
+        or len(accounts) > MAX_PROBED_ACCOUNTS
+        or not all(isinstance(a, str) and ACCOUNT_ID.match(a) for a in accounts)
+    ):
+        return {"error": f"accounts must be a list of at most {MAX_PROBED_ACCOUNTS} account ids"}
+
+    # Fresh credentials: the role as it is now, not as an earlier sweep assumed it.
+    access = AccountAccess(
+        _session, role_name=SETTINGS.member_role_name, home_account=ACCESS.home_account
+    )
+
+    def probe(account: str) -> dict[str, Any]:
+        try:
+            s3 = access.client("s3", READER.home_region, account)
+            s3.list_buckets(MaxBuckets=1)
+        except RoleRefused as refused:
+            return {"ok": False, "error": f"cannot assume {refused.role_arn}: {refused.error_code}"}
+        except ClientError as error:
+            return {"ok": False, "error": f"ListBuckets: {error_code(error)}"}
+        return {"ok": True}
+
+    with ThreadPoolExecutor(max_workers=SETTINGS.concurrency) as pool:
+        results = dict(zip(accounts, pool.map(probe, accounts), strict=True))
+    failed = [account for account, result in results.items() if not result["ok"]]
+    logger.info("Reader roles probed", accounts=len(accounts), failed=failed)
+    return {"probe": READER_PROBE, "accounts": results}
 
 
 def _process(record: dict[str, Any], context: LambdaContext) -> None:
