@@ -47,6 +47,8 @@
 - moto lists no instance of a service-managed StackSet (it deploys only to accounts it is given,
   and service-managed StackSets take organizational units). ``local/stack_sets.py`` answers
   ListStackInstances for the StackSets the local pipeline deploys, in CloudFormation's wire shape.
+- moto logs no CloudTrail event. ``local/journal.py`` notes any client's S3 bucket writes for
+  the local pipeline to play as CloudTrail events (``LocalPipeline.serve``).
 - moto 5.2.5 routes events through disabled rules. EventBridge: "A disabled rule won't match any
   events" (EventBridge API Reference, DisableRule). Here a disabled rule sends nothing.
 
@@ -84,6 +86,7 @@ from moto.server import main as moto_main
 from moto.sns.models import Subscription
 from moto.sts.responses import TokenResponse
 
+from local.journal import Journal
 from local.other_buckets import OtherBuckets
 from local.stack_sets import LocalStackSets
 from local.sts_trust import Caller, principal_arn, trust_allows
@@ -261,6 +264,7 @@ def check_trust_like_sts(self: Any, role_arn: str) -> bool:
 
 _OTHER_BUCKETS = OtherBuckets()
 _STACK_SETS = LocalStackSets()
+_JOURNAL = Journal()
 
 
 _DYNAMODB_TARGET = "DynamoDB_20120810."
@@ -310,7 +314,8 @@ class WithOtherBuckets(DomainDispatcherApplication):
             with _DYNAMODB_ONE_AT_A_TIME:
                 # The whole body is produced under the lock: moto builds it from live items.
                 return list(super().__call__(environ, start_response))
-        return _STACK_SETS.wrap(_OTHER_BUCKETS.wrap(super().__call__))(environ, start_response)
+        app = _JOURNAL.wrap(_STACK_SETS.wrap(_OTHER_BUCKETS.wrap(super().__call__)))
+        return app(environ, start_response)
 
 
 def organization_id_from_environment() -> None:

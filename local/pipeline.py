@@ -31,9 +31,10 @@ from botocore.exceptions import ClientError
 
 from functions.drift_monitor.domain.discovery import parameter_name
 
-from .cloudtrail import RecordedS3
+from .cloudtrail import RecordedS3, actor_in, s3_call_detail
 from .emulator import EXPRESS_CONTROL, Emulator, member_admin
 from .function import Invocable, Invocation, feed_from_queue
+from .journal import JOURNAL_PATH
 from .lambda_runtime import LambdaContainer
 from .stack_sets import INSTANCES_PATH
 from .sts_trust import principal_arn
@@ -363,6 +364,63 @@ class LocalPipeline:
         self._client("ssm").put_parameter(
             Name=parameter_name(self.stack_name), Value=json.dumps(manifest), Type="String"
         )
+
+    @contextmanager
+    def serve(self, function: Invocable, every: float = 0.2) -> Iterator[None]:
+        """AWS running by itself, for a program that is not a test (``doctor --live``): the S3
+        bucket writes of any client (the emulator's journal) logged as CloudTrail would, in the
+        accounts and regions this deployment watches, and every event its rules route
+        delivered to ``function`` as Lambda would, until the block ends."""
+        stop = threading.Event()
+        position = self._journal(0)[1]
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            nonlocal position
+            while not stop.wait(every):
+                try:
+                    entries, position = self._journal(position)
+                    for entry in entries:
+                        self._log_like_cloudtrail(entry)
+                    self.deliver(function)
+                except Exception as error:
+                    errors.append(error)
+                    return
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _journal(self, after: int) -> tuple[list[dict[str, str]], int]:
+        url = f"{self.emulator.endpoint}{JOURNAL_PATH}?after={after}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answer = json.loads(response.read())
+        return list(answer["entries"]), int(answer["next"])
+
+    def _log_like_cloudtrail(self, entry: Mapping[str, str]) -> None:
+        account, region = entry["account"], entry["region"]
+        if account not in (self.account, *self.members) or (region not in self.watched_regions):
+            return
+        session = self._session if account == self.account else self.member_session(account)
+        events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
+        detail = s3_call_detail(
+            entry["eventName"],
+            entry["bucket"],
+            account=account,
+            region=region,
+            actor_arn=actor_in(account),
+        )
+        _put_cloudtrail_event(events, self.bus_name, detail)
+
+    @property
+    def watched_regions(self) -> tuple[str, ...]:
+        return (self.region, *self.monitor.forwarders)
 
     @contextmanager
     def lambda_service(self) -> Iterator[str]:

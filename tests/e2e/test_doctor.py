@@ -7,6 +7,7 @@ it, so the next test starts healthy again. The pieces that cannot be repaired co
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,30 @@ def test_a_healthy_deployment_passes_every_check(deployment: Deployment) -> None
     assert member in subjects  # its reader role, probed by the deployed worker
     assert f"{member}/us-east-1" in subjects  # its heartbeat
     assert report["summary"]["FAIL"] == 0
+
+
+def test_live_runs_a_canary_round_trip_and_cleans_up(deployment: Deployment) -> None:
+    # Given AWS running by itself: CloudTrail logging any client's calls, Lambda delivering
+    s3 = deployment.emulator.client("s3")
+    sqs = deployment.emulator.client("sqs")
+    with deployment.pipeline.serve(deployment.org.function):
+        # When the doctor runs its canary
+        code, report = deployment.doctor("--live", "--live-timeout", "60")
+
+    # Then the DRIFT alert and the RESOLVED notice came through the deployed monitor, timed
+    assert code == 0, json.dumps(report, indent=1)
+    (canary,) = [c for c in report["checks"] if c["check"] == "canary"]
+    assert canary["verdict"] == "PASS"
+    assert re.fullmatch(
+        r"DRIFT alert \d+\.\d s after the API call; RESOLVED \d+\.\d s after the policy's fix",
+        canary["detail"],
+    ), canary["detail"]
+    # And nothing of it is left: no bucket, no queue, no subscription
+    assert not [b for b in s3.list_buckets()["Buckets"] if b["Name"] == canary["subject"]]
+    assert not sqs.list_queues(QueueNamePrefix=canary["subject"]).get("QueueUrls")
+    topic = deployment.pipeline.manifest["topicArn"]
+    subscriptions = deployment.emulator.client("sns").list_subscriptions_by_topic(TopicArn=topic)
+    assert [s["Protocol"] for s in subscriptions["Subscriptions"]] == ["sqs"]  # the pipeline's
 
 
 def test_a_disabled_rule_fails_naming_it(deployment: Deployment) -> None:
