@@ -17,10 +17,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from functions.drift_monitor.domain.alerts import render_email
 from functions.drift_monitor.sweep.digest import DIGEST, render_digest_email
+from scanner.canary import run_canary
+from scanner.doctor import Check, Doctor, render_table
+from scanner.doctor import exit_code as doctor_exit_code
 
 from .cloudtrail import RecordedS3
 from .emulator import create_organization, moto_server
@@ -324,6 +329,82 @@ def _sweep(pipeline: LocalPipeline, number: int) -> tuple[str, str, str]:
     return "sweep", outcome, ", ".join(a.document["severity"] for a in alerts) or "-"
 
 
+def _silent_path(
+    pipeline: LocalPipeline, function: LambdaContainer, number: int
+) -> tuple[tuple[str, str, str], datetime]:
+    """§14's heartbeat: every account and region beats; one path is broken on purpose, goes
+    silent, alerts once, and resolves when it is repaired. The watchdog's clock is its event's
+    time, so the demo plays 40 minutes by giving it (and the beats) later times."""
+    analytics = pipeline.members[1]
+    print(f"{number:>2}. the heartbeat: every account and region beats every 15 minutes")
+    print(
+        "    expected: beats recorded without alerts; the analytics account's us-west-2 "
+        "forwarder disabled -> one EVENT_PATH_SILENT alert (HIGH) after two missed beats, "
+        "then a RESOLVED notice once it is enabled again"
+    )
+    pipeline.beat()
+    beats = pipeline.deliver(function)
+    print(f"    {len(beats)} heartbeats delivered: {_outcome(beats[:1])} (each)")
+    start = datetime.now(UTC)
+    pipeline.switch_forwarder(analytics, "us-west-2", enabled=False)
+    pipeline.beat(at=start + timedelta(minutes=40))
+    pipeline.deliver(function)
+    watchdog = function.invoke(pipeline.watchdog_event(start + timedelta(minutes=40)))
+    print(f"    watchdog 40 minutes later: silent {watchdog.response['silent']}")
+    alerts = pipeline.received_alerts()
+    for alert in alerts:
+        _print_email(alert)
+    pipeline.switch_forwarder(analytics, "us-west-2", enabled=True)
+    pipeline.beat(analytics, "us-west-2", at=start + timedelta(minutes=45))
+    back = pipeline.deliver(function)
+    print(f"    forwarder enabled again, next beat: {_outcome(back)}")
+    notices = pipeline.received_alerts()
+    for notice in notices:
+        _print_email(notice)
+    print()
+    severity = ", ".join(a.document["severity"] for a in [*alerts, *notices]) or "-"
+    outcome = f"{watchdog.response['silent']} silent, then resolved"
+    # The demo's clock from here on: 46 minutes after the first beats.
+    return ("silent event path", outcome, severity), start + timedelta(minutes=46)
+
+
+def _doctor(pipeline: LocalPipeline, function: LambdaContainer, number: int, now: datetime) -> None:
+    """``s3-encryption-monitor doctor`` on the demo deployment, its canary, and one piece broken
+    on purpose (the trail stopped)."""
+    session = pipeline.emulator.session()
+    with pipeline.lambda_service() as lambda_url:
+
+        def clients(service: str, region: str) -> Any:
+            endpoint = lambda_url if service == "lambda" else pipeline.emulator.endpoint
+            return session.client(  # type: ignore[call-overload]
+                service, region_name=region, endpoint_url=endpoint
+            )
+
+        print(f"{number:>2}. s3-encryption-monitor doctor on this deployment, with --live")
+        print(
+            "    expected: every check passes but the analytics reader role deleted above; the "
+            "canary's alert and notice arrive within seconds"
+        )
+        with pipeline.serve(function):
+            checks = Doctor(clients, pipeline.manifest, now=now).run()
+            checks.append(run_canary(clients, pipeline.manifest, timeout_seconds=60))
+        _print_report(pipeline, checks)
+
+        print(f"{number + 1:>2}. the trail is stopped on purpose; the doctor again")
+        print("    expected: FAIL trail, in each watched region, with the fix")
+        cloudtrail = pipeline.emulator.client("cloudtrail")
+        cloudtrail.stop_logging(Name=pipeline.trail_name)
+        _print_report(pipeline, Doctor(clients, pipeline.manifest, now=now).run())
+        cloudtrail.start_logging(Name=pipeline.trail_name)
+
+
+def _print_report(pipeline: LocalPipeline, checks: list[Check]) -> None:
+    print(f"    exit code {doctor_exit_code(checks)}")
+    for line in render_table(pipeline.stack_name, checks).splitlines():
+        print(f"    {line}".rstrip())
+    print()
+
+
 def run(outdir: Path) -> int:
     monitor = SynthesizedMonitor.load(outdir)
     started = time.monotonic()
@@ -381,6 +462,9 @@ def run(outdir: Path) -> int:
             summary.append((step.title.split(":")[0], outcome, severity))
             print()
         summary.append(_sweep(pipeline, len(summary) + 1))
+        silent_path, now = _silent_path(pipeline, function, len(summary) + 1)
+        summary.append(silent_path)
+        _doctor(pipeline, function, len(summary) + 1, now)
 
     print("Summary")
     width = max(18, *(len(name) for name, _, _ in summary))

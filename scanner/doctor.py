@@ -597,7 +597,7 @@ def _parse(text: str) -> datetime:
 
 
 def _ago(age: timedelta) -> str:
-    seconds = int(age.total_seconds())
+    seconds = max(int(age.total_seconds()), 0)  # a clock a little ahead is not the future
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:

@@ -73,6 +73,8 @@ def test_a_silent_path_is_a_high_alert_naming_the_path_and_its_last_beat() -> No
         "The S3 Encryption Drift Monitor stopped hearing from account 111111111111, "
         "region eu-west-1"
     )
+    assert "Trigger:   the heartbeat's watchdog at 2026-11-29T03:00:00Z" in alert.email
+    assert "Observed default encryption" not in alert.email  # never read: nothing to show
 
 
 def test_a_path_never_heard_says_since_when_it_was_expected() -> None:

@@ -171,9 +171,15 @@ def render_email(document: dict[str, Any]) -> str:
         *_heading(headline, document),
         f"Trigger:   {_describe_trigger(document['trigger'])}",
         *([f"Since:     {document['firstDetected']}"] if document.get("firstDetected") else []),
-        "",
-        "Observed default encryption:",
-        *_describe_observed(document["observed"], document.get("bucketKind")),
+        *(
+            []  # the heartbeat bucket is never read: its events are what matters
+            if Code.EVENT_PATH_SILENT in codes
+            else [
+                "",
+                "Observed default encryption:",
+                *_describe_observed(document["observed"], document.get("bucketKind")),
+            ]
+        ),
         "",
         "What is wrong:",
         *[f"  - {v['code']}: {v['message']}" for v in violations],
@@ -202,7 +208,8 @@ def render_notice_email(document: dict[str, Any]) -> str:
         Status.VANISHED.value: f"S3 bucket {bucket} was deleted; its open alert is closed{after}.",
     }
     headline = headlines[resolution["outcome"]]
-    if Code.EVENT_PATH_SILENT in resolution["previousViolations"]:
+    silent_path = Code.EVENT_PATH_SILENT in resolution["previousViolations"]
+    if silent_path:
         headline = (
             f"Events from account {document['account']}, region {document['region']} reach the "
             f"S3 Encryption Drift Monitor again: its heartbeat is back{after}."
@@ -216,7 +223,8 @@ def render_notice_email(document: dict[str, Any]) -> str:
     lines = [
         *_heading(headline, document),
         f"Resolved:  {_describe_trigger(document['trigger'])}",
-        f"Drifted:   since {resolution['driftedSince'] or 'an unknown time'}"
+        f"{'Silent:' if silent_path else 'Drifted:':<11}"
+        f"since {resolution['driftedSince'] or 'an unknown time'}"
         + (f" ({lasted})" if lasted else ""),
         f"Was:       {resolution['previousStatus']} ({previous})",
     ]
@@ -290,6 +298,8 @@ def policy_and_footer(policy: dict[str, Any], sender: str, what: str) -> list[st
 
 
 def _describe_trigger(trigger: dict[str, Any]) -> str:
+    if trigger["source"] == "heartbeat":
+        return f"the heartbeat's watchdog at {trigger['eventTime']}"
     if trigger["source"] != "cloudtrail":
         return f"{trigger['source']} of all buckets"
     who = trigger["actor"] or "an unknown principal"
