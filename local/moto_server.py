@@ -49,8 +49,10 @@
   ListStackInstances for the StackSets the local pipeline deploys, in CloudFormation's wire shape.
 - moto logs no CloudTrail event. ``local/journal.py`` notes any client's S3 bucket writes for
   the local pipeline to play as CloudTrail events (``LocalPipeline.serve``).
-- moto 5.2.5 routes events through disabled rules. EventBridge: "A disabled rule won't match any
-  events" (EventBridge API Reference, DisableRule). Here a disabled rule sends nothing.
+- moto 5.2.5 routes events through disabled rules, and through rules that have only a schedule.
+  EventBridge: "A disabled rule won't match any events" (API Reference, DisableRule); "Rules with
+  EventPatterns are triggered when a matching event is observed. Rules with ScheduleExpressions
+  self-trigger based on the given schedule" (API Reference, PutRule). Here neither sends events.
 
 Everything else is moto as released.
 
@@ -302,6 +304,8 @@ _MOTO_SEND_TO_TARGETS = Rule.send_to_targets
 def send_only_if_enabled(self: Rule, original_event: Any, transform_input: bool = True) -> None:
     if self.state != "ENABLED":
         return
+    if self.scheduled_expression and not self.event_pattern.get_pattern():
+        return  # "Rules with ScheduleExpressions self-trigger based on the given schedule"
     _MOTO_SEND_TO_TARGETS(self, original_event, transform_input)
 
 

@@ -58,7 +58,7 @@ class Lifecycle:
 
     def deliver(self) -> tuple[list[Any], list[ReceivedAlert]]:
         invocations = self.pipeline.deliver(self.function)
-        assert all(invocation.ok for invocation in invocations), invocations
+        assert all(invocation.ok for invocation in invocations), [i.error for i in invocations]
         return invocations, self.pipeline.received_alerts()
 
     def state(self, bucket: str) -> dict[str, Any]:

@@ -141,3 +141,18 @@ def test_a_disabled_rule_matches_no_event(emulator: Emulator) -> None:
     assert put_and_count() == 0
     events.enable_rule(Name=name)
     assert put_and_count() == 1
+
+
+def test_a_rule_with_only_a_schedule_matches_no_event(emulator: Emulator) -> None:
+    # EventBridge API Reference, PutRule: "Rules with ScheduleExpressions self-trigger based on
+    # the given schedule"; events are matched by rules with an EventPattern.
+    events, sqs = emulator.client("events"), emulator.client("sqs")
+    name = f"schedule-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name=name, ScheduleExpression="rate(1 day)", State="ENABLED")
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+
+    events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": "{}"}])
+
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
