@@ -296,6 +296,22 @@ def test_nothing_deployed_under_that_name_exits_2(deployment: Deployment) -> Non
     assert "no S3 Encryption Drift Monitor stack 'NotTheMonitor' here" in report["stderr"]
 
 
+def test_an_account_the_stack_sets_never_reached_fails(deployment: Deployment) -> None:
+    # Given an account that joins the organization and gets no StackSet instance
+    joined = deployment.emulator.client("organizations").create_account(
+        AccountName="late", Email="late@example.com"
+    )["CreateAccountStatus"]["AccountId"]
+
+    code, report = deployment.doctor()
+
+    assert code == 1
+    missing = failing(report, "stack sets")
+    assert sorted(c["subject"].rsplit(": ", 1)[1] for c in missing) == [joined, joined]
+    assert all("has no instance" in c["detail"] for c in missing)
+    # and the monitor itself cannot read it either
+    assert [c["subject"] for c in failing(report, "reader roles")] == [joined]
+
+
 def test_a_failing_function_fails_with_its_errors_of_the_day(deployment: Deployment) -> None:
     # Given the event function failing (its state table gone from its configuration)
     broken = deployment.pipeline.start_function({"STATE_TABLE_NAME": "no-such-table"})
@@ -319,6 +335,5 @@ def test_a_deleted_reader_role_fails_as_the_monitor_sees_it(deployment: Deployme
     code, report = deployment.doctor()
 
     assert code == 1
-    (failure,) = failing(report, "reader roles")
-    assert failure["subject"] == member
-    assert "cannot assume arn:aws:iam::" in failure["detail"]
+    (failure,) = [c for c in failing(report, "reader roles") if c["subject"] == member]
+    assert f"cannot assume arn:aws:iam::{member}:role/" in failure["detail"]

@@ -356,6 +356,31 @@ def test_a_message_that_is_no_work_item_goes_back_to_the_queue(account: Account)
     assert invocation.response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
 
 
+@pytest.mark.parametrize(
+    "accounts", [None, "222222222222", ["2222"], [f"{n:012d}" for n in range(1001)]]
+)
+def test_the_reader_probe_refuses_what_is_not_a_list_of_accounts(
+    account: Account, accounts: Any
+) -> None:
+    invocation = account.worker().invoke({"probe": "readerRoles", "accounts": accounts})
+
+    assert invocation.response == {"error": "accounts must be a list of at most 1000 account ids"}
+
+
+def test_the_reader_probe_says_which_role_the_monitor_cannot_assume(account: Account) -> None:
+    worker = account.worker(MEMBER_ROLE_NAME="S3EncryptionMonitorReader")
+
+    invocation = worker.invoke({"probe": "readerRoles", "accounts": ["222222222222"]})
+
+    assert invocation.ok, invocation.error
+    (result,) = invocation.response["accounts"].values()
+    assert result == {
+        "ok": False,
+        "error": "cannot assume arn:aws:iam::222222222222:role/S3EncryptionMonitorReader: "
+        "AccessDenied",
+    }
+
+
 def test_the_organization_s_active_accounts_are_swept(account: Account) -> None:
     (member_id,) = create_organization(account.emulator, ["m"])
     starter = account.starter(SWEEP_ORGANIZATION="true")
