@@ -84,12 +84,12 @@ def run_canary(
         made.bucket(s3, name, region)
         started = clock()
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=_request(rule))
-        drift = _await(sqs, inbox["url"], "DRIFT", timeout_seconds, clock)
-        if drift is None:
-            return Check(
-                "canary",
-                Verdict.FAIL,
-                name,
+
+        def failed(detail: str, fix: str) -> Check:
+            return Check("canary", Verdict.FAIL, name, detail, fix)
+
+        if not _arrived(sqs, inbox["url"], "DRIFT", timeout_seconds, clock):
+            return failed(
                 f"no DRIFT alert within {timeout_seconds} s of PutBucketEncryption",
                 "run the doctor without --live: it names the broken piece",
             )
@@ -107,12 +107,8 @@ def run_canary(
         else:  # the fix needs a key the policy does not name: a deleted bucket resolves too
             made.delete_bucket(s3)
             how = "deleting the bucket"
-        resolved = _await(sqs, inbox["url"], "RESOLVED", timeout_seconds, clock)
-        if resolved is None:
-            return Check(
-                "canary",
-                Verdict.FAIL,
-                name,
+        if not _arrived(sqs, inbox["url"], "RESOLVED", timeout_seconds, clock):
+            return failed(
                 f"DRIFT alert {to_alert:.1f} s after the API call, but no RESOLVED notice "
                 f"within {timeout_seconds} s of {how}",
                 "check the state table and the event function's log group",
@@ -141,10 +137,11 @@ def _request(rule: EncryptionRule) -> dict[str, Any]:
     return {"Rules": [api_rule]}
 
 
-def _await(
+def _arrived(
     sqs: Any, url: str, status: str, timeout_seconds: int, clock: Callable[[], float]
-) -> dict[str, Any] | None:
-    """The first message of ``status`` for the canary's bucket (the subscription filters it)."""
+) -> bool:
+    """Whether a message of ``status`` came for the canary's bucket (the subscription filters
+    it) within ``timeout_seconds``."""
     deadline = clock() + timeout_seconds
     while clock() < deadline:
         wait = max(0, min(5, int(deadline - clock())))
@@ -154,8 +151,8 @@ def _await(
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             document = json.loads(json.loads(message["Body"])["Message"])
             if document.get("status") == status:
-                return dict(document)
-    return None
+                return True
+    return False
 
 
 class _Made:
