@@ -91,6 +91,7 @@ class LocalPipeline:
         # The heartbeat schedules deployed, by (account, region): each one's universal target
         # request (moto keeps schedules but never runs them; ``beat`` does what one run does).
         self.heartbeats: dict[tuple[str, str], dict[str, Any]] = {}
+        self.manifest: dict[str, Any] = {}  # what the discovery parameter holds
         # The forwarding rule of each account and region, by name.
         self.forwarder_rules: dict[tuple[str, str], str] = {}
         self._deploy()
@@ -337,19 +338,26 @@ class LocalPipeline:
         """A multi-region trail of the account's management events, as ``Before you deploy``
         asks (moto logs nothing: ``RecordedS3`` plays CloudTrail)."""
         name = f"{self.prefix}-trail"
-        self.s3.create_bucket(
-            Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
-        )
+        # Its logs go to a bucket of the monitor's own (already counted by every sweep), or to
+        # one of its own when the template has none.
+        buckets = self.monitor.logical_ids("AWS::S3::Bucket")
+        bucket = self._refs[buckets[0]] if buckets else name
+        if not buckets:
+            self.s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
+            )
         cloudtrail = self._client("cloudtrail")
-        cloudtrail.create_trail(Name=name, S3BucketName=name, IsMultiRegionTrail=True)
+        cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True)
         cloudtrail.start_logging(Name=name)
         self.trail_name = name
 
     def _write_manifest(self) -> None:
         """The discovery parameter, as CloudFormation would resolve it, naming what this
         deployment made (its stacks, its stand-in for the default bus)."""
-        (parameter_id,) = self.monitor.logical_ids("AWS::SSM::Parameter")
-        manifest = json.loads(self.resolve(self.monitor.properties(parameter_id)["Value"]))
+        parameters = self.monitor.logical_ids("AWS::SSM::Parameter")
+        if not parameters:
+            return  # a template made by hand, not by the app: nothing for the doctor to find
+        manifest = json.loads(self.resolve(self.monitor.properties(parameters[0])["Value"]))
         manifest["stack"] = self.stack_name
         manifest["defaultBus"] = self.bus_name
         manifest["forwarderStacks"] = {
