@@ -81,6 +81,7 @@ class LocalPipeline:
         self._events: EventBridgeClient = self._client("events")
         self._sns: SNSClient = self._client("sns")
         self._sqs: SQSClient = self._client("sqs")
+        self._cloudwatch = self._client("cloudwatch")
         self._refs: dict[str, Any] = {
             "AWS::AccountId": self.account,
             "AWS::Partition": "aws",
@@ -768,7 +769,7 @@ class LocalPipeline:
     def _count(self, function_id: str, invocation: Invocation) -> None:
         """What Lambda puts in CloudWatch for each invocation (AWS/Lambda, by function name)."""
         dimensions = [{"Name": "FunctionName", "Value": self.function_name(function_id)}]
-        self._client("cloudwatch").put_metric_data(
+        self._cloudwatch.put_metric_data(
             Namespace="AWS/Lambda",
             MetricData=[
                 {"MetricName": "Invocations", "Dimensions": dimensions, "Value": 1.0},
