@@ -463,7 +463,8 @@ class Doctor:
 
     def _member_accounts(self, organization: dict[str, Any]) -> set[str]:
         """Active accounts the StackSets target: the organization's (or the listed accounts),
-        without its management account, which service-managed StackSets never reach."""
+        without its management account, which service-managed StackSets never reach, and without
+        the monitor's own account, which they leave out on purpose (its own stack covers it)."""
         orgs = self._clients("organizations", self.home)
         management = orgs.describe_organization()["Organization"]["MasterAccountId"]
         active: set[str] = set()
@@ -471,7 +472,7 @@ class Doctor:
             active |= {a["Id"] for a in page["Accounts"] if a.get("Status") == "ACTIVE"}
         if organization.get("accounts"):
             active &= set(organization["accounts"])
-        return active - {management}
+        return active - {management, self.manifest["account"]}
 
     def reader_roles(self) -> Iterator[Check]:
         organization = self.manifest.get("organization")
@@ -479,7 +480,7 @@ class Doctor:
         if not organization or not worker:
             yield Check("reader roles", Verdict.SKIP, "-", "not the organization topology")
             return
-        accounts = sorted(self._member_accounts(organization) - {self.manifest["account"]})
+        accounts = sorted(self._member_accounts(organization))
         response = self._clients("lambda", self.home).invoke(
             FunctionName=worker,
             Payload=json.dumps({"probe": "readerRoles", "accounts": accounts}).encode(),

@@ -247,3 +247,29 @@ def test_the_manifest_of_another_version_is_refused() -> None:
         )
         with pytest.raises(NotDeployed, match="holds manifest version 99"):
             load_manifest(lambda service, region: ssm, "S3EncryptionDriftMonitor", "eu-west-1")
+
+
+def test_a_delegated_administrator_s_own_account_needs_no_stack_set_instance() -> None:
+    # Given a monitor in a member account (a delegated administrator): the StackSets leave its
+    # own account out (AccountFilterType DIFFERENCE), and never reach the management account
+    organizations = boto3.client("organizations", region_name="eu-west-1")
+    with Stubber(organizations) as stubber:
+        stubber.add_response(
+            "describe_organization", {"Organization": {"MasterAccountId": "999999999999"}}
+        )
+        stubber.add_response(
+            "list_accounts",
+            {
+                "Accounts": [
+                    {"Id": account, "Status": "ACTIVE"}
+                    for account in ("999999999999", "123456789012", "222222222222")
+                ]
+                + [{"Id": "333333333333", "Status": "SUSPENDED"}]
+            },
+        )
+        doctor = Doctor(lambda service, region: organizations, MANIFEST, now=NOW)
+
+        expected = doctor._member_accounts({"accounts": []})
+
+    # Then only the other active members are expected to have instances
+    assert expected == {"222222222222"}
