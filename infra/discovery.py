@@ -3,7 +3,8 @@
 functions, rules, queues, tables, StackSets and forwarder stacks, the regions and the policy).
 
 One parameter, read with one call, in every topology: the doctor needs no stack outputs parsing
-and no naming convention but this one. Standard tier (4 KB, free).
+and no naming convention but this one and the forwarder stacks' (``<stack>-<region>``, as
+``app.py`` names them).
 """
 
 from __future__ import annotations
@@ -27,4 +28,6 @@ class DeploymentManifest(Construct):
             parameter_name=parameter_name(stack.stack_name),
             description="S3 Encryption Drift Monitor: what s3-encryption-monitor doctor checks",
             string_value=stack.to_json_string({"version": MANIFEST_VERSION, **manifest}),
+            # Standard (4 KB, free) unless a long policy or many regions need advanced (8 KB).
+            tier=ssm.ParameterTier.INTELLIGENT_TIERING,
         )

@@ -147,9 +147,6 @@ class EncryptionDriftMonitorStack(Stack):
             "regions": list(props.regions) or [Aws.REGION],
             # The bus AWS services put events on: the rules of the home stack and forwarders.
             "defaultBus": DEFAULT_BUS,
-            "forwarderStacks": {
-                region: f"{self.stack_name}-{region}" for region in props.regions[1:]
-            },
             "functions": functions,
             "rules": [
                 # Ref of a rule on another bus than the default is "<bus>|<rule>" (CloudFormation

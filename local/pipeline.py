@@ -361,9 +361,6 @@ class LocalPipeline:
         manifest = json.loads(self.resolve(self.monitor.properties(parameters[0])["Value"]))
         manifest["stack"] = self.stack_name
         manifest["defaultBus"] = self.bus_name
-        manifest["forwarderStacks"] = {
-            region: self.forwarder_stack(region) for region in manifest["forwarderStacks"]
-        }
         if manifest.get("organization"):
             manifest["organization"]["stackSets"] = [
                 self.stack_set_name(logical_id)

@@ -100,6 +100,12 @@ class Doctor:
         self.now = now or datetime.now(UTC)
 
     @property
+    def forwarder_stacks(self) -> dict[str, str]:
+        """Each watched region but the home one has a forwarder stack, ``<stack>-<region>``."""
+        others = [region for region in self.manifest["regions"] if region != self.home]
+        return {region: f"{self.manifest['stack']}-{region}" for region in others}
+
+    @property
     def steps(self) -> list[tuple[str, Callable[[], Iterator[Check]]]]:
         """Each check by name, in the order they run (the progress display names them)."""
         return [
@@ -139,7 +145,7 @@ class Doctor:
 
     def stacks(self) -> Iterator[Check]:
         stacks = {self.manifest["stack"]: self.home}
-        stacks.update({name: region for region, name in self.manifest["forwarderStacks"].items()})
+        stacks.update({name: region for region, name in self.forwarder_stacks.items()})
         for name, region in stacks.items():
             try:
                 (stack,) = self._clients("cloudformation", region).describe_stacks(StackName=name)[
@@ -212,7 +218,7 @@ class Doctor:
         for rule in self.manifest["rules"]:
             bus, _, name = str(rule["name"]).rpartition("|")
             yield self._rule(self.home, bus or rule.get("bus") or default_bus, name)
-        for region, stack in self.manifest["forwarderStacks"].items():
+        for region, stack in self.forwarder_stacks.items():
             events = self._clients("events", region)
             found = events.list_rules(NamePrefix=f"{stack}-", EventBusName=default_bus)["Rules"]
             if not found:

@@ -409,3 +409,24 @@ def test_stack_sets_called_as_self_need_no_management_account_stacks(
         "SweepWorkerFunction",
     )
     assert "DELEGATED_ADMIN" not in worker["Properties"]["Environment"]["Variables"]
+
+
+def test_the_discovery_parameter_names_what_the_doctor_checks(
+    organization: dict[str, cdk.Stack],
+) -> None:
+    template = template_of(organization["S3EncryptionDriftMonitor"])
+    (parameter,) = template.find_resources("AWS::SSM::Parameter").values()
+    properties = parameter["Properties"]
+
+    assert properties["Name"] == "/s3-encryption-drift-monitor/S3EncryptionDriftMonitor"
+    assert properties["Tier"] == "Intelligent-Tiering"  # 4 KB free, 8 KB when a policy is long
+    parts = properties["Value"]["Fn::Join"][1]
+    refs = {part["Ref"] for part in parts if isinstance(part, dict) and "Ref" in part}
+    # every function, every rule and every queue that holds failures, by their physical names
+    for resource_type in ("AWS::Lambda::Function", "AWS::Events::Rule"):
+        assert set(template.find_resources(resource_type)) <= refs, resource_type
+    dead_letters = [q for q in template.find_resources("AWS::SQS::Queue") if "Dead" in q]
+    assert dead_letters and set(dead_letters) <= refs
+    literal = "".join(part for part in parts if isinstance(part, str))
+    assert '"stackSets":["S3EncryptionDriftMonitor-MemberReader",' in literal
+    assert f'"regions":{json.dumps(REGIONS.split(","), separators=(",", ":"))}' in literal

@@ -79,7 +79,6 @@ MANIFEST: dict[str, Any] = {
     "region": "eu-west-1",
     "regions": ["eu-west-1"],
     "defaultBus": "default",
-    "forwarderStacks": {},
     "functions": {"event": "fn"},
     "rules": [],
     "topicArn": "arn:aws:sns:eu-west-1:123456789012:alerts",
