@@ -192,6 +192,7 @@ class _Made:
         return {"url": self.queue_url, "arn": arn}
 
     def bucket(self, s3: Any, name: str, region: str) -> None:
+        # us-east-1 takes no location constraint (S3 API Reference, CreateBucket).
         where = {} if region == "us-east-1" else {"LocationConstraint": region}
         s3.create_bucket(Bucket=name, **({"CreateBucketConfiguration": where} if where else {}))
         self.bucket_name = name
