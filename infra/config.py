@@ -251,6 +251,10 @@ def _event_bus_output(value: Any) -> str | None:
     )
 
 
+# Lambda: "4 KB" for all of a function's environment variables; the other variables take < 1 KB.
+POLICY_BYTES_LIMIT = 3000
+
+
 def _policy(value: Any) -> Policy:
     if value is None:
         return Policy()
@@ -260,9 +264,18 @@ def _policy(value: Any) -> Policy:
         except json.JSONDecodeError as error:
             raise ConfigError(f"context 'policy' is not valid JSON: {error}") from error
     try:
-        return Policy.from_dict(value)
+        policy = Policy.from_dict(value)
     except PolicyError as error:
         raise ConfigError(f"context 'policy' is invalid: {error}") from error
+    size = len(policy.to_json().encode())
+    if size > POLICY_BYTES_LIMIT:
+        raise ConfigError(
+            f"context 'policy' is {size} bytes as JSON, more than {POLICY_BYTES_LIMIT}: the "
+            "functions receive it in ENCRYPTION_POLICY and Lambda allows 4 KB of environment "
+            "variables per function (Lambda Developer Guide, quotas). Shorten the exceptions' "
+            "reasons, or cover more buckets with one glob."
+        )
+    return policy
 
 
 def _emails(value: Any) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from functions.drift_monitor.domain.alerts import describe_exception
 from functions.drift_monitor.domain.asff import finding_id, noun
 from functions.drift_monitor.domain.models import Status, partition_of
 from functions.drift_monitor.domain.policy import Policy
@@ -95,7 +96,13 @@ def ocsf_event(document: dict[str, Any], now_ms: int) -> dict[str, Any]:
             "region": region,
             "account": {"uid": account, "type_id": _AWS_ACCOUNT, "type": "AWS Account"},
         },
-        "unmapped": {"status": status, "violations": document["violations"]},
+        "unmapped": {
+            "status": status,
+            "violations": document["violations"],
+            # §15: the exception in force or expired, and the violations it still accepts.
+            "exception": document.get("exception"),
+            "exemptViolations": document.get("exemptViolations") or [],
+        },
     }
     if status in _OCSF_FINDING_STATUS:
         event["status_id"], event["status"] = _OCSF_FINDING_STATUS[status]
@@ -223,6 +230,9 @@ def html_row(document: dict[str, Any]) -> str:
         or "none"
     )
     wrong = "<br>".join(f"<b>{e(v['code'])}</b>: {e(v['message'])}" for v in document["violations"])
+    exception = " ".join(describe_exception(document)).strip()
+    if exception:
+        wrong += f"<br><i>{e(exception)}</i>"
     fix = f"<code>{e(document['remediation'])}</code>" if document["remediation"] else ""
     kind = document["bucketKind"]
     name = e(document["bucket"]) + ("" if kind == "general-purpose" else f" ({e(kind)})")

@@ -50,6 +50,8 @@ ALERT_KEYS = frozenset(
         "firstDetected",
         "keys",
         "autoRemediation",
+        "exception",  # §15
+        "exemptViolations",  # §15
     }
 )
 

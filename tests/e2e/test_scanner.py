@@ -201,6 +201,19 @@ def test_an_invalid_policy_file_exits_2_naming_the_field(tmp_path: Path) -> None
     assert "requireBucketKeys" in result.stderr
 
 
+def test_an_exception_that_cannot_match_a_bucket_exits_2_naming_it(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    exception = {"buckets": ["logs/2026/*"], "allow": "all", "reason": "r", "owner": "o",
+                 "expires": "2027-01-31"}  # fmt: skip
+    policy.write_text(json.dumps({"exceptions": [exception]}))
+
+    result = scan(None, "--policy", str(policy))
+
+    assert result.returncode == 2
+    assert "exceptions[0].buckets[0]" in result.stderr
+    assert "cannot match a bucket name" in result.stderr
+
+
 def test_a_policy_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
     policy.write_bytes(b"\xff\xfe\x00{")

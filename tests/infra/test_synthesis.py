@@ -32,6 +32,17 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
             "'requireBucketkey': unknown field",
         ),
         ({"policy": {"allowedKmsKeys": ["my-key"]}}, "'allowedKmsKeys[0]'"),
+        (
+            {"policy": {"exceptions": [{"buckets": ["legacy-*"], "allow": "all", "reason": "x",
+                                        "owner": "team"}]}},
+            "policy field 'exceptions[0].expires': is required",
+        ),
+        (
+            {"policy": {"exceptions": [{"buckets": [f"team-{n}-*"], "allow": "all",
+                                        "reason": "r" * 100, "owner": "o",
+                                        "expires": "2027-01-31"} for n in range(20)]}},
+            "more than 3000: the functions receive it in ENCRYPTION_POLICY",
+        ),
         ({"policy": '{"allowedAlgorithms": ["AES256"]'}, "context 'policy' is not valid JSON"),
         ({"policy": ["aws:kms"]}, "must be a JSON object"),
         (

@@ -87,6 +87,8 @@ def test_document_follows_schema_version_1() -> None:
         "firstDetected": "2026-11-27T08:00:00Z",
         "keys": [],  # what KMS said about the keys, with keyChecks (§12)
         "autoRemediation": None,  # what remediation did, when it is on (§12)
+        "exception": None,  # the exception in force or expired (§15)
+        "exemptViolations": [],  # violations an exception in force accepts (§15)
     }
     assert alert.document["fingerprint"] is not None
     assert alert.attributes == {

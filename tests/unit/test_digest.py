@@ -229,8 +229,8 @@ def test_subject_stays_within_sns_limits_for_any_account_size() -> None:
     run = SweepRun(
         account=ACCOUNT,
         trigger=TRIGGER.to_dict(),
-        started_at="a",
-        finished_at="b",
+        started_at="2026-11-26T06:00:00Z",
+        finished_at="2026-11-26T06:00:09Z",
         counts=counts,
         violation_counts={},
         entries=[],

@@ -223,8 +223,8 @@ def test_the_exempt_tag_is_not_looked_up_for_directory_or_table_buckets() -> Non
         def read_tags(self, bucket: BucketRef) -> dict[str, str]:
             return {"encryption-monitor:exempt": "true"}
 
-        def is_tagged_exempt(self, bucket: BucketRef) -> bool:
-            return True
+        def exempt_tags_of(self, bucket: BucketRef) -> dict[str, str]:
+            return {"encryption-monitor:exempt": "true"}
 
     tagged = TaggedEverywhere()
 

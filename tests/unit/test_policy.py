@@ -29,7 +29,21 @@ def test_defaults_match_the_spec() -> None:
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,
         "allowOrganizationKeys": False,
+        "exceptions": [],
     }
+
+
+def exception(**changes: object) -> dict[str, object]:
+    """A valid exception with ``changes`` (None removes a field)."""
+    raw: dict[str, object] = {
+        "buckets": ["legacy-*"],
+        "allow": "all",
+        "reason": "migration",
+        "owner": "team",
+        "expires": "2027-03-31",
+    }
+    raw.update(changes)
+    return {name: value for name, value in raw.items() if value is not None}
 
 
 def test_every_field_round_trips_through_json() -> None:
@@ -44,6 +58,24 @@ def test_every_field_round_trips_through_json() -> None:
         "exemptTag": "team",
         "keyChecks": True,
         "allowOrganizationKeys": True,
+        "exceptions": [
+            {
+                "buckets": ["legacy-*", "arn:aws:s3tables:eu-west-1:111122223333:bucket/lake"],
+                "accounts": ["111122223333"],
+                "allow": ["SSE_C_NOT_BLOCKED", "ALGORITHM_NOT_ALLOWED"],
+                "reason": "vendor uploads with SSE-C until the migration",
+                "owner": "data-platform@example.com",
+                "expires": "2027-03-31",
+            },
+            {
+                "buckets": ["arn:aws:s3vectors:*:*:bucket/embeddings-*"],
+                "accounts": None,
+                "allow": "all",
+                "reason": "proof of concept",
+                "owner": "ml-team",
+                "expires": "2026-12-15",
+            },
+        ],
     }
 
     policy = Policy.from_json(json.dumps(raw))
@@ -78,6 +110,56 @@ def test_every_field_round_trips_through_json() -> None:
         ({"exemptBuckets": ["ok-*", "bad/name"]}, "exemptBuckets[1]", "glob"),
         ({"exemptTag": ""}, "exemptTag", "'key', 'key=value' or null"),
         ({"exemptTag": 3}, "exemptTag", "'key', 'key=value' or null"),
+        ({"exceptions": {"buckets": ["a*"]}}, "exceptions", "list of exceptions"),
+        ({"exceptions": [exception(reason=None)]}, "exceptions[0].reason", "is required"),
+        ({"exceptions": [exception(owner=None)]}, "exceptions[0].owner", "is required"),
+        ({"exceptions": [exception(expires=None)]}, "exceptions[0].expires", "is required"),
+        ({"exceptions": [exception(owner="  ")]}, "exceptions[0].owner", "non-empty string"),
+        (
+            {"exceptions": [exception(), exception(expires="31/03/2027")]},
+            "exceptions[1].expires",
+            "not a date",
+        ),
+        ({"exceptions": [exception(expires="2027-02-30")]}, "exceptions[0].expires", "not a date"),
+        ({"exceptions": [exception(expires=20270331)]}, "exceptions[0].expires", "not a date"),
+        (
+            {"exceptions": [exception(allow=["SSE_C_BLOCKED"])]},
+            "exceptions[0].allow[0]",
+            "not a violation code",
+        ),
+        (
+            {"exceptions": [exception(allow=["EVENT_PATH_SILENT"])]},
+            "exceptions[0].allow[0]",
+            "not a violation code",
+        ),
+        ({"exceptions": [exception(allow="some")]}, "exceptions[0].allow", '"all" or a list'),
+        (
+            {"exceptions": [exception(buckets=["ok-*", "logs/2026"])]},
+            "exceptions[0].buckets[1]",
+            "cannot match a bucket name",
+        ),
+        (
+            {"exceptions": [exception(buckets=["ab"])]},
+            "exceptions[0].buckets[0]",
+            "cannot match a bucket name",
+        ),
+        (
+            {"exceptions": [exception(buckets=["arn:aws:s3:::logs/2026/*"])]},
+            "exceptions[0].buckets[0]",
+            "not a bucket ARN",
+        ),
+        (
+            {"exceptions": [exception(buckets=["arn:aws:ec2:eu-west-1:111122223333:vpc/v"])]},
+            "exceptions[0].buckets[0]",
+            "not a bucket ARN",
+        ),
+        ({"exceptions": [exception(buckets=[])]}, "exceptions[0].buckets", "non-empty list"),
+        (
+            {"exceptions": [exception(accounts=["1234"])]},
+            "exceptions[0].accounts[0]",
+            "12-digit",
+        ),
+        ({"exceptions": [exception(until="2027-01-01")]}, "exceptions[0].until", "unknown field"),
         ({"exemptTag": "=true"}, "exemptTag", "tag key"),
         ({"exemptTag": "team=a\nb"}, "exemptTag", "tag value"),
     ],

@@ -32,7 +32,10 @@ def account() -> Iterator[Emulator]:
         populate(
             emulator,
             (
-                DemoBucket("tagged-eu", tags=EXEMPT),
+                DemoBucket(
+                    "tagged-eu",
+                    tags={**EXEMPT, "encryption-monitor:exempt-until": "2027-01-31"},
+                ),
                 DemoBucket("tagged-us", region="us-east-1", tags=EXEMPT),
                 DemoBucket("other-value", tags={"encryption-monitor:exempt": "false"}),
                 DemoBucket("untagged"),
@@ -55,10 +58,16 @@ def bucket(name: str, region: str = "eu-west-1") -> BucketRef:
 def test_a_key_value_tag_finds_exactly_the_buckets_with_that_value(account: Emulator) -> None:
     index = index_of(account, "encryption-monitor:exempt=true")
 
-    assert index.is_tagged_exempt(bucket("tagged-eu")) is True
-    assert index.is_tagged_exempt(bucket("tagged-us", "us-east-1")) is True
-    assert index.is_tagged_exempt(bucket("other-value")) is False
-    assert index.is_tagged_exempt(bucket("untagged")) is False
+    # the companion tags come with the exempt tag: an exemption's end costs no extra call
+    assert index.exempt_tags_of(bucket("tagged-eu")) == {
+        "encryption-monitor:exempt": "true",
+        "encryption-monitor:exempt-until": "2027-01-31",
+    }
+    assert index.exempt_tags_of(bucket("tagged-us", "us-east-1")) == {
+        "encryption-monitor:exempt": "true"
+    }
+    assert index.exempt_tags_of(bucket("other-value")) == {}
+    assert index.exempt_tags_of(bucket("untagged")) == {}
     # one lookup per region, made once, whatever the number of buckets asked about
     assert index.lookups == 2
 
@@ -66,8 +75,8 @@ def test_a_key_value_tag_finds_exactly_the_buckets_with_that_value(account: Emul
 def test_a_key_alone_finds_every_value(account: Emulator) -> None:
     index = index_of(account, "encryption-monitor:exempt")
 
-    assert index.is_tagged_exempt(bucket("other-value")) is True
-    assert index.is_tagged_exempt(bucket("untagged")) is False
+    assert index.exempt_tags_of(bucket("other-value")) == {"encryption-monitor:exempt": "false"}
+    assert index.exempt_tags_of(bucket("untagged")) == {}
 
 
 def test_a_region_whose_lookup_fails_is_unknown(account: Emulator) -> None:
@@ -79,7 +88,7 @@ def test_a_region_whose_lookup_fails_is_unknown(account: Emulator) -> None:
 
     index._access.client = lambda *_, **__: Refusing()  # type: ignore[method-assign]
 
-    assert index.is_tagged_exempt(bucket("tagged-eu")) is None
+    assert index.exempt_tags_of(bucket("tagged-eu")) is None
 
 
 def test_no_index_when_the_policy_exempts_by_no_tag(account: Emulator) -> None:
@@ -110,8 +119,8 @@ class Reader:
 )
 def test_assess_asks_the_index_first(indexed: bool | None, status: Status, tag_reads: int) -> None:
     class Index:
-        def is_tagged_exempt(self, ref: BucketRef) -> bool | None:
-            return indexed
+        def exempt_tags_of(self, ref: BucketRef) -> dict[str, str] | None:
+            return None if indexed is None else EXEMPT if indexed else {}
 
     reader = Reader()
 

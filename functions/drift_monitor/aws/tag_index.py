@@ -32,14 +32,16 @@ class ExemptIndex:
         self._account = account
         self._tag = tag
         self._lock = threading.Lock()
-        self._regions: dict[str, frozenset[str] | None] = {}
+        self._regions: dict[str, dict[str, dict[str, str]] | None] = {}
         self.lookups = 0  # GetResources calls made: one per region and page of tagged buckets
 
-    def is_tagged_exempt(self, bucket: BucketRef) -> bool | None:
+    def exempt_tags_of(self, bucket: BucketRef) -> dict[str, str] | None:
+        """The tags of a bucket tagged exempt (its companion tags included), {} for a bucket
+        that is not, None when the region's lookup failed."""
         tagged = self._tagged_in(bucket.region)
-        return None if tagged is None else bucket.name in tagged
+        return None if tagged is None else tagged.get(bucket.name, {})
 
-    def _tagged_in(self, region: str) -> frozenset[str] | None:
+    def _tagged_in(self, region: str) -> dict[str, dict[str, str]] | None:
         if region in self._regions:
             return self._regions[region]
         with self._lock:
@@ -47,11 +49,11 @@ class ExemptIndex:
                 self._regions[region] = self._lookup(region)
             return self._regions[region]
 
-    def _lookup(self, region: str) -> frozenset[str] | None:
+    def _lookup(self, region: str) -> dict[str, dict[str, str]] | None:
         tag_filter: dict[str, Any] = {"Key": self._tag.key}
         if self._tag.value is not None:
             tag_filter["Values"] = [self._tag.value]
-        names: set[str] = set()
+        tagged: dict[str, dict[str, str]] = {}
         try:
             client = self._access.client(
                 "resourcegroupstaggingapi", region, self._account, RETRY_CONFIG
@@ -68,10 +70,14 @@ class ExemptIndex:
                 for resource in response.get("ResourceTagMappingList", []):
                     arn = str(resource.get("ResourceARN", ""))
                     if _BUCKET_ARN_PREFIX in arn:
-                        names.add(arn.split(_BUCKET_ARN_PREFIX, 1)[1])
+                        # GetResources returns each resource's tags: the companions come along.
+                        tagged[arn.split(_BUCKET_ARN_PREFIX, 1)[1]] = {
+                            str(tag["Key"]): str(tag.get("Value", ""))
+                            for tag in resource.get("Tags", [])
+                        }
                 token = response.get("PaginationToken") or ""
                 if not token:
-                    return frozenset(names)
+                    return tagged
         except (ClientError, BotoCoreError, RoleRefused):
             return None
 

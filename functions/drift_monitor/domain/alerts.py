@@ -116,6 +116,9 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "keys": [fact.to_dict() for fact in finding.keys],
         # remediation (§12): what it did or would do; null when off or not a drift.
         "autoRemediation": None,
+        # §15: the exception in force (EXEMPT, or violations accepted) or the one that expired.
+        "exception": None if finding.exemption is None else finding.exemption.to_dict(),
+        "exemptViolations": [violation.to_dict() for violation in finding.exempted],
     }
 
 
@@ -183,6 +186,7 @@ def render_email(document: dict[str, Any]) -> str:
         "",
         "What is wrong:",
         *[f"  - {v['code']}: {v['message']}" for v in violations],
+        *describe_exception(document),
     ]
     lines += _describe_auto_remediation(document.get("autoRemediation"))
     if document["remediation"]:
@@ -237,6 +241,31 @@ def render_notice_email(document: dict[str, Any]) -> str:
     lines += _describe_auto_remediation(document.get("autoRemediation"))
     lines += policy_and_footer(document["policy"], "S3 Encryption Drift Monitor", "notice")
     return "\n".join(lines)
+
+
+def describe_exception(document: dict[str, Any]) -> list[str]:
+    """What an exception says about an alert: the one that expired (so the violations it
+    accepted alert again), or the one that still accepts some of them."""
+    exception = document.get("exception")
+    if not exception:
+        return []
+    who = f"owner {exception['owner'] or 'not named'}"
+    why = f"; reason: {exception['reason']}" if exception["reason"] else ""
+    if exception["expired"]:
+        problem = f" ({exception['problem']})" if exception.get("problem") else ""
+        return [
+            "",
+            f"Exception expired: {exception['source']} ({who}{why}) ended on "
+            f"{exception['expires']}{problem}; what it accepted alerts again. Renew it with a "
+            "new end date, or fix the bucket.",
+        ]
+    accepted = ", ".join(v["code"] for v in document.get("exemptViolations") or [])
+    until = f" until {exception['expires']}" if exception["expires"] else ""
+    return [
+        "",
+        f"Accepted by {exception['source']}{until} ({who}{why})"
+        + (f": {accepted}" if accepted else ""),
+    ]
 
 
 def _describe_auto_remediation(done: dict[str, Any] | None) -> list[str]:

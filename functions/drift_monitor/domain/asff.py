@@ -27,6 +27,9 @@ _SEVERITY = {"HIGH": "HIGH", "MEDIUM": "MEDIUM", "LOW": "LOW", "INFO": "INFORMAT
 _TITLE_LIMIT = 256
 _DESCRIPTION_LIMIT = 1024
 _RECOMMENDATION_LIMIT = 512
+# ProductFields: "up to 50 key-value pairs ... the value can contain up to 2048 characters"
+# (Security Hub API Reference, AwsSecurityFinding.ProductFields).
+_FIELD_LIMIT = 2048
 
 
 def product_arn(region: str, account: str) -> str:
@@ -95,6 +98,7 @@ def asff_finding(
         "Compliance": {"Status": compliance},
         "RecordState": record_state,
     }
+    finding["ProductFields"].update(_exception_fields(document.get("exception")))
     if created:
         finding["Workflow"] = {"Status": workflow}
     if document.get("remediation"):
@@ -102,6 +106,25 @@ def asff_finding(
             "Recommendation": {"Text": _clip(document["remediation"], _RECOMMENDATION_LIMIT)}
         }
     return finding
+
+
+def _exception_fields(exception: dict[str, Any] | None) -> dict[str, str]:
+    """§15: the exception (in force or expired) as product fields; FieldMap values are
+    NonEmptyString, so what the exception leaves unsaid is left out."""
+    if not exception:
+        return {}
+    fields = {
+        "exception": exception["source"],
+        "exceptionOwner": exception["owner"],
+        "exceptionReason": exception["reason"],
+        "exceptionExpires": exception["expires"],
+        "exceptionExpired": str(exception["expired"]).lower(),
+    }
+    return {
+        f"s3-encryption-drift-monitor/{name}": _clip(value, _FIELD_LIMIT)
+        for name, value in fields.items()
+        if value and value.strip()
+    }
 
 
 def _states(status: str) -> tuple[str, str, str]:

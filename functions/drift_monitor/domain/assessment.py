@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 from .errors import BucketInactive, BucketUnreadable, BucketVanished, RoleRefused
 from .evaluation import EXEMPT_BY_NAME, evaluate, names_foreign_key
+from .exceptions import apply_exceptions, tag_exemption
 from .heartbeat import BEAT, is_heartbeat
 from .models import (
     BucketKind,
@@ -47,9 +49,10 @@ class OrganizationAccounts(Protocol):
 
 
 class ExemptTags(Protocol):
-    """Tag exemptions known in bulk (``ExemptIndex`` in a sweep); None: unknown for that bucket."""
+    """Tag exemptions known in bulk (``ExemptIndex`` in a sweep): the tags of a bucket that
+    carries the exempt tag, {} for one that does not, None when unknown for that bucket."""
 
-    def is_tagged_exempt(self, bucket: BucketRef) -> bool | None: ...
+    def exempt_tags_of(self, bucket: BucketRef) -> dict[str, str] | None: ...
 
 
 def assess(
@@ -61,9 +64,35 @@ def assess(
     exempt_tags: ExemptTags | None = None,
     keys: KeyFacts | None = None,
     organization: OrganizationAccounts | None = None,
+    today: date | None = None,
 ) -> Finding:
     """``keys`` is asked only when the policy turns ``keyChecks`` on; ``organization`` only with
-    ``allowOrganizationKeys``, when a rule names another account's key."""
+    ``allowOrganizationKeys``, when a rule names another account's key. ``today`` (UTC by
+    default) decides which exceptions are still in force."""
+    finding = _judge(bucket, trigger, policy, reader, keys=keys, organization=organization)
+    if finding.status is Status.VANISHED or not finding.alerts:
+        return finding
+    day = today or datetime.now(UTC).date()
+    finding = apply_exceptions(finding, policy.exceptions, day)
+    # exemptTag exempts general purpose buckets only: other kinds' tags are not read (§12).
+    if (
+        not finding.alerts
+        or policy.exempt_tag is None
+        or bucket.kind is not BucketKind.GENERAL_PURPOSE
+    ):
+        return finding
+    return _apply_exempt_tag(finding, policy.exempt_tag, reader, exempt_tags, day)
+
+
+def _judge(
+    bucket: BucketRef,
+    trigger: Trigger,
+    policy: Policy,
+    reader: BucketReader,
+    *,
+    keys: KeyFacts | None,
+    organization: OrganizationAccounts | None,
+) -> Finding:
     if is_heartbeat(bucket):
         return _without_state(bucket, trigger, Status.EXEMPT, BEAT)
     try:
@@ -87,14 +116,7 @@ def assess(
         finding = inactive_bucket(bucket, trigger, inactive)
         if policy.is_exempt_name(bucket.name):
             return replace(finding, status=Status.EXEMPT, detail=EXEMPT_BY_NAME)
-    # exemptTag exempts general purpose buckets only: other kinds' tags are not read (§12).
-    if (
-        not finding.alerts
-        or policy.exempt_tag is None
-        or bucket.kind is not BucketKind.GENERAL_PURPOSE
-    ):
-        return finding
-    return _apply_exempt_tag(finding, policy.exempt_tag, reader, exempt_tags)
+    return finding
 
 
 def unverifiable(bucket: BucketRef, trigger: Trigger, denied: BucketUnreadable) -> Finding:
@@ -148,19 +170,27 @@ def _apply_exempt_tag(
     exempt_tag: ExemptTag,
     reader: BucketReader,
     exempt_tags: ExemptTags | None,
+    today: date,
 ) -> Finding:
-    tagged = None if exempt_tags is None else exempt_tags.is_tagged_exempt(finding.bucket)
-    if tagged is None:
+    tags = None if exempt_tags is None else exempt_tags.exempt_tags_of(finding.bucket)
+    if tags is None:
         try:
-            tagged = exempt_tag.matches(reader.read_tags(finding.bucket))
+            tags = reader.read_tags(finding.bucket)
         except BucketVanished as vanished:
             return _without_state(finding.bucket, finding.trigger, Status.VANISHED, str(vanished))
         except (BucketUnreadable, RoleRefused):
             # Without the tags the exemption cannot be confirmed: alert rather than stay silent.
             return finding
-    if tagged:
-        return replace(finding, status=Status.EXEMPT, detail=f"bucket tagged {exempt_tag}")
-    return finding
+    if not exempt_tag.matches(tags):
+        return finding
+    exemption = tag_exemption(exempt_tag.key, tags, today)
+    if exemption.expired:
+        # The companion -until tag has passed (or is not a date): the bucket alerts again.
+        return replace(finding, exemption=exemption)
+    detail = f"bucket tagged {exempt_tag}"
+    if exemption.expires:
+        detail += f" until {exemption.expires}"
+    return replace(finding, status=Status.EXEMPT, exemption=exemption, detail=detail)
 
 
 def _without_state(bucket: BucketRef, trigger: Trigger, status: Status, detail: str) -> Finding:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -86,6 +87,7 @@ class BucketKind(StrEnum):
     GENERAL_PURPOSE = "general-purpose"
     DIRECTORY = "directory"  # S3 Express One Zone: names end in --x-s3
     TABLE = "table"  # S3 Tables
+    VECTOR = "vector"  # S3 Vectors: encryption fixed at creation, per bucket and per index
 
     @property
     def label(self) -> str:
@@ -103,6 +105,7 @@ _KIND_LABELS = {
     BucketKind.GENERAL_PURPOSE: "general purpose bucket",
     BucketKind.DIRECTORY: "directory bucket (S3 Express One Zone)",
     BucketKind.TABLE: "table bucket (S3 Tables)",
+    BucketKind.VECTOR: "vector bucket (S3 Vectors)",
 }
 DIRECTORY_BUCKET_SUFFIX = "--x-s3"
 
@@ -121,6 +124,8 @@ class BucketRef:
             return f"arn:{partition}:s3express:{self.region}:{self.account}:bucket/{self.name}"
         if self.kind is BucketKind.TABLE:
             return f"arn:{partition}:s3tables:{self.region}:{self.account}:bucket/{self.name}"
+        if self.kind is BucketKind.VECTOR:
+            return f"arn:{partition}:s3vectors:{self.region}:{self.account}:bucket/{self.name}"
         return f"arn:{partition}:s3:::{self.name}"
 
 
@@ -187,6 +192,42 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Exemption:
+    """The exception a finding reports: in force (the finding is EXEMPT or partly exempt) or
+    expired (the finding alerts, and says which exception ended)."""
+
+    source: str  # "exceptions[N]" or "tag <key>"
+    reason: str | None
+    owner: str | None
+    expires: str | None  # YYYY-MM-DD; None: a tag exemption without an end
+    expired: bool = False
+    problem: str | None = None  # a companion tag that could not be read as written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires,
+            "expired": self.expired,
+            "problem": self.problem,
+        }
+
+    def describe(self) -> str:
+        who = f"owner {self.owner}" if self.owner else "no owner named"
+        why = f", reason: {self.reason}" if self.reason else ""
+        if self.expired:
+            return f"{self.source} ({who}{why}) expired on {self.expires}"
+        until = f" until {self.expires}" if self.expires else ""
+        return f"{self.source}{until} ({who}{why})"
+
+    def expires_within(self, today: date, days: int) -> bool:
+        if self.expires is None or self.expired:
+            return False
+        return date.fromisoformat(self.expires) <= today + timedelta(days=days)
+
+
+@dataclass(frozen=True)
 class Finding:
     """The verdict on one bucket. ``observed`` is None when the configuration could not be read."""
 
@@ -197,6 +238,10 @@ class Finding:
     trigger: Trigger
     detail: str | None = None  # why a bucket is exempt, vanished or unverifiable
     keys: tuple[KeyFact, ...] = ()  # with keyChecks: what KMS said about the rules' keys
+    # §15: violations an exception in force accepts (reported, not alerted), and the exception
+    # (in force, or expired: then the finding alerts and says which one ended).
+    exempted: tuple[Violation, ...] = ()
+    exemption: Exemption | None = None
 
     @property
     def alerts(self) -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .exceptions import ExceptionError, PolicyException, parse_exceptions
+
 SSE_S3 = "AES256"
 SSE_KMS = "aws:kms"
 DSSE_KMS = "aws:kms:dsse"
@@ -101,6 +103,8 @@ class Policy:
     # §12: a key owned by another account of the bucket owner's organization is not "cross
     # account" (the accounts come from Organizations ListAccounts).
     allow_organization_keys: bool = False
+    # §15: violations accepted on some buckets, each with a reason, an owner and an end.
+    exceptions: tuple[PolicyException, ...] = ()
 
     @classmethod
     def from_json(cls, text: str) -> Policy:
@@ -170,6 +174,7 @@ class Policy:
             "exemptTag": None if self.exempt_tag is None else str(self.exempt_tag),
             "keyChecks": self.key_checks,
             "allowOrganizationKeys": self.allow_organization_keys,
+            "exceptions": [exception.to_dict() for exception in self.exceptions],
         }
 
     def to_json(self) -> str:
@@ -235,6 +240,13 @@ def _exempt_tag(name: str, value: object) -> ExemptTag | None:
     return ExemptTag.parse(value)
 
 
+def _exceptions(name: str, value: object) -> tuple[PolicyException, ...]:
+    try:
+        return parse_exceptions(name, value)
+    except ExceptionError as bad:
+        raise PolicyError(bad.field, bad.problem) from bad
+
+
 _FIELDS: dict[str, tuple[str, Any]] = {
     "allowedAlgorithms": ("allowed_algorithms", _algorithms),
     "allowedKmsKeys": ("allowed_kms_keys", _kms_keys),
@@ -246,4 +258,5 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "exemptTag": ("exempt_tag", _exempt_tag),
     "keyChecks": ("key_checks", _bool),
     "allowOrganizationKeys": ("allow_organization_keys", _bool),
+    "exceptions": ("exceptions", _exceptions),
 }

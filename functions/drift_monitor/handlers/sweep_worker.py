@@ -38,7 +38,14 @@ from ..domain.heartbeat import silent_paths
 from ..domain.lifecycle import drift_seconds, first_announcement
 from ..domain.models import ACCOUNT_ID, Finding, Status, Trigger
 from ..domain.work import InvalidWorkItem, WorkItem
-from ..sweep.digest import SweepRun, build_digest, digest_candidates, digest_entry, summary
+from ..sweep.digest import (
+    SweepRun,
+    build_digest,
+    digest_candidates,
+    digest_entry,
+    has_exceptions_to_report,
+    summary,
+)
 from ..sweep.engine import cannot_sweep, list_regional, sweep
 from ..sweep.report import ReportStore
 from ..sweep.settings import load_sweep_worker_settings
@@ -316,14 +323,16 @@ def _finish_if_last(item: WorkItem) -> None:
         silent_paths=_silent_paths(),
     )
     message_id = None
+    digest = build_digest(sweep_run, SETTINGS.policy)
     if (
         sweep_run.alerting
         or sweep_run.silent_paths
         or not sweep_run.complete
         or sweep_run.unreachable
+        or has_exceptions_to_report(digest.document)
         or SETTINGS.digest_when_compliant
     ):
-        message_id = PUBLISHER.publish(build_digest(sweep_run, SETTINGS.policy))
+        message_id = PUBLISHER.publish(digest)
     STORE.finish(run.run_id, finished_at, message_id)
     metrics.add_metric(name="SweepRunsFinished", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SweepDurationSeconds", unit=MetricUnit.Seconds, value=_seconds(run))

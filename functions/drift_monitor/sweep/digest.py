@@ -8,8 +8,9 @@ adds each account's counts and the S3 URI of the full report.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ..domain.alerts import (
@@ -21,6 +22,7 @@ from ..domain.alerts import (
     policy_and_footer,
     printable,
 )
+from ..domain.exceptions import EXPIRING_DAYS
 from ..domain.lifecycle import AGE_BANDS, AGE_PREFIX, MISSED_PREFIX, NEW_DRIFT, RESOLVED_SINCE
 from ..domain.models import BucketKind, Finding, Severity, Status
 from ..domain.policy import Policy
@@ -123,17 +125,29 @@ def digest_candidates(
     limit: int,
     entry: Callable[[Finding], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The entries of ``findings`` that could make a digest: its ``limit`` most severe."""
+    """The entries of ``findings`` that could make a digest: its ``limit`` most severe, and (at
+    most ``limit``) the exempt buckets whose exception ends within ``EXPIRING_DAYS``."""
     make = entry or (lambda finding: digest_entry(finding, policy))
     alerting = [finding for finding in findings if finding.alerts]
-    return [make(finding) for finding in most_severe_first(alerting)[:limit]]
+    ending = [
+        finding
+        for finding in findings
+        if not finding.alerts and finding.exemption is not None and finding.exemption.expires
+    ]
+    return [make(finding) for finding in most_severe_first(alerting)[:limit]] + [
+        make(finding) for finding in ending[:limit]
+    ]
 
 
 def run_of_result(
     result: SweepResult, policy: Policy, trigger: dict[str, Any], started_at: str, finished_at: str
 ) -> SweepRun:
     """A one-account run swept in one go (``sweep()``), as the digest sees it."""
-    kept = [finding for finding in result.tally.kept if finding.alerts]
+    kept = [
+        finding
+        for finding in result.tally.kept
+        if finding.alerts or (finding.exemption is not None and finding.exemption.expires)
+    ]
     counts = summary(result.tally.statuses)
     return SweepRun(
         account=result.account,
@@ -154,7 +168,7 @@ def build_digest(run: SweepRun, policy: Policy) -> Alert:
     Entries are measured before they are placed, so a run with a million drifted buckets costs
     no more than the few hundred that fit.
     """
-    entries = sorted(run.entries, key=_entry_order)
+    entries = sorted((e for e in run.entries if e["severity"]), key=_entry_order)
     accounts = _accounts_that_fit(run)
     room = MESSAGE_LIMIT - len(json.dumps(accounts)) * 2
     listed = 0
@@ -165,6 +179,9 @@ def build_digest(run: SweepRun, policy: Policy) -> Alert:
         listed += 1
     while True:
         document = digest_document(run, policy, entries[:listed], accounts)
+        document["exceptions"] = exception_lists(
+            run.entries, policy, date.fromisoformat(run.finished_at[:10])
+        )
         alert = _alert(document)
         size = len(message_body(alert).encode())
         if size <= MESSAGE_LIMIT or listed == 0:
@@ -230,6 +247,54 @@ def digest_document(
         "truncated": len(entries) < run.alerting,
         "policy": policy.to_dict(),
     }
+
+
+def exception_lists(
+    entries: Iterable[Mapping[str, Any]], policy: Policy, today: date
+) -> dict[str, Any]:
+    """§15: the exceptions that end within ``EXPIRING_DAYS`` and those that have ended, each
+    with the buckets it covers (tag exceptions are the bucket's own). The policy's exceptions
+    are listed even where they cover no bucket any more: someone still has to remove them."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for listed in policy.exceptions:
+        ended = listed.expires < today
+        if ended or (listed.expires - today).days <= EXPIRING_DAYS:
+            described = {"source": listed.label, **listed.to_dict(), "expired": ended}
+            groups[(listed.label, ended)] = {**described, "buckets": []}
+    for entry in entries:
+        said = entry.get("exception")
+        if not said or not said["expires"]:
+            continue
+        ends = said["expires"]
+        if not said["expired"] and (date.fromisoformat(ends) - today).days > EXPIRING_DAYS:
+            continue
+        source = said["source"]
+        label = source if source.startswith("exceptions[") else f"{source}:{entry['bucket']}"
+        group = groups.setdefault(
+            (label, said["expired"]),
+            {
+                "source": source,
+                "reason": said["reason"],
+                "owner": said["owner"],
+                "expires": ends,
+                "expired": said["expired"],
+                "buckets": [],
+            },
+        )
+        group["buckets"].append(
+            {key: entry[key] for key in ("bucket", "account", "region", "bucketKind")}
+        )
+    ordered = sorted(groups.values(), key=lambda group: (group["expires"], group["source"]))
+    return {
+        "expiringWithinDays": EXPIRING_DAYS,
+        "expiring": [group for group in ordered if not group["expired"]],
+        "expired": [group for group in ordered if group["expired"]],
+    }
+
+
+def has_exceptions_to_report(document: Mapping[str, Any]) -> bool:
+    lists = document.get("exceptions") or {}
+    return bool(lists.get("expiring") or lists.get("expired"))
 
 
 def _changes(counts: dict[str, int] | None) -> dict[str, Any] | None:
@@ -339,6 +404,7 @@ def render_digest_email(document: dict[str, Any]) -> str:
             f"  {path['account']}/{path['region']}  last beat {path['lastBeat'] or 'never'}"
             for path in document["silentPaths"]
         ]
+    lines += _exception_lines(document.get("exceptions"))
     unreachable = {a: c["error"] for a, c in accounts.items() if c.get("error")}
     if unreachable:
         lines += [
@@ -377,6 +443,29 @@ def render_digest_email(document: dict[str, Any]) -> str:
         document["policy"], "the scheduled sweep of S3 Encryption Drift Monitor", "digest"
     )
     return "\n".join(lines)
+
+
+def _exception_lines(lists: dict[str, Any] | None) -> list[str]:
+    if not lists:
+        return []
+    lines: list[str] = []
+    for key, title in (
+        ("expiring", f"Exceptions ending within {lists['expiringWithinDays']} days"),
+        ("expired", "Exceptions that have ended (what they accepted alerts again)"),
+    ):
+        if not lists[key]:
+            continue
+        lines += ["", f"{title}:"]
+        for group in lists[key]:
+            names = ", ".join(b["bucket"] for b in group["buckets"][:10])
+            more = len(group["buckets"]) - 10
+            covered = (names + (f" and {more} more" if more > 0 else "")) or "no bucket now"
+            why = f"; reason: {group['reason']}" if group["reason"] else ""
+            lines.append(
+                f"  {group['source']}  {group['expires']}  owner {group['owner'] or 'not named'}"
+                f"{why}: {covered}"
+            )
+    return lines
 
 
 def _account_table(accounts: dict[str, dict[str, Any]], *, truncated: bool) -> list[str]:

@@ -35,6 +35,10 @@ CSV_COLUMNS = (
     "blocked_encryption_types",
     "evaluated_at",
     "remediation",
+    # §15: the exception in force or expired, its owner and its end.
+    "exception",
+    "exception_owner",
+    "exception_expires",
 )
 _JSON_CONTENT = "application/json"
 
@@ -69,7 +73,15 @@ def csv_row(document: dict[str, Any]) -> list[str]:
         "|".join(",".join(rule["blockedEncryptionTypes"] or []) for rule in rules),
         document["trigger"]["eventTime"] or "",
         document["remediation"] or "",
+        *_exception_columns(document.get("exception")),
     ]
+
+
+def _exception_columns(exception: dict[str, Any] | None) -> list[str]:
+    if not exception:
+        return ["", "", ""]
+    source = exception["source"] + (" (expired)" if exception["expired"] else "")
+    return [source, exception["owner"] or "", exception["expires"] or ""]
 
 
 class ReportStore:
