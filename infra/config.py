@@ -86,7 +86,9 @@ class MonitorProps:
 
     @property
     def watched_events(self) -> tuple[str, ...]:
-        return monitored_events(exempt_tag=self.policy.exempt_tag is not None)
+        return monitored_events(
+            exempt_tag=self.policy.exempt_tag is not None, key_checks=self.policy.key_checks
+        )
 
     @property
     def member_role_name(self) -> str | None:

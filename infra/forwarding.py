@@ -13,6 +13,8 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from functions.drift_monitor.domain.events import KEY_EVENTS, KEY_SOURCE
+
 CREATE_BUCKET = "CreateBucket"  # general purpose and directory buckets alike
 CREATE_TABLE_BUCKET = "CreateTableBucket"
 # What the new-bucket grace period holds back.
@@ -37,26 +39,37 @@ EVENT_SOURCES = ("s3.amazonaws.com", "s3express.amazonaws.com", "s3tables.amazon
 # (EventBridge Events Reference), S3 Tables' spelling is not. Only AWS services may put events
 # whose source begins with "aws." (custom PutEvents cannot), so the prefix still means AWS.
 SOURCE_PREFIX = "aws.s3"
+KMS_SOURCE = "aws.kms"
 
 
-def monitored_events(*, exempt_tag: bool) -> tuple[str, ...]:
-    """Every call that can change a bucket's verdict under the policy, of every kind of bucket."""
+def monitored_events(*, exempt_tag: bool, key_checks: bool = False) -> tuple[str, ...]:
+    """Every call that can change a bucket's verdict under the policy, of every kind of bucket
+    (and with ``keyChecks`` every KMS call that changes whether S3 can use a key, §15)."""
     return (
         *MONITORED_EVENTS,
         DELETE_BUCKET,
         *TABLE_BUCKET_EVENTS,
         *(TAGGING_EVENTS if exempt_tag else ()),
+        *(KEY_EVENTS if key_checks else ()),
     )
 
 
 def s3_change_pattern(event_names: tuple[str, ...] | list[str]) -> events.EventPattern:
-    """SPEC §3, §11 and §12: the named calls on any kind of bucket, successful ones only. One
-    list of names for the three sources: no name of one service means something else in another."""
+    """SPEC §3, §11, §12 and §15: the named calls on any kind of bucket (and on KMS keys when
+    key events are named), successful ones only. One list of names for every source: no name of
+    one service means something else in another."""
+    sources = list(EVENT_SOURCES)
+    source = events.Match.prefix(SOURCE_PREFIX)
+    if set(event_names) & set(KEY_EVENTS):
+        # KMS's CloudTrail events reach EventBridge with source aws.kms (EventBridge Events
+        # Reference; KMS Developer Guide, "Monitoring with Amazon EventBridge").
+        sources.append(KEY_SOURCE)
+        source = events.Match.any_of(source, events.Match.exact_string(KMS_SOURCE))
     return events.EventPattern(
-        source=events.Match.prefix(SOURCE_PREFIX),
+        source=source,
         detail_type=["AWS API Call via CloudTrail"],
         detail={
-            "eventSource": list(EVENT_SOURCES),
+            "eventSource": sources,
             "eventName": list(event_names),
             "errorCode": [{"exists": False}],
         },

@@ -16,11 +16,21 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.drift_monitor.aws.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+from functions.drift_monitor.aws.state_store import (
+    KEY,
+    KEY_ARN,
+    KEYS_ATTRIBUTES,
+    KEYS_INDEX,
+    OPEN_ATTRIBUTES,
+    OPEN_INDEX,
+    OPEN_KEY,
+)
 from functions.drift_monitor.domain.permissions import (
     HEARTBEAT_READ,
     IMPORT_FINDINGS,
+    KEYS_QUERY,
     PUT_EVENTS,
+    SEND_MESSAGE,
     STATE_EVENT_WRITES,
     STATE_SWEEP_WRITES,
 )
@@ -133,6 +143,47 @@ class AlertLifecycle(Construct):
                 "Bucket creations failed every evaluation after the new-bucket grace period; "
                 "they wait in the dead-letter queue.",
             )
+
+        self.key_queue: sqs.Queue | None = None
+        if props.policy.key_checks:
+            self.key_queue = self._key_health(monitor, function)
+
+    def _key_health(self, monitor: MonitorCore, function: MonitoredFunction) -> sqs.Queue:
+        """§15: the key index (key ARN -> the rows of the buckets using it) and the queue that
+        spreads a key event's re-evaluations over invocations when a key has many buckets."""
+        self.table.add_global_secondary_index(
+            index_name=KEYS_INDEX,
+            partition_key=dynamodb.Attribute(name=KEY_ARN, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(KEYS_ATTRIBUTES),
+        )
+        function.allow(
+            "FindBucketsByKey", [KEYS_QUERY], [f"{self.table.table_arn}/index/{KEYS_INDEX}"]
+        )
+        dead_letters = monitor.queue(self, "KeyEventDeadLetterQueue")
+        queue = monitor.queue(
+            self,
+            "KeyEventQueue",
+            visibility_timeout=GRACE_VISIBILITY,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=dead_letters, max_receive_count=DEFAULT_MAX_RECEIVES
+            ),
+        )
+        function.function.add_event_source(
+            event_sources.SqsEventSource(queue, batch_size=1, report_batch_item_failures=True)
+        )
+        function.function.add_environment("KEY_QUEUE_URL", queue.queue_url)
+        function.allow("QueueKeyEventReevaluations", [SEND_MESSAGE], [queue.queue_arn])
+        monitor.alarm(
+            "KeyEventDeadLetterQueueAlarm",
+            dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            "Re-evaluations after a KMS key event failed every attempt; they wait in the "
+            "dead-letter queue (the next sweep reads those buckets again).",
+        )
+        return queue
 
     def allow_sweep_writes(self, worker: MonitoredFunction) -> None:
         """The sweep queries the open rows and rewrites those that moved; with Security Hub on,

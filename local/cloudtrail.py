@@ -103,6 +103,47 @@ def s3_call_detail(
     return detail
 
 
+def kms_call_detail(
+    event_name: str,
+    key_arn: str,
+    *,
+    actor_arn: str = DEMO_ACTOR,
+    request_parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``detail`` of a KMS call's CloudTrail event, shaped like the KMS Developer Guide's
+    DisableKey and EnableKey examples: the key id as the caller gave it, the key ARN in
+    ``responseElements.keyId`` (since December 2022) and in ``resources``."""
+    _, _, _, region, account, resource = key_arn.split(":", 5)
+    key_id = resource.removeprefix("key/")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "eventVersion": "1.10",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLEROLEID:alice",
+            "arn": actor_arn,
+            "accountId": account,
+            "accessKeyId": "ASIAEXAMPLEKEYID",
+        },
+        "eventTime": now,
+        "eventSource": "kms.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": DEMO_SOURCE_IP,
+        "userAgent": "[aws-cli/2.27.0 md/awscrt#0.26.1 ua/2.1 os/linux]",
+        "requestParameters": {"keyId": key_id, **(request_parameters or {})},
+        "responseElements": {"keyId": key_arn},
+        "requestID": str(uuid.uuid4()),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "resources": [{"accountId": account, "type": "AWS::KMS::Key", "ARN": key_arn}],
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    }
+
+
 class RecordedS3:
     """S3 calls made on the emulator, each followed by the CloudTrail event AWS would emit.
 

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from functions.drift_monitor.domain.discovery import parameter_name
 
-from .cloudtrail import RecordedS3, actor_in, s3_call_detail
+from .cloudtrail import RecordedS3, actor_in, kms_call_detail, s3_call_detail
 from .emulator import EXPRESS_CONTROL, Emulator, member_admin
 from .function import Invocable, Invocation, feed_from_queue
 from .journal import JOURNAL_PATH
@@ -808,6 +808,31 @@ class LocalPipeline:
     def put_cloudtrail_event(self, detail: Mapping[str, Any]) -> None:
         """Puts the event on the monitor account's bus as CloudTrail would; rules route it."""
         _put_cloudtrail_event(self._events, self.bus_name, detail)
+
+    def kms_call(self, event_name: str, key_arn: str, kms: Any = None) -> None:
+        """Makes a KMS call (``DisableKey``, ``EnableKey``, ...) on the emulator, then puts the
+        CloudTrail event KMS would log for it; ``kms``: a client of the key's own account."""
+        client = kms or self.kms
+        key_id = key_arn.rpartition("/")[2]
+        calls = {
+            "DisableKey": lambda: client.disable_key(KeyId=key_id),
+            "EnableKey": lambda: client.enable_key(KeyId=key_id),
+            "ScheduleKeyDeletion": lambda: client.schedule_key_deletion(
+                KeyId=key_id, PendingWindowInDays=7
+            ),
+            "CancelKeyDeletion": lambda: client.cancel_key_deletion(KeyId=key_id),
+        }
+        calls[event_name]()
+        account = key_arn.split(":")[4]
+        self.put_cloudtrail_event(kms_call_detail(event_name, key_arn, actor_arn=actor_in(account)))
+
+    def deliver_key_queue(self, function: Invocable) -> list[Invocation]:
+        """The event function's SQS event source on the key queue (keyChecks): every chunk of
+        re-evaluations a key event queued."""
+        variables = self.monitor.environment_of(self.monitor.function_id)
+        return feed_from_queue(
+            function, self._sqs, self.resolve(variables["KEY_QUEUE_URL"]), self.region
+        )
 
     def delivered_events(self) -> list[dict[str, Any]]:
         """Takes the events the rules routed to the function so far."""

@@ -174,8 +174,13 @@ def test_a_failed_call_is_ignored_and_counted(account: Account, event_fixture: L
         ({"source": "aws.s3"}, "no 'detail' object"),
         ({"detail": {"requestParameters": {"bucketName": "ok-bucket"}}}, "account"),
         ({"detail": {"requestParameters": {"bucketName": "bad/name"}}}, "not a bucket name"),
+        ({"reassess": {"buckets": [["b", "123456789012"]]}}, "not a key re-evaluation message"),
+        (
+            {"detail": {"eventSource": "kms.amazonaws.com", "eventName": "DisableKey"}},
+            "DisableKey event names no key",
+        ),
     ],
-    ids=["string", "no detail", "no account", "bad bucket name"],
+    ids=["string", "no detail", "no account", "bad bucket name", "bad reassess", "keyless"],
 )
 def test_invalid_events_are_kept_as_they_arrived(account: Account, event: Any, reason: str) -> None:
     function = account.start()
@@ -487,6 +492,18 @@ def test_a_silent_path_alerts_once_and_resolves_when_beats_return(
     assert resolved["resolution"]["previousViolations"] == ["EVENT_PATH_SILENT"]
     quiet = function.invoke(_watchdog(now + timedelta(minutes=60)))
     assert quiet.response["silent"] == []
+    assert account.alerts() == []
+
+
+def test_a_key_event_with_key_checks_off_is_ignored(
+    account: Account, event_fixture: LoadEvent
+) -> None:
+    function = account.start()
+
+    invocation = function.invoke(event_fixture("disable-key.json"))
+
+    assert invocation.ok, invocation.error
+    assert invocation.response == {"status": "IGNORED", "reason": "keyChecks is off"}
     assert account.alerts() == []
 
 

@@ -44,6 +44,10 @@ class KeyDirectory:
         wanted = named | set(policy.allowed_kms_keys)
         return {key: self.describe(key, bucket) for key in sorted(wanted)}
 
+    def forget(self, key_arn: str) -> None:
+        """A KMS event changed ``key_arn``: what was remembered of it (by any name) is stale."""
+        self._facts.forget(lambda _, fact: key_arn in (fact.requested, fact.arn))
+
     def describe(self, key: str, bucket: BucketRef) -> KeyFact:
         return self._facts.get((bucket.account, key), lambda: self._describe(key, bucket))
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ..domain.evaluation import key_in_use
 from ..domain.lifecycle import BucketState, Claim, fingerprint
 from ..domain.models import BucketKind, BucketRef, Finding, Status
 from .credentials import error_code
@@ -57,6 +58,13 @@ OPEN_ATTRIBUTES = (
 )
 
 
+# §15 key health (``keyChecks``): the sparse index from a key's ARN to the rows of the buckets
+# whose default encryption uses it, projecting what makes a ``BucketRef``.
+KEYS_INDEX = "keys"
+KEY_ARN = "keyArn"
+KEYS_ATTRIBUTES = ("account", "region", "name", "kind")
+
+
 def _hour_epoch(hour: str) -> int:
     return int(datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp())
 
@@ -81,9 +89,11 @@ class Recorded:
 
 
 class StateStore:
-    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table: str, *, index_keys: bool = False) -> None:
         self._db = dynamodb
         self._table = table
+        # keyChecks: every evaluation that read the bucket records the key it uses (same write).
+        self._index_keys = index_keys
 
     # -- the event path: one write per evaluation, one more when a message was sent ------------
 
@@ -152,6 +162,14 @@ class StateStore:
             values[":exp"] = {"N": str(_vanished_expiry(evaluated_at))}
         else:
             removes.append("expiresAt")
+        if self._index_keys and (finding.observed is not None or finding.status is Status.VANISHED):
+            key = key_in_use(finding)
+            if key is None:
+                removes.append(KEY_ARN)
+            else:
+                sets += [f"{KEY_ARN} = :key", "#kind = :kind"]
+                names["#kind"] = "kind"
+                values.update({":key": {"S": key}, ":kind": {"S": finding.bucket.kind.value}})
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
         try:
             response = self._db.update_item(
@@ -168,7 +186,9 @@ class StateStore:
                 return Recorded(previous=None, superseded=True)
             raise
         attributes = response.get("Attributes")
-        return Recorded(previous=state_of(attributes) if attributes else None)
+        # A row the key index alone wrote (``index_keys``) holds no evaluation yet.
+        evaluated = attributes is not None and "status" in attributes
+        return Recorded(previous=state_of(attributes) if evaluated else None)
 
     def take_over(
         self, bucket: BucketRef, claiming: str | None, expired: Claim, claim: Claim
@@ -296,6 +316,75 @@ class StateStore:
                     break
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
+
+    def buckets_using(self, key_arn: str) -> list[BucketRef]:
+        """The buckets whose last read default encryption uses ``key_arn`` (the key index)."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": KEYS_INDEX,
+            "KeyConditionExpression": "#k = :k",
+            "ExpressionAttributeNames": {"#k": KEY_ARN},
+            "ExpressionAttributeValues": {":k": {"S": key_arn}},
+        }
+        found: list[BucketRef] = []
+        while True:
+            response = self._db.query(**request)
+            for item in response.get("Items", []):
+                found.append(
+                    BucketRef(
+                        name=item["name"]["S"],
+                        account=item["account"]["S"],
+                        region=item["region"]["S"],
+                        kind=BucketKind(item.get("kind", {}).get("S", "general-purpose")),
+                    )
+                )
+            if not response.get("LastEvaluatedKey"):
+                return found
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def index_keys(self, findings: Sequence[Finding], concurrency: int = 16) -> int:
+        """A sweep's part of the key index: the key each read bucket uses, written only where
+        the row does not say so already (a refused condition writes nothing). Returns the
+        number of rows that changed."""
+        rows = [
+            (finding, key)
+            for finding in findings
+            if finding.observed is not None and (key := key_in_use(finding)) is not None
+        ]
+
+        def write(row: tuple[Finding, str]) -> bool:
+            finding, key = row
+            bucket = finding.bucket
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=_key(bucket),
+                    UpdateExpression="SET #k = :k, #kind = :kind, account = :a, #r = :r, #n = :n",
+                    ConditionExpression="attribute_not_exists(#k) OR #k <> :k",
+                    ExpressionAttributeNames={
+                        "#k": KEY_ARN,
+                        "#kind": "kind",
+                        "#r": "region",
+                        "#n": "name",
+                    },
+                    ExpressionAttributeValues={
+                        ":k": {"S": key},
+                        ":kind": {"S": bucket.kind.value},
+                        ":a": {"S": bucket.account},
+                        ":r": {"S": bucket.region},
+                        ":n": {"S": bucket.name},
+                    },
+                )
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+
+        if not rows:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
+            return sum(pool.map(write, rows))
 
     def write_sweep(
         self,

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .fix import KEY_PLACEHOLDER, plan_fix
 from .lifecycle import RESOLVED, BucketState, fingerprint
-from .models import DIRECTORY_BUCKET_SUFFIX, BucketKind, Code, Finding, Severity, Status
-from .policy import DSSE_KMS, SSE_KMS, Policy
+from .models import (
+    DIRECTORY_BUCKET_SUFFIX,
+    BucketKind,
+    BucketRef,
+    Code,
+    Finding,
+    Severity,
+    Status,
+)
+from .policy import DSSE_KMS, SSE_KMS, KmsArn, Policy
 
 if TYPE_CHECKING:
+    from .events import KeyChange
     from .fix import Remediation
 
 SCHEMA_VERSION = "1"
@@ -120,6 +130,84 @@ def alert_document(finding: Finding, policy: Policy) -> dict[str, Any]:
         "exception": None if finding.exemption is None else finding.exemption.to_dict(),
         "exemptViolations": [violation.to_dict() for violation in finding.exempted],
     }
+
+
+KEY_CHANGE = "KEY_CHANGE"
+# The summary names this many buckets; the per-bucket alerts name each.
+SUMMARY_BUCKETS = 50
+
+
+def build_key_summary(
+    change: KeyChange, buckets: Sequence[BucketRef], *, alerted: int, resolved: int, queued: bool
+) -> Alert:
+    """§15: the one summary of a KMS call on a key buckets use: the key, who changed it, how
+    many buckets it affects (each has its own alert or notice through the lifecycle)."""
+    key = KmsArn.parse(change.key_arn)
+    listed = [
+        {"bucket": b.name, "account": b.account, "region": b.region, "bucketKind": b.kind.value}
+        for b in buckets[:SUMMARY_BUCKETS]
+    ]
+    severity = (Severity.HIGH if change.disables else Severity.INFO).value
+    document: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "status": KEY_CHANGE,
+        "severity": severity,
+        "key": change.key_arn,
+        "account": key.account if key else None,
+        "region": key.region if key else None,
+        "trigger": change.trigger.to_dict(),
+        "affectedBuckets": len(buckets),
+        "buckets": listed,
+        "bucketsTruncated": len(buckets) > len(listed),
+        # Inline: the event function re-read every bucket; queued: through its work queue.
+        "reevaluation": "queued" if queued else "inline",
+        "alerts": alerted,
+        "resolved": resolved,
+    }
+    actor = change.trigger.actor or "an unknown principal"
+    verb = change.trigger.event_name
+    names = ", ".join(b["bucket"] for b in listed)
+    more = len(buckets) - len(listed)
+    lines = [
+        f"{verb} by {actor} on KMS key {change.key_arn}: {len(buckets)} "
+        f"bucket{'s' if len(buckets) != 1 else ''} use it for default encryption.",
+        "",
+        f"Key:       {change.key_arn}",
+        f"Changed:   {_describe_trigger(change.trigger.to_dict())}",
+        f"Severity:  {severity}",
+        f"Buckets:   {names}" + (f" and {more} more" if more > 0 else ""),
+        "",
+        (
+            f"Each bucket was read again: {alerted} new alert(s), {resolved} resolved notice(s)."
+            if not queued
+            else "The buckets are being read again through the work queue; each sends its "
+            "own alert or notice."
+        ),
+    ]
+    if change.disables:
+        lines += [
+            "",
+            "While S3 cannot use the key, every upload that relies on these buckets' default "
+            "encryption fails. If the change was not intended, undo it (aws kms enable-key / "
+            "cancel-key-deletion, or restore the key policy).",
+        ]
+    lines += ["", "--", "Sent by S3 Encryption Drift Monitor (keyChecks)."]
+    short = change.key_arn.rpartition("/")[2][:13]
+    subject = printable(
+        f"[{KEY_CHANGE}] {verb} on key {short}: {len(buckets)} buckets "
+        f"({document['account']}, {document['region']})"
+    )[:SUBJECT_LIMIT]
+    return Alert(
+        subject=subject,
+        document=document,
+        email="\n".join(lines),
+        attributes={
+            "status": KEY_CHANGE,
+            "severity": severity,
+            "account": key.account if key else "unknown",
+            "key": change.key_arn,
+        },
+    )
 
 
 def subject_line(document: dict[str, Any]) -> str:

@@ -56,3 +56,9 @@ class Remembered(Generic[V]):
             value = compute()
             self._values[key] = (now, value)
             return value
+
+    def forget(self, stale: Callable[[Hashable, V], bool]) -> None:
+        """Drops the values ``stale`` points at: the next ``get`` computes them again."""
+        with self._lock:
+            for key in [key for key, (_, value) in self._values.items() if stale(key, value)]:
+                del self._values[key]

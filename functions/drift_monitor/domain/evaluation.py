@@ -228,6 +228,19 @@ def _key_violations(
     return found
 
 
+def key_in_use(finding: Finding) -> str | None:
+    """The KMS key that encrypts the bucket's new objects by default: the first KMS rule's, by
+    the ARN KMS gave it (``keyChecks``; an alias resolved to its key) or as the rule names it."""
+    if finding.observed is None:
+        return None
+    for rule in finding.observed.rules:
+        if rule.algorithm in KMS_ALGORITHMS:
+            key = normalize_key(rule.kms_key_id, finding.bucket)
+            fact = next((fact for fact in finding.keys if fact.requested == key), None)
+            return fact.arn if fact is not None and fact.arn else key
+    return None
+
+
 def is_arn(key_id: str) -> bool:
     return key_id.startswith("arn:")
 

@@ -18,6 +18,7 @@ from .models import (
     BucketRef,
     Trigger,
     is_region_name,
+    partition_of,
 )
 
 # Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
@@ -42,6 +43,22 @@ _KIND_OF_SOURCE = {
     "s3express.amazonaws.com": BucketKind.DIRECTORY,
     "s3tables.amazonaws.com": BucketKind.TABLE,
 }
+
+
+# §15 key health: the KMS calls that change whether S3 can use a key (KMS Developer Guide,
+# "Monitoring with Amazon EventBridge"; each logged by CloudTrail with eventSource kms).
+KEY_SOURCE = "kms.amazonaws.com"
+KEY_EVENTS = (
+    "DisableKey",
+    "EnableKey",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "PutKeyPolicy",
+    "DeleteImportedKeyMaterial",
+)
+_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/(?P<id>[A-Za-z0-9-]+)$"
+)
 
 
 class InvalidEvent(Exception):
@@ -69,6 +86,55 @@ class FailedCall(Exception):
 class BucketChange:
     bucket: BucketRef
     trigger: Trigger
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """A KMS call on a key some buckets may use (``keyChecks``)."""
+
+    key_arn: str
+    trigger: Trigger
+
+    @property
+    def disables(self) -> bool:
+        """Whether the call can only take the key away from S3 (an enabling call cannot)."""
+        return self.trigger.event_name not in ("EnableKey", "CancelKeyDeletion")
+
+
+def is_key_event(raw: object) -> bool:
+    """A KMS CloudTrail event (only the key-health rules route them)."""
+    detail = raw.get("detail") if isinstance(raw, Mapping) else None
+    return isinstance(detail, Mapping) and detail.get("eventSource") == KEY_SOURCE
+
+
+def parse_key_event(raw: Mapping[str, Any]) -> KeyChange:
+    """The key a KMS call changed, as its ARN: from ``resources[]``, else ``responseElements``
+    (which names the key ARN since December 2022), else the request's key id in the event's
+    own account and region (KMS Developer Guide, CloudTrail examples of DisableKey/EnableKey)."""
+    detail = raw["detail"]
+    event_name = _optional_str(detail, "eventName")
+    error_code = _optional_str(detail, "errorCode")
+    if error_code:
+        raise FailedCall(event_name, error_code)
+    if event_name not in KEY_EVENTS:
+        raise NotABucket(f"{event_name} does not change whether S3 can use a key")
+    response = detail.get("responseElements")
+    request = detail.get("requestParameters")
+    candidates = [resource.get("ARN") for resource in _resources(detail)]
+    for elements in (response, request):
+        if isinstance(elements, Mapping):
+            candidates.append(elements.get("keyId"))
+    arn = next((c for c in candidates if isinstance(c, str) and _KEY_ARN.match(c)), None)
+    if arn is None:
+        key_id = request.get("keyId") if isinstance(request, Mapping) else None
+        account = _optional_str(detail, "recipientAccountId") or _envelope(raw, "account")
+        region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
+        if not isinstance(key_id, str) or not key_id or not account or not region:
+            raise InvalidEvent(f"{event_name} event names no key (resources, keyId)")
+        arn = f"arn:{partition_of(region)}:kms:{region}:{account}:key/{key_id}"
+        if not _KEY_ARN.match(arn):
+            raise InvalidEvent(f"{event_name} event's keyId {key_id!r} is not a key id")
+    return KeyChange(key_arn=arn, trigger=_trigger(detail, event_name))
 
 
 def parse_event(raw: object) -> BucketChange:
@@ -126,20 +192,24 @@ def parse_event(raw: object) -> BucketChange:
             f"table bucket ARN {table_arn.string} is not in account {account} and region {region}"
         )
 
+    return BucketChange(
+        bucket=BucketRef(name=bucket_name, account=account, region=region, kind=kind),
+        trigger=_trigger(detail, event_name),
+    )
+
+
+def _trigger(detail: Mapping[str, Any], event_name: str | None) -> Trigger:
     identity = detail.get("userIdentity")
     actor = None
     if isinstance(identity, Mapping):
         actor = _optional_str(identity, "arn") or _optional_str(identity, "type")
-    return BucketChange(
-        bucket=BucketRef(name=bucket_name, account=account, region=region, kind=kind),
-        trigger=Trigger(
-            source="cloudtrail",
-            event_name=event_name,
-            event_time=_optional_str(detail, "eventTime"),
-            event_id=_optional_str(detail, "eventID"),
-            actor=actor,
-            source_ip=_optional_str(detail, "sourceIPAddress"),
-        ),
+    return Trigger(
+        source="cloudtrail",
+        event_name=event_name,
+        event_time=_optional_str(detail, "eventTime"),
+        event_id=_optional_str(detail, "eventID"),
+        actor=actor,
+        source_ip=_optional_str(detail, "sourceIPAddress"),
     )
 
 

@@ -28,6 +28,10 @@ STATE_SWEEP_WRITES = ("dynamodb:Query", "dynamodb:UpdateItem")
 # §14: the heartbeats' rows, read from the open index by the watchdog and the digest (only with
 # the heartbeat on).
 HEARTBEAT_READ = "dynamodb:Query"
+# keyChecks (§15): a key event finds the buckets using the key in the key index, and sends
+# re-evaluations of many buckets to the key queue.
+KEYS_QUERY = "dynamodb:Query"
+SEND_MESSAGE = "sqs:SendMessage"
 # keyChecks (§12): what a reader asks KMS about a bucket's key, granted only when it is on.
 DESCRIBE_KEY = "kms:DescribeKey"
 # remediation apply (§12): the one write, granted only then (in member reader roles too).

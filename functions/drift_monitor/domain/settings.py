@@ -63,6 +63,10 @@ class Settings:
     remediation: Mode = Mode.OFF
     remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
     heartbeat: Heartbeat | None = None  # None: the heartbeat is off
+    # §15: the queue of key-event re-evaluations too many for one invocation (keyChecks).
+    key_queue_url: str | None = None
+    # §15: the chat topic (AWS Chatbot custom notifications); None: no chat configured.
+    chat_topic_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "REMEDIATION_LIMIT_PER_HOUR", DEFAULT_REMEDIATION_LIMIT, MAX_REMEDIATION_LIMIT
         ),
         heartbeat=heartbeat_from(environ),
+        key_queue_url=environ.get("KEY_QUEUE_URL") or None,
+        chat_topic_arn=environ.get("CHAT_TOPIC_ARN") or None,
     )
 
 

@@ -21,19 +21,23 @@ from ..aws.credentials import RETRY_CONFIG, AccountAccess
 from ..aws.publisher import AlertPublisher, FailureQueue
 from ..aws.s3_reader import S3Reader
 from ..aws.state_store import StateStore
+from ..domain.alerts import build_key_summary
 from ..domain.assessment import assess
 from ..domain.clock import epoch_ms, parse_iso
 from ..domain.events import (
     BucketChange,
     FailedCall,
     InvalidEvent,
+    KeyChange,
     NotABucket,
     account_of,
+    is_key_event,
     parse_event,
+    parse_key_event,
 )
 from ..domain.heartbeat import EventPath, beat, is_heartbeat, paths_of, silent, silent_paths
 from ..domain.lifecycle import Action
-from ..domain.models import BucketRef, Finding, Trigger
+from ..domain.models import BucketKind, BucketRef, Finding, Trigger
 from ..domain.settings import Mode, load_settings
 from .notifier import Notifier, Remediated
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics
@@ -48,6 +52,10 @@ if TYPE_CHECKING:
 
 # The heartbeat watchdog's rule sends {"watchdog": "heartbeat", "time": <the event's time>}.
 WATCHDOG = "watchdog"
+# §15: a key event re-reads up to this many buckets itself; more go through the key queue,
+# this many per message, so a key used by 10,000 buckets never meets the function's timeout.
+INLINE_BUCKETS = 25
+REASSESS = "reassess"
 # Beyond the invocation's own deadline, for clocks that differ between containers.
 CLAIM_MARGIN_MS = 5_000
 # Cold start: configuration validated and clients created once per container. An invalid
@@ -93,19 +101,22 @@ if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
             )
         )
 _dynamodb = _session.client("dynamodb", config=RETRY_CONFIG)
-STATE = StateStore(_dynamodb, SETTINGS.state_table)
+# keyChecks: each evaluation also records the key the bucket uses (the key index, §15).
+STATE = StateStore(_dynamodb, SETTINGS.state_table, index_keys=SETTINGS.policy.key_checks)
+KEY_QUEUE = (
+    _session.client("sqs", config=RETRY_CONFIG)
+    if SETTINGS.policy.key_checks and SETTINGS.key_queue_url
+    else None
+)
 HEARTBEATS: HeartbeatStore | None = None
 if SETTINGS.heartbeat is not None:
     # Imported only when the heartbeat is on (cold start).
     from ..aws.heartbeats import HeartbeatStore
 
     HEARTBEATS = HeartbeatStore(_dynamodb, SETTINGS.state_table)
-NOTIFIER = Notifier(
-    STATE,
-    AlertPublisher(_session.client("sns", config=RETRY_CONFIG), SETTINGS.topic_arn),
-    _outputs,
-    SETTINGS.policy,
-)
+_sns = _session.client("sns", config=RETRY_CONFIG)
+PUBLISHER = AlertPublisher(_sns, SETTINGS.topic_arn)
+NOTIFIER = Notifier(STATE, PUBLISHER, _outputs, SETTINGS.policy)
 REMEDIATOR: Remediator | None = None
 if SETTINGS.remediation is not Mode.OFF:
     # Imported only when remediation is on (cold start).
@@ -134,7 +145,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, Mapping) and REASSESS in event:
+        return _reassess(event[REASSESS], context)
     try:
+        if is_key_event(event):
+            return _key_change(parse_key_event(event), context)
         change = parse_event(event)
     except FailedCall as failed:
         logger.info(
@@ -152,9 +167,21 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(bucket=change.bucket.name, account=change.bucket.account)
     if HEARTBEATS is not None and is_heartbeat(change.bucket):
         return _beat(HEARTBEATS, change, context)
+    finding, settled = _evaluate(change.bucket, change.trigger, context)
+    return {
+        "status": finding.status.value,
+        "bucket": change.bucket.name,
+        "action": settled.action.value,
+        "alert": settled.message_id if settled.action is Action.ALERT else None,
+        "notice": settled.message_id if settled.action is Action.RESOLVE else None,
+    }
+
+
+def _evaluate(bucket: BucketRef, trigger: Trigger, context: LambdaContext) -> tuple[Finding, Any]:
+    """Read, judge, remediate if on, and settle one bucket through the lifecycle."""
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
-    finding = _assess(change.bucket, change.trigger)
+    finding = _assess(bucket, trigger)
     metrics.add_metric(name="Evaluations", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=STATUS_METRIC[finding.status], unit=MetricUnit.Count, value=1)
     remediated = None
@@ -173,21 +200,101 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
         "Bucket evaluated",
         status=finding.status.value,
         action=settled.action.value,
-        region=change.bucket.region,
-        kind=change.bucket.kind.value,
-        event_name=change.trigger.event_name,
-        event_id=change.trigger.event_id,
+        region=bucket.region,
+        kind=bucket.kind.value,
+        event_name=trigger.event_name,
+        event_id=trigger.event_id,
         violations=[violation.code.value for violation in finding.violations],
         detail=finding.detail,
         alert_message_id=settled.message_id,
     )
+    return finding, settled
+
+
+def _key_change(change: KeyChange, context: LambdaContext) -> dict[str, Any]:
+    """A KMS call on a key: re-read exactly the buckets the key index says use it (each through
+    the lifecycle), then one summary naming the key, who changed it and how many buckets."""
+    logger.append_keys(key=change.key_arn)
+    metrics.add_metric(name="KeyEvents", unit=MetricUnit.Count, value=1)
+    if KEYS is None:
+        logger.info("Key event ignored: keyChecks is off")
+        return {"status": "IGNORED", "reason": "keyChecks is off"}
+    KEYS.forget(change.key_arn)
+    buckets = STATE.buckets_using(change.key_arn)
+    if not buckets:
+        logger.info("Key event on a key no known bucket uses", event_name=change.trigger.event_name)
+        return {"status": "KEY_UNUSED", "key": change.key_arn}
+    queued = KEY_QUEUE is not None and len(buckets) > INLINE_BUCKETS
+    actions: list[Action] = []
+    if queued:
+        _queue_reassessment(buckets, change.trigger)
+    else:
+        actions = [_evaluate(bucket, change.trigger, context)[1].action for bucket in buckets]
+    summary = build_key_summary(
+        change,
+        buckets,
+        alerted=actions.count(Action.ALERT),
+        resolved=actions.count(Action.RESOLVE),
+        queued=queued,
+    )
+    message_id = PUBLISHER.publish(summary)
+    metrics.add_metric(name="KeyEventBuckets", unit=MetricUnit.Count, value=len(buckets))
+    logger.info(
+        "Key event",
+        event_name=change.trigger.event_name,
+        buckets=len(buckets),
+        queued=queued,
+        summary_message_id=message_id,
+    )
     return {
-        "status": finding.status.value,
-        "bucket": change.bucket.name,
-        "action": settled.action.value,
-        "alert": settled.message_id if settled.action is Action.ALERT else None,
-        "notice": settled.message_id if settled.action is Action.RESOLVE else None,
+        "status": "KEY_CHANGE",
+        "key": change.key_arn,
+        "buckets": len(buckets),
+        "queued": queued,
+        "summary": message_id,
     }
+
+
+def _queue_reassessment(buckets: list[BucketRef], trigger: Trigger) -> None:
+    assert KEY_QUEUE is not None and SETTINGS.key_queue_url is not None
+    for start in range(0, len(buckets), INLINE_BUCKETS):
+        chunk = buckets[start : start + INLINE_BUCKETS]
+        body = {
+            REASSESS: {
+                "trigger": trigger.to_dict(),
+                "buckets": [[b.name, b.account, b.region, b.kind.value] for b in chunk],
+            }
+        }
+        KEY_QUEUE.send_message(QueueUrl=SETTINGS.key_queue_url, MessageBody=json.dumps(body))
+
+
+def _reassess(raw: Any, context: LambdaContext) -> dict[str, Any]:
+    """A chunk of a key event's buckets, from the key queue."""
+    try:
+        trigger = Trigger(**{_SNAKE[name]: value for name, value in raw["trigger"].items()})
+        buckets = [
+            BucketRef(name=name, account=account, region=region, kind=BucketKind(kind))
+            for name, account, region, kind in raw["buckets"]
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError) as bad:
+        return _keep_invalid({REASSESS: raw}, f"not a key re-evaluation message: {bad!r}")
+    actions = [_evaluate(bucket, trigger, context)[1].action for bucket in buckets]
+    return {
+        "status": "REASSESSED",
+        "buckets": len(buckets),
+        "alerts": actions.count(Action.ALERT),
+        "notices": actions.count(Action.RESOLVE),
+    }
+
+
+_SNAKE = {
+    "source": "source",
+    "eventName": "event_name",
+    "eventTime": "event_time",
+    "eventId": "event_id",
+    "actor": "actor",
+    "sourceIp": "source_ip",
+}
 
 
 def _beat(

@@ -222,6 +222,11 @@ def _sweep_page(item: WorkItem, context: LambdaContext) -> ItemOutcome:
         # Before the rows say so: a failed import fails the item, and its retry imports again.
         _import_findings(SECURITY_HUB, findings, changes, now)
     STATE.write_sweep(changes.rows, iso(now), SETTINGS.concurrency)
+    if SETTINGS.policy.key_checks:
+        # §15: the key index knows every swept bucket's key, compliant ones included, so a KMS
+        # event re-reads buckets no event has touched since the deployment.
+        indexed = STATE.index_keys(findings, SETTINGS.concurrency)
+        metrics.add_metric(name="KeyIndexWrites", unit=MetricUnit.Count, value=indexed)
 
     def entry(finding: Finding) -> dict[str, Any]:
         key = state_key(finding.bucket)
