@@ -43,6 +43,38 @@ class ConfigError(ValueError):
     """Invalid context; the message names the context key (and field) to fix."""
 
 
+# The ids Amazon Q Developer in chat applications accepts (botocore ``chatbot`` model:
+# CreateSlackChannelConfiguration SlackTeamId/SlackChannelId, CreateMicrosoftTeamsChannel-
+# Configuration TeamId/TenantId/ChannelId patterns).
+_SLACK_WORKSPACE = re.compile(r"^[0-9A-Z]{1,255}$")
+_SLACK_CHANNEL = re.compile(r"^[A-Za-z0-9]{1,255}$")
+_UUID = re.compile(r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
+_TEAMS_CHANNEL = re.compile(
+    r"^([a-zA-Z0-9-_=+/.,])*%3[aA]([a-zA-Z0-9-_=+/.,])*%40([a-zA-Z0-9-_=+/.,])*$"
+)
+
+
+@dataclass(frozen=True)
+class SlackChannel:
+    workspace_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class TeamsChannel:
+    team_id: str
+    channel_id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class ChatProps:
+    """§15: the chat channels that receive every alert and notice (AWS Chatbot)."""
+
+    slack: tuple[SlackChannel, ...] = ()
+    teams: tuple[TeamsChannel, ...] = ()
+
+
 @dataclass(frozen=True)
 class MonitorProps:
     """Everything the monitor construct needs, already validated."""
@@ -70,6 +102,8 @@ class MonitorProps:
     remediation_limit_per_hour: int = DEFAULT_REMEDIATION_LIMIT
     # §14: the heartbeat's schedule (``rate(N minutes|hours)``); None: off.
     heartbeat: str | None = None
+    # §15: Slack and Microsoft Teams channels; None: no chat.
+    chat: ChatProps | None = None
 
     @property
     def heartbeat_minutes(self) -> int | None:
@@ -141,6 +175,7 @@ CONTEXT_KEYS = (
     "remediation",
     "remediationLimitPerHour",
     "heartbeat",
+    "chat",
 )
 _ORGANIZATION_KEYS = ("memberTargets", "memberRoleName", "accounts", "stackSetCallAs")
 
@@ -185,7 +220,63 @@ def props_from_context(context: dict[str, Any]) -> MonitorProps:
             MAX_REMEDIATION_LIMIT,
         ),
         heartbeat=_heartbeat(context.get("heartbeat")),
+        chat=_chat(context.get("chat")),
     )
+
+
+def _chat(value: Any) -> ChatProps | None:
+    """``{"slack": [{"workspaceId", "channelId"}], "teams": [{"teamId", "channelId",
+    "tenantId"}]}`` (either list may be left out), or a JSON string of it."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"context 'chat' is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"context 'chat' must be an object with slack and/or teams, got {value!r}"
+        )
+    unknown = sorted(set(value) - {"slack", "teams"})
+    if unknown:
+        raise ConfigError(f"context 'chat.{unknown[0]}': unknown key; known keys are slack, teams")
+    slack = tuple(
+        SlackChannel(
+            _chat_id(f"chat.slack[{n}].workspaceId", raw, "workspaceId", _SLACK_WORKSPACE),
+            _chat_id(f"chat.slack[{n}].channelId", raw, "channelId", _SLACK_CHANNEL),
+        )
+        for n, raw in enumerate(_chat_list("slack", value.get("slack")))
+    )
+    teams = tuple(
+        TeamsChannel(
+            _chat_id(f"chat.teams[{n}].teamId", raw, "teamId", _UUID),
+            _chat_id(f"chat.teams[{n}].channelId", raw, "channelId", _TEAMS_CHANNEL),
+            _chat_id(f"chat.teams[{n}].tenantId", raw, "tenantId", _UUID),
+        )
+        for n, raw in enumerate(_chat_list("teams", value.get("teams")))
+    )
+    if not slack and not teams:
+        raise ConfigError("context 'chat' names no channel: give slack and/or teams")
+    return ChatProps(slack=slack, teams=teams)
+
+
+def _chat_list(name: str, value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"context 'chat.{name}' must be a list of objects, got {value!r}")
+    return value
+
+
+def _chat_id(where: str, raw: dict[str, Any], key: str, pattern: re.Pattern[str]) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(
+            f"context '{where}': {value!r} is not a valid id (it must match {pattern.pattern}; "
+            "copy it from the Amazon Q Developer in chat applications console)"
+        )
+    return value
 
 
 def _heartbeat(value: Any) -> str | None:

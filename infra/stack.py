@@ -10,6 +10,7 @@ from aws_cdk.aws_events import CfnRule, Rule
 from aws_cdk.aws_sqs import IQueue
 from constructs import Construct, IConstruct
 
+from .chat import ChatChannels
 from .config import DEFAULT_BUS, MonitorProps
 from .discovery import DeploymentManifest
 from .forwarding import EventForwarder, default_bus_arn
@@ -90,6 +91,17 @@ class EncryptionDriftMonitorStack(Stack):
                 readers=self.readers,
                 templates=member_templates,
             )
+        self.chat = (
+            ChatChannels(
+                self,
+                "Chat",
+                chat=props.chat,
+                key=self.monitor.key,
+                publisher=self.monitor.event_function,
+            )
+            if props.chat is not None
+            else None
+        )
         self.dashboard = MonitorDashboard(
             self, "Operations", monitor=self.monitor, queues=self._queues()
         )
@@ -185,6 +197,8 @@ class EncryptionDriftMonitorStack(Stack):
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard.dashboard_name)
         CfnOutput(self, "FailureQueueUrl", value=monitor.failure_queue.queue_url)
         CfnOutput(self, "FunctionName", value=monitor.function.function_name)
+        if self.chat is not None:
+            CfnOutput(self, "ChatTopicArn", value=self.chat.topic.topic_arn)
         if self.sweep is not None:
             CfnOutput(self, "SweepFunctionName", value=self.sweep.starter.function.function_name)
             CfnOutput(self, "ReportBucketName", value=self.sweep.reports.bucket_name)

@@ -9,10 +9,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jsonschema
 import pytest
 
 from local.emulator import Emulator
 from local.pipeline import LocalPipeline, ReceivedAlert
+from tests.conftest import REPO
 from tests.e2e.conftest import SynthFactory
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,10 @@ POLICY = {
     "exemptTag": "team=sandbox",
 }
 GRACE_SECONDS = 2
+CHAT = {"slack": [{"workspaceId": "T07EZ1ABC", "channelId": "C07EZ1ABC23"}]}
+CHAT_SCHEMA = json.loads(
+    (REPO / "tests" / "schemas" / "chatbot-custom-notification.json").read_text()
+)
 
 
 class Lifecycle:
@@ -55,6 +61,17 @@ class Lifecycle:
             State="ENABLED",
         )
         events.put_targets(Rule=rule, Targets=[{"Id": "subscriber", "Arn": subscriber_arn}])
+        # §15: what Chatbot would receive: a queue on the chat topic, raw (the notification)
+        self.chat_subscriber = sqs.create_queue(QueueName=f"{pipeline.prefix}-chat")["QueueUrl"]
+        chat_arn = sqs.get_queue_attributes(
+            QueueUrl=self.chat_subscriber, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        emulator.client("sns").subscribe(
+            TopicArn=pipeline.resolve(pipeline.monitor.environment["CHAT_TOPIC_ARN"]),
+            Protocol="sqs",
+            Endpoint=chat_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
 
     def deliver(self) -> tuple[list[Any], list[ReceivedAlert]]:
         invocations = self.pipeline.deliver(self.function)
@@ -68,6 +85,18 @@ class Lifecycle:
             ConsistentRead=True,
         )["Item"]
         return {name: next(iter(value.values())) for name, value in item.items()}
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        received = []
+        while messages := self.sqs.receive_message(
+            QueueUrl=self.chat_subscriber, MaxNumberOfMessages=10
+        ).get("Messages", []):
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.chat_subscriber, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return received
 
     def security_hub_findings(self, bucket: str) -> list[dict[str, Any]]:
         findings = self.securityhub.get_findings()["Findings"]
@@ -97,6 +126,7 @@ def lifecycle(synth: SynthFactory, emulator: Emulator) -> Lifecycle:
         newBucketGraceSeconds=str(GRACE_SECONDS),
         securityHub="true",
         eventBusOutput="true",
+        chat=json.dumps(CHAT),
     )
     return Lifecycle(LocalPipeline(monitor, emulator), emulator)
 
@@ -407,3 +437,28 @@ def test_concurrent_duplicate_deliveries_announce_a_drift_once_and_its_fix_once(
     assert [a.document["status"] for a in notices if a.document["bucket"] == bucket] == ["RESOLVED"]
     for container in containers:
         container.close()
+
+
+def test_chat_gets_the_alert_and_its_resolved_notice_in_one_thread(lifecycle: Lifecycle) -> None:
+    """§15: the chat topic receives each alert and notice as a custom notification."""
+    lifecycle.chat_messages()  # what earlier cases sent
+    bucket = unique("chat")
+    lifecycle.s3.create_bucket(bucket, record=False)
+    lifecycle.s3.put_encryption(bucket, "AES256")
+    _, (alert,) = lifecycle.deliver()
+
+    (opened,) = lifecycle.chat_messages()
+    assert opened["id"] == alert.document["fingerprint"]
+
+    jsonschema.validate(opened, CHAT_SCHEMA)
+    assert opened["content"]["title"].startswith(f":red_circle: DRIFT MEDIUM: {bucket}")
+    assert opened["metadata"]["relatedResources"] == [f"arn:aws:s3:::{bucket}"]
+    assert opened["content"]["nextSteps"][0].startswith("Fix: `aws s3api put-bucket-encryption")
+
+    lifecycle.s3.put_encryption(bucket, "aws:kms", APPROVED, bucket_key=True)
+    lifecycle.deliver()
+    (closed,) = lifecycle.chat_messages()
+
+    jsonschema.validate(closed, CHAT_SCHEMA)
+    assert closed["content"]["title"].startswith(f":large_green_circle: RESOLVED: {bucket}")
+    assert closed["metadata"]["threadId"] == opened["metadata"]["threadId"]

@@ -37,6 +37,19 @@ WATCHED = (
     "UntagResource",
 )
 IMMEDIATE = tuple(name for name in WATCHED if name not in CREATIONS)
+# §15: one Slack and one Teams channel, with ids of the shapes Chatbot accepts.
+CHAT = {
+    "slack": [{"workspaceId": "T07EZ1ABC", "channelId": "C07EZ1ABC23"}],
+    "teams": [
+        {
+            "teamId": "74361522-da01-538d-aa2e-ac7918c6bb92",
+            "channelId": "19%3ab6ef35dc342d56ba5654e6fc6d25a071%40thread.tacv2",
+            "tenantId": "a1b2c3d4-0000-1111-2222-333344445555",
+        }
+    ],
+}
+
+
 # Every general purpose bucket of the deployment's partition (never a literal arn:aws).
 ALL_BUCKETS = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::*"]]}
 

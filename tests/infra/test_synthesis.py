@@ -17,7 +17,7 @@ from app import build_app
 from infra.config import CONTEXT_KEYS, ConfigError, MonitorProps, props_from_context
 from infra.functions import FUNCTION_CODE, RUNTIME
 from tests.conftest import REPO
-from tests.infra.conftest import CDK_JSON_CONTEXT
+from tests.infra.conftest import CDK_JSON_CONTEXT, CHAT
 
 
 @pytest.mark.parametrize(
@@ -102,6 +102,20 @@ from tests.infra.conftest import CDK_JSON_CONTEXT
         ({"heartbeat": "hourly"}, "context 'heartbeat' must be 'off' or 'rate("),
         ({"heartbeat": "rate(1 hours)"}, "context 'heartbeat': 'rate(1 hours)' is not a valid"),
         ({"heartbeat": True}, "context 'heartbeat' must be"),
+        ({"chat": ["T07EZ1ABC"]}, "context 'chat' must be an object with slack and/or teams"),
+        ({"chat": {"discord": []}}, "context 'chat.discord': unknown key"),
+        ({"chat": {"slack": []}}, "context 'chat' names no channel"),
+        ({"chat": {"slack": [{"workspaceId": "t07ez1abc", "channelId": "C07EZ1ABC23"}]}},
+         "context 'chat.slack[0].workspaceId': 't07ez1abc' is not a valid id"),
+        ({"chat": {"slack": [{"workspaceId": "T07EZ1ABC", "channelId": "#alerts"}]}},
+         "context 'chat.slack[0].channelId': '#alerts' is not a valid id"),
+        ({"chat": {"teams": [{**CHAT["teams"][0], "tenantId": "contoso"}]}},
+         "context 'chat.teams[0].tenantId': 'contoso' is not a valid id"),
+        ({"chat": {"teams": [{**CHAT["teams"][0], "channelId": "General"}]}},
+         "context 'chat.teams[0].channelId': 'General' is not a valid id"),
+        ({"chat": {"teams": [{"teamId": CHAT["teams"][0]["teamId"]}]}},
+         "context 'chat.teams[0].channelId': None is not a valid id"),
+        ({"chat": '{"slack": ['}, "context 'chat' is not valid JSON"),
     ],
 )  # fmt: skip
 def test_invalid_context_is_refused_at_synth_naming_the_key(
@@ -166,6 +180,9 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
                 "createTrail": True,
                 "alertEmails": ["secops@example.com"],
                 "heartbeat": "rate(15 minutes)",
+                # §15: key health (KMS rules, key index, key queue) and both kinds of chat channel
+                "policy": {"keyChecks": True},
+                "chat": CHAT,
                 # What the CDK CLI sets: records where each asset was staged.
                 "aws:cdk:enable-asset-metadata": True,
             },

@@ -1,4 +1,5 @@
-"""Adapters for the optional outputs beside SNS: AWS Security Hub and an EventBridge bus.
+"""Adapters for the optional outputs beside SNS: AWS Security Hub, an EventBridge bus and the
+chat topic (§15).
 
 Each sends one call per alert or notice and raises when AWS reports the entry failed, so a
 failed output fails the invocation like a failed publish (retried, then kept).
@@ -11,9 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..domain.asff import asff_finding
+from ..domain.chat import chat_notification
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
 
 EVENT_SOURCE = "s3-encryption-monitor"
 IMPORT_BATCH = 100  # findings per BatchImportFindings call
@@ -90,3 +93,15 @@ class EventBusOutput:
                 f"EventBridge refused the event: {entry.get('ErrorCode')} "
                 f"{entry.get('ErrorMessage')}"
             )
+
+
+class ChatOutput:
+    """Each alert and notice as a custom notification on the chat topic, which Amazon Q
+    Developer in chat applications delivers to the configured Slack and Teams channels."""
+
+    def __init__(self, sns: SNSClient, topic_arn: str) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+
+    def send(self, document: dict[str, Any], now: str, *, created: bool = False) -> None:
+        self._sns.publish(TopicArn=self._topic_arn, Message=json.dumps(chat_notification(document)))

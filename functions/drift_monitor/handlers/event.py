@@ -82,10 +82,15 @@ if SETTINGS.policy.allow_organization_keys:
     ORGANIZATION = OrganizationDirectory.of(READER.access)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
 _outputs: list[Output] = []
-if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus:
+CHAT: Output | None = None
+if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus or SETTINGS.chat_topic_arn:
     # Imported only when an output is on: most deployments have none, and each module is
     # compiled at every cold start.
-    from ..aws.outputs import EventBusOutput, SecurityHubOutput
+    from ..aws.outputs import ChatOutput, EventBusOutput, SecurityHubOutput
+
+    if SETTINGS.chat_topic_arn:
+        CHAT = ChatOutput(_session.client("sns", config=RETRY_CONFIG), SETTINGS.chat_topic_arn)
+        _outputs.append(CHAT)
 
     if SETTINGS.security_hub_product_arn:
         _outputs.append(
@@ -238,6 +243,8 @@ def _key_change(change: KeyChange, context: LambdaContext) -> dict[str, Any]:
         queued=queued,
     )
     message_id = PUBLISHER.publish(summary)
+    if CHAT is not None:
+        CHAT.send(summary.document, summary.document["trigger"]["eventTime"] or "")
     metrics.add_metric(name="KeyEventBuckets", unit=MetricUnit.Count, value=len(buckets))
     logger.info(
         "Key event",
