@@ -52,6 +52,7 @@ SERVICES = (
     "resourcegroupstaggingapi",
     "s3",
     "s3tables",
+    "s3vectors",
     "securityhub",
     "sns",
     "sqs",

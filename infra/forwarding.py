@@ -33,8 +33,17 @@ TABLE_BUCKET_EVENTS = (
     "DeleteTableBucketEncryption",
     "DeleteTableBucket",
 )
+# §15: vector buckets (S3 Vectors) take their encryption at creation, the bucket's and each
+# index's: creations are judged, deletions resolve (CloudTrail eventSource s3vectors.amazonaws.com,
+# S3 User Guide, "Logging with AWS CloudTrail for S3 Vectors").
+VECTOR_BUCKET_EVENTS = ("CreateVectorBucket", "CreateIndex", "DeleteIndex", "DeleteVectorBucket")
 # The CloudTrail eventSource of every kind of bucket, matched exactly.
-EVENT_SOURCES = ("s3.amazonaws.com", "s3express.amazonaws.com", "s3tables.amazonaws.com")
+EVENT_SOURCES = (
+    "s3.amazonaws.com",
+    "s3express.amazonaws.com",
+    "s3tables.amazonaws.com",
+    "s3vectors.amazonaws.com",
+)
 # EventBridge's source for them, matched by prefix: aws.s3 and aws.s3express are documented
 # (EventBridge Events Reference), S3 Tables' spelling is not. Only AWS services may put events
 # whose source begins with "aws." (custom PutEvents cannot), so the prefix still means AWS.
@@ -49,6 +58,7 @@ def monitored_events(*, exempt_tag: bool, key_checks: bool = False) -> tuple[str
         *MONITORED_EVENTS,
         DELETE_BUCKET,
         *TABLE_BUCKET_EVENTS,
+        *VECTOR_BUCKET_EVENTS,
         *(TAGGING_EVENTS if exempt_tag else ()),
         *(KEY_EVENTS if key_checks else ()),
     )
@@ -106,9 +116,9 @@ class EventForwarder(Construct):
         self.rule = events.Rule(
             self,
             "Rule",
-            description="Forwards S3 bucket (general purpose, directory and table) creations, "
-            "deletions and default-encryption (and exemption tag) changes, successful calls "
-            "only, to the S3 encryption drift monitor",
+            description="Forwards S3 bucket (general purpose, directory, table, vector) "
+            "creations, deletions and default-encryption (and exemption tag) changes, and with "
+            "keyChecks KMS key changes, successful calls only, to the S3 encryption drift monitor",
             event_pattern=s3_change_pattern(event_names),
         )
         # The target grants the role events:PutEvents on that bus, and nothing else. EventBridge

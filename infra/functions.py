@@ -201,6 +201,8 @@ def other_kinds_statements(*, lists: bool, remediates: bool) -> list[iam.PolicyS
     buckets = [
         f"arn:{Aws.PARTITION}:s3express:*:{Aws.ACCOUNT_ID}:bucket/*",
         f"arn:{Aws.PARTITION}:s3tables:*:{Aws.ACCOUNT_ID}:bucket/*",
+        # §15: vector buckets and their indexes (arn:...:bucket/NAME/index/INDEX).
+        f"arn:{Aws.PARTITION}:s3vectors:*:{Aws.ACCOUNT_ID}:bucket/*",
     ]
     statements = [
         iam.PolicyStatement(
@@ -221,7 +223,8 @@ def other_kinds_statements(*, lists: bool, remediates: bool) -> list[iam.PolicyS
             iam.PolicyStatement(
                 sid="RemediateDirectoryAndTableBuckets",
                 actions=list(OTHER_KINDS_WRITES),
-                resources=buckets,
+                # A vector bucket's encryption cannot be changed: nothing to write there.
+                resources=buckets[:2],
             )
         )
     return statements
@@ -239,13 +242,14 @@ def directory_keys_statement(policy: Policy) -> iam.PolicyStatement | None:
 
 
 def acknowledge_other_kinds(role: iam.IRole) -> None:
-    for service in ("s3express", "s3tables"):
+    for service in ("s3express", "s3tables", "s3vectors"):
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{service}:*:"
                 "<AWS::AccountId>:bucket/*]",
-                reason="The monitor reads the default encryption of every directory and table "
-                "bucket of this account, in every watched region; the ARNs name this account.",
+                reason="The monitor reads the default encryption of every directory, table and "
+                "vector bucket of this account, in every watched region; the ARNs name this "
+                "account.",
             )
         )
 

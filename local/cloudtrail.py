@@ -55,6 +55,14 @@ def s3_call_detail(
             {"tableBucketARN": ref.arn},
             "AWS::S3Tables::TableBucket",
         ),
+        # S3 Vectors' calls name the bucket as the caller did (name or ARN); the resource type
+        # name is not documented: the CloudFormation type is used.
+        BucketKind.VECTOR: (
+            "s3vectors.amazonaws.com",
+            f"s3vectors.{region}.api.aws",
+            {"vectorBucketName": bucket},
+            "AWS::S3Vectors::VectorBucket",
+        ),
     }[kind]
     detail: dict[str, Any] = {
         "eventVersion": "1.10",
@@ -151,10 +159,18 @@ class RecordedS3:
     """
 
     def __init__(
-        self, s3: Any, publish: Any, account: str, region: str, tables: Any = None
+        self,
+        s3: Any,
+        publish: Any,
+        account: str,
+        region: str,
+        tables: Any = None,
+        *,
+        vectors: Any = None,
     ) -> None:
         self._s3 = s3
         self._tables = tables  # S3 Tables, for table buckets
+        self._vectors = vectors  # S3 Vectors, for vector buckets
         self._publish = publish
         self.account = account
         self.region = region
@@ -205,6 +221,40 @@ class RecordedS3:
                 "encryption": "",
                 "ServerSideEncryptionConfiguration": {"Rule": rule},
             },
+        )
+
+    # -- vector buckets (S3 Vectors) -------------------------------------------------------------
+
+    def create_vector_bucket(
+        self, bucket: str, algorithm: str | None = None, key: str | None = None
+    ) -> None:
+        request: dict[str, Any] = {"vectorBucketName": bucket}
+        if algorithm:
+            request["encryptionConfiguration"] = _vector_encryption(algorithm, key)
+        self._vectors.create_vector_bucket(**request)
+        self._record("CreateVectorBucket", bucket, kind=BucketKind.VECTOR, request_parameters={
+            k: v for k, v in request.items() if k != "vectorBucketName"})  # fmt: skip
+
+    def create_index(
+        self, bucket: str, index: str, algorithm: str | None = None, key: str | None = None
+    ) -> None:
+        request: dict[str, Any] = {
+            "vectorBucketName": bucket,
+            "indexName": index,
+            "dataType": "float32",
+            "dimension": 4,
+            "distanceMetric": "cosine",
+        }
+        if algorithm:
+            request["encryptionConfiguration"] = _vector_encryption(algorithm, key)
+        self._vectors.create_index(**request)
+        self._record("CreateIndex", bucket, kind=BucketKind.VECTOR, request_parameters={
+            k: v for k, v in request.items() if k != "vectorBucketName"})  # fmt: skip
+
+    def delete_index(self, bucket: str, index: str) -> None:
+        self._vectors.delete_index(vectorBucketName=bucket, indexName=index)
+        self._record(
+            "DeleteIndex", bucket, kind=BucketKind.VECTOR, request_parameters={"indexName": index}
         )
 
     # -- table buckets (S3 Tables) ---------------------------------------------------------------
@@ -356,6 +406,10 @@ class RecordedS3:
             bucket,
             request_parameters={"resourceArn": arn, "tagKeys": keys},
         )
+
+
+def _vector_encryption(algorithm: str, key: str | None) -> dict[str, str]:
+    return {"sseType": algorithm, **({"kmsKeyArn": key} if key else {})}
 
 
 def _table_encryption(algorithm: str, key: str | None) -> dict[str, str]:

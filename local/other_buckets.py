@@ -1,4 +1,5 @@
-"""Directory buckets (S3 Express One Zone) and table buckets (S3 Tables) for the local emulator.
+"""Directory buckets (S3 Express One Zone), table buckets (S3 Tables) and vector buckets (S3
+Vectors) for the local emulator.
 
 moto 5.2.5 refuses to create a directory bucket (IllegalLocationConstraint), has no
 ListDirectoryBuckets, and its S3 Tables backend answers HTTP 500 in server mode and has no
@@ -18,6 +19,13 @@ Emulated, with AWS's documented behaviour:
 - table buckets: CreateTableBucket, ListTableBuckets (prefix, pages, type), GetTableBucket,
   DeleteTableBucket, Get/Put/DeleteTableBucketEncryption (default SSE-S3; only AES256 and
   aws:kms; aws:kms needs kmsKeyArn).
+- vector buckets (S3 Vectors, rest-json, every call a POST to /<Operation>): CreateVectorBucket,
+  GetVectorBucket, ListVectorBuckets (prefix, pages), DeleteVectorBucket, CreateIndex, GetIndex,
+  ListIndexes, DeleteIndex. Encryption is given at creation only ("can't be changed after the
+  vector bucket is created"), SSE-S3 when none is given; sseType AES256 or aws:kms, kmsKeyArn a
+  key ARN and required for aws:kms; an index without its own configuration has its bucket's
+  (S3 User Guide, "Data protection and encryption in S3 Vectors"; botocore s3vectors model).
+  A bucket with indexes cannot be deleted (ConflictException; the exact message is unverified).
 - each account's buckets are its own: the account is the one moto links the access key to (an
   assumed role's credentials act in the role's account), and with IAM enforced
   (``INITIAL_NO_AUTH_ACTION_COUNT``) each call needs its IAM action on the bucket's ARN, through
@@ -109,6 +117,9 @@ class OtherBuckets:
         # table bucket names per account and region.
         self.directory: dict[tuple[str, str], _Bucket] = {}
         self.tables: dict[tuple[str, str, str], _Bucket] = {}
+        # Vector bucket names per account and region, each with its indexes' encryption.
+        self.vectors: dict[tuple[str, str, str], _Bucket] = {}
+        self.indexes: dict[tuple[str, str, str], dict[str, dict[str, str | None]]] = {}
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -119,6 +130,8 @@ class OtherBuckets:
                 return self._answer(environ, start_response, self._express, _xml_error)
             if service == "s3tables":
                 return self._answer(environ, start_response, self._tables, _json_error)
+            if service == "s3vectors":
+                return self._answer(environ, start_response, self._vectors, _json_error)
             return app(environ, start_response)
 
         return middleware
@@ -339,6 +352,206 @@ class OtherBuckets:
         if len(page) < len(buckets):
             document["continuationToken"] = page[-1].name
         return _json(200, document)
+
+    # -- S3 Vectors (rest-json, POST /<Operation>) -------------------------------------------------
+
+    def _vectors(self, call: _Call) -> tuple[int, dict[str, str], bytes]:
+        operation = call.path.strip("/")
+        if call.method != "POST" or operation not in _VECTOR_OPERATIONS:
+            raise _Refused(400, "ValidationException", f"{call.method} {call.path} is not emulated")
+        request = _body(call)
+        if operation == "ListVectorBuckets":
+            _authorize(call, operation, "*")
+            return self._list_vector_buckets(call, request)
+        name = _vector_bucket_name(request, call)
+        key = (call.account, call.region, name)
+        arn = BucketRef(name, call.account, call.region, BucketKind.VECTOR).arn
+        if operation == "CreateVectorBucket":
+            _authorize(call, operation, arn)
+            if not _VECTOR_NAME.match(name):
+                raise _Refused(400, "ValidationException", f"{name!r} is not a vector bucket name")
+            if key in self.vectors:
+                raise _Refused(409, "ConflictException", "The vector bucket already exists.")
+            bucket = _Bucket(name, call.account, call.region)
+            bucket.encryption = _vector_encryption(request.get("encryptionConfiguration"))
+            self.vectors[key] = bucket
+            self.indexes[key] = {}
+            return _json(200, {"vectorBucketArn": arn})
+        existing = self.vectors.get(key)
+        if operation in _INDEX_OPERATIONS:
+            _authorize(call, operation, f"{arn}/index/{request.get('indexName')}")
+            return self._vector_index(operation, existing, self.indexes.get(key), request)
+        _authorize(call, operation, arn)
+        if existing is None:
+            raise _Refused(404, "NotFoundException", "The specified vector bucket was not found.")
+        indexes = self.indexes[key]
+        if operation == "GetVectorBucket":
+            return _json(200, {"vectorBucket": _vector_summary(existing, with_encryption=True)})
+        if operation == "DeleteVectorBucket":
+            if indexes:
+                raise _Refused(409, "ConflictException", "The vector bucket is not empty.")
+            del self.vectors[key], self.indexes[key]
+            return _json(200, {})
+        # ListIndexes
+        names = sorted(n for n in indexes if n.startswith(str(request.get("prefix") or "")))
+        token = request.get("nextToken")
+        if token:
+            names = [n for n in names if n > token]
+        size = int(request.get("maxResults") or 500)
+        page = names[:size]
+        document: dict[str, Any] = {
+            "indexes": [
+                {"vectorBucketName": name, "indexName": n, "indexArn": f"{arn}/index/{n}",
+                 "creationTime": existing.created}
+                for n in page
+            ]
+        }  # fmt: skip
+        if len(page) < len(names):
+            document["nextToken"] = page[-1]
+        return _json(200, document)
+
+    def _vector_index(
+        self,
+        operation: str,
+        bucket: _Bucket | None,
+        indexes: dict[str, dict[str, str | None]] | None,
+        request: dict[str, Any],
+    ) -> tuple[int, dict[str, str], bytes]:
+        index_name = request.get("indexName")
+        if bucket is None or indexes is None:
+            raise _Refused(404, "NotFoundException", "The specified vector bucket was not found.")
+        if not isinstance(index_name, str) or not _VECTOR_NAME.match(index_name):
+            raise _Refused(400, "ValidationException", f"{index_name!r} is not an index name")
+        arn = BucketRef(bucket.name, bucket.account, bucket.region, BucketKind.VECTOR).arn
+        index_arn = f"{arn}/index/{index_name}"
+        if operation == "CreateIndex":
+            if index_name in indexes:
+                raise _Refused(409, "ConflictException", "The index already exists.")
+            own = request.get("encryptionConfiguration")
+            indexes[index_name] = (
+                dict(bucket.encryption) if own is None else _vector_encryption(own)
+            )
+            return _json(200, {"indexArn": index_arn})
+        if index_name not in indexes:
+            raise _Refused(404, "NotFoundException", "The specified index was not found.")
+        if operation == "DeleteIndex":
+            del indexes[index_name]
+            return _json(200, {})
+        return _json(
+            200,
+            {
+                "index": {
+                    "vectorBucketName": bucket.name,
+                    "indexName": index_name,
+                    "indexArn": index_arn,
+                    "creationTime": bucket.created,
+                    "dataType": "float32",
+                    "dimension": 4,
+                    "distanceMetric": "cosine",
+                    "encryptionConfiguration": _vector_configuration(indexes[index_name]),
+                }
+            },
+        )
+
+    def _list_vector_buckets(
+        self, call: _Call, request: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        prefix = str(request.get("prefix") or "")
+        buckets = sorted(
+            (
+                bucket
+                for (account, region, name), bucket in self.vectors.items()
+                if (account, region) == (call.account, call.region) and name.startswith(prefix)
+            ),
+            key=lambda bucket: bucket.name,
+        )
+        token = request.get("nextToken")
+        if token:
+            buckets = [bucket for bucket in buckets if bucket.name > token]
+        size = int(request.get("maxResults") or 500)
+        page = buckets[:size]
+        document: dict[str, Any] = {
+            "vectorBuckets": [_vector_summary(b, with_encryption=False) for b in page]
+        }
+        if len(page) < len(buckets):
+            document["nextToken"] = page[-1].name
+        return _json(200, document)
+
+
+_VECTOR_OPERATIONS = frozenset(
+    {
+        "CreateVectorBucket",
+        "GetVectorBucket",
+        "ListVectorBuckets",
+        "DeleteVectorBucket",
+        "CreateIndex",
+        "GetIndex",
+        "ListIndexes",
+        "DeleteIndex",
+    }
+)
+# The s3vectors model's bucket and index name pattern (3-63 characters).
+_INDEX_OPERATIONS = frozenset({"CreateIndex", "GetIndex", "DeleteIndex"})
+_VECTOR_NAME = re.compile(r"^[a-z0-9][a-z0-9-.]{1,61}[a-z0-9]$")
+_VECTOR_ARN = re.compile(
+    r"^arn:aws[-a-z0-9]*:s3vectors:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"bucket/(?P<name>[a-z0-9][a-z0-9-.]{1,61}[a-z0-9])$"
+)
+
+
+def _vector_bucket_name(request: dict[str, Any], call: _Call) -> str:
+    arn = request.get("vectorBucketArn")
+    if isinstance(arn, str) and arn:
+        match = _VECTOR_ARN.match(arn)
+        if match is None:
+            raise _Refused(400, "ValidationException", f"{arn!r} is not a vector bucket ARN")
+        if (match["account"], match["region"]) != (call.account, call.region):
+            raise _Refused(403, "AccessDeniedException", f"Access denied to {arn}")
+        return match["name"]
+    name = request.get("vectorBucketName")
+    if not isinstance(name, str) or not name:
+        raise _Refused(
+            400, "ValidationException", "vectorBucketName or vectorBucketArn is required"
+        )
+    return name
+
+
+def _vector_encryption(configuration: Any) -> dict[str, str | None]:
+    """S3 Vectors' EncryptionConfiguration (botocore s3vectors model): sseType AES256 or aws:kms,
+    kmsKeyArn a full key ARN, needed for aws:kms; none at all is SSE-S3."""
+    if configuration is None:
+        return dict(_SSE_S3)
+    if not isinstance(configuration, dict):
+        raise _Refused(400, "ValidationException", "encryptionConfiguration must be an object")
+    algorithm = configuration.get("sseType", "AES256")
+    if algorithm not in _ALGORITHMS:
+        raise _Refused(400, "ValidationException", "sseType must be AES256 or aws:kms")
+    key = configuration.get("kmsKeyArn")
+    if algorithm == "aws:kms" and not key:
+        raise _Refused(400, "ValidationException", "kmsKeyArn is required for aws:kms")
+    if key is not None and not _TABLE_KEY_ARN.match(str(key)):
+        raise _Refused(400, "ValidationException", f"kmsKeyArn {key!r} is not a KMS key ARN")
+    return {"algorithm": algorithm, "key": key if algorithm == "aws:kms" else None}
+
+
+def _vector_configuration(encryption: dict[str, str | None]) -> dict[str, str]:
+    configuration = {"sseType": str(encryption["algorithm"])}
+    if encryption["key"]:
+        configuration["kmsKeyArn"] = encryption["key"]
+    return configuration
+
+
+def _vector_summary(bucket: _Bucket, *, with_encryption: bool) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "vectorBucketName": bucket.name,
+        "vectorBucketArn": BucketRef(
+            bucket.name, bucket.account, bucket.region, BucketKind.VECTOR
+        ).arn,
+        "creationTime": bucket.created,
+    }
+    if with_encryption:
+        summary["encryptionConfiguration"] = _vector_configuration(bucket.encryption)
+    return summary
 
 
 def _signing_service(environ: dict[str, Any]) -> str | None:

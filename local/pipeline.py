@@ -97,7 +97,12 @@ class LocalPipeline:
         self.forwarder_rules: dict[tuple[str, str], str] = {}
         self._deploy()
         self.recorded_s3 = RecordedS3(
-            self.s3, self.put_cloudtrail_event, self.account, self.region, self._client("s3tables")
+            self.s3,
+            self.put_cloudtrail_event,
+            self.account,
+            self.region,
+            self._client("s3tables"),
+            vectors=self._client("s3vectors"),
         )
 
     def _client(self, service: str, region: str | None = None) -> Any:
@@ -713,7 +718,10 @@ class LocalPipeline:
         def publish(detail: Mapping[str, Any]) -> None:
             _put_cloudtrail_event(events, self.bus_name, detail)
 
-        return RecordedS3(s3, publish, account, region, tables)
+        vectors = session.client(
+            "s3vectors", region_name=region, endpoint_url=self.emulator.endpoint
+        )
+        return RecordedS3(s3, publish, account, region, tables, vectors=vectors)
 
     # -- the Lambda service ---------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ kinds; on moto server with the emulated S3 Express control plane and S3 Tables
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -222,3 +224,85 @@ def test_apply_remediates_a_directory_bucket_and_only_proposes_sse_kms_for_a_tab
     arn = f"arn:aws:s3tables:eu-west-1:{ACCOUNT}:bucket/{table}"
     configuration = account.client("s3tables").get_table_bucket_encryption(tableBucketARN=arn)
     assert configuration["encryptionConfiguration"] == {"sseAlgorithm": "AES256"}
+
+
+def test_a_vector_bucket_and_an_index_with_its_own_key_are_judged_at_creation(
+    monitor: SynthesizedMonitor, account: Emulator
+) -> None:
+    """§15: S3 Vectors' CreateVectorBucket and CreateIndex (source aws.s3vectors) are routed and
+    judged; encryption is fixed at creation, so the fix is a new bucket."""
+    pipeline = LocalPipeline(monitor, account)
+    s3 = pipeline.s3_in("eu-west-1")
+    bucket = unique("embeddings")
+    other_key = account.client("kms").create_key()["KeyMetadata"]["Arn"]
+
+    # Given a vector bucket created with the allowed key: compliant, nothing sent
+    s3.create_vector_bucket(bucket, "aws:kms", KEY)
+    (created,), alerts = deliver(pipeline)
+    assert (created.response["status"], alerts) == ("COMPLIANT", [])
+
+    # When an index is created with a key of its own that the policy does not allow
+    s3.create_index(bucket, "chunks", "aws:kms", other_key)
+    (indexed,), (alert,) = deliver(pipeline)
+
+    # Then the bucket drifts, the index named, and the fix is to recreate
+    assert indexed.response["status"] == "DRIFT"
+    document = alert.document
+    assert (document["bucketKind"], document["bucketArn"]) == (
+        "vector",
+        f"arn:aws:s3vectors:eu-west-1:{ACCOUNT}:bucket/{bucket}",
+    )
+    assert alert.subject.startswith(f"[DRIFT] vector bucket {bucket}")
+    (violation,) = document["violations"]
+    assert violation["code"] == "KMS_KEY_NOT_ALLOWED"
+    assert violation["message"].startswith("Index chunks: ")
+    assert document["observed"]["rules"][1]["scope"] == "index chunks"
+    assert document["trigger"]["eventName"] == "CreateIndex"
+    assert (
+        "aws s3vectors create-vector-bucket --vector-bucket-name '<NEW-NAME>'"
+        in (document["remediation"])
+    )
+
+    # When the index is deleted, the drift is resolved
+    s3.delete_index(bucket, "chunks")
+    (deleted,), (notice,) = deliver(pipeline)
+    assert deleted.response["status"] == "COMPLIANT"
+    assert notice.document["status"] == "RESOLVED"
+
+
+def test_the_sweep_and_the_scanner_list_and_judge_vector_buckets(
+    monitor: SynthesizedMonitor, account: Emulator, tmp_path: Any
+) -> None:
+    vectors = account.client("s3vectors")
+    plain = unique("vectors")
+    vectors.create_vector_bucket(vectorBucketName=plain)  # SSE-S3: not allowed
+    keyed = unique("vectors")
+    vectors.create_vector_bucket(
+        vectorBucketName=keyed, encryptionConfiguration={"sseType": "aws:kms", "kmsKeyArn": KEY}
+    )
+
+    pipeline = LocalPipeline(monitor, account)
+    invocations = pipeline.run_sweep()
+    assert all(invocation.ok for invocation in invocations), invocations
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps(POLICY))
+    result = scan(account, "--format", "csv", "--policy", str(policy), "--region", "eu-west-1")
+
+    # (a vector bucket's fix is several lines: read as CSV, not line by line)
+    rows = {row["bucket"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert (rows[plain]["kind"], rows[plain]["status"]) == ("vector", "DRIFT")
+    assert "create-vector-bucket" in rows[plain]["remediation"]
+    assert (rows[keyed]["kind"], rows[keyed]["status"]) == ("vector", "COMPLIANT")
+    assert result.returncode == 1
+    # and the sweep's report holds both, with the other kinds
+    report = pipeline.report_objects()
+    lines = [
+        json.loads(line)
+        for key, body in report.items()
+        if key.endswith("/regional-000.jsonl")
+        for line in body.decode().splitlines()
+    ]
+    assert {(line["bucket"], line["status"]) for line in lines} >= {
+        (plain, "DRIFT"),
+        (keyed, "COMPLIANT"),
+    }

@@ -24,12 +24,15 @@ TABLE_BUCKET_CALLS = (
     "DeleteTableBucketEncryption",
     "DeleteTableBucket",
 )
+# §15: vector buckets (S3 Vectors) take their encryption at creation, bucket and index alike.
+VECTOR_BUCKET_CALLS = ("CreateVectorBucket", "CreateIndex", "DeleteIndex", "DeleteVectorBucket")
 WATCHED = (
     "CreateBucket",
     "PutBucketEncryption",
     "DeleteBucketEncryption",
     "DeleteBucket",
     *TABLE_BUCKET_CALLS,
+    *VECTOR_BUCKET_CALLS,
     "PutBucketTagging",
     "DeleteBucketTagging",
     # S3 Control's tagging of a bucket ARN changes a bucket's tags too (s3control model).
@@ -56,8 +59,9 @@ ALL_BUCKETS = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::*"]]}
 
 def s3_pattern(*event_names: str) -> dict[str, Any]:
     """The pattern of an S3 rule, on a default bus or the central one: successful calls only,
-    of general purpose, directory (S3 Express) and table (S3 Tables) buckets: the event source
-    exactly, the EventBridge source by its prefix (S3 Tables' spelling is documented nowhere)."""
+    of general purpose, directory (S3 Express), table (S3 Tables) and vector (S3 Vectors)
+    buckets: the event source exactly, the EventBridge source by its prefix (S3 Tables' spelling
+    is documented nowhere)."""
     return {
         "source": [{"prefix": "aws.s3"}],
         "detail-type": ["AWS API Call via CloudTrail"],
@@ -66,6 +70,7 @@ def s3_pattern(*event_names: str) -> dict[str, Any]:
                 "s3.amazonaws.com",
                 "s3express.amazonaws.com",
                 "s3tables.amazonaws.com",
+                "s3vectors.amazonaws.com",
             ],
             "eventName": list(event_names),
             "errorCode": [{"exists": False}],

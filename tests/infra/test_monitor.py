@@ -15,6 +15,7 @@ from tests.infra.conftest import (
     CREATIONS,
     IMMEDIATE,
     TABLE_BUCKET_CALLS,
+    VECTOR_BUCKET_CALLS,
     BuildTemplate,
     s3_pattern,
 )
@@ -75,6 +76,7 @@ def test_without_grace_or_exempt_tag_one_rule_takes_creations_at_once(
         "DeleteBucketEncryption",
         "DeleteBucket",
         *TABLE_BUCKET_CALLS,
+        *VECTOR_BUCKET_CALLS,
     )
     assert not template.find_resources(
         "AWS::Lambda::EventSourceMapping", {"Properties": {"FunctionName": {"Ref": function_id}}}
@@ -150,6 +152,7 @@ def test_function_environment_carries_the_validated_policy(build_template: Build
         "exemptTag": "encryption-monitor:exempt=true",
         "keyChecks": False,
         "allowOrganizationKeys": False,
+        "exceptions": [],
     }
     assert variables["POWERTOOLS_SERVICE_NAME"] == "s3-encryption-drift-monitor"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "S3EncryptionDriftMonitor"
@@ -274,6 +277,10 @@ def test_function_can_publish_keep_and_record_but_nothing_more(template: Templat
         "s3express:GetEncryptionConfiguration",
         "s3tables:GetTableBucket",
         "s3tables:GetTableBucketEncryption",
+        # §15: vector buckets and their indexes, read only
+        "s3vectors:GetIndex",
+        "s3vectors:GetVectorBucket",
+        "s3vectors:ListIndexes",
         "sns:Publish",
         # the grace queue's event source mapping
         "sqs:ChangeMessageVisibility",
@@ -304,6 +311,8 @@ def test_function_can_publish_keep_and_record_but_nothing_more(template: Templat
         {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3express:*:",
                            {"Ref": "AWS::AccountId"}, ":bucket/*"]]},
         {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3tables:*:",
+                           {"Ref": "AWS::AccountId"}, ":bucket/*"]]},
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3vectors:*:",
                            {"Ref": "AWS::AccountId"}, ":bucket/*"]]},
     ]  # fmt: skip
 

@@ -156,3 +156,31 @@ def test_a_rule_with_only_a_schedule_matches_no_event(emulator: Emulator) -> Non
     events.put_events(Entries=[{"Source": name, "DetailType": "t", "Detail": "{}"}])
 
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_s3_vectors_takes_encryption_at_creation_only_as_its_api_says(emulator: Emulator) -> None:
+    """botocore s3vectors model and S3 User Guide, "Data protection and encryption in S3
+    Vectors": sseType AES256 or aws:kms, kmsKeyArn a key ARN (no alias) needed for aws:kms, none
+    given is SSE-S3, and an index without its own configuration has its bucket's."""
+    vectors = emulator.client("s3vectors")
+    name = f"vectors-{uuid.uuid4().hex[:8]}"
+    alias = f"arn:aws:kms:eu-west-1:{emulator.account}:alias/platform"
+    for refused in ({"sseType": "aws:kms"}, {"sseType": "aws:kms", "kmsKeyArn": alias},
+                    {"sseType": "aws:kms:dsse"}):  # fmt: skip
+        with pytest.raises(ClientError, match="ValidationException"):
+            vectors.create_vector_bucket(vectorBucketName=name, encryptionConfiguration=refused)
+
+    vectors.create_vector_bucket(vectorBucketName=name)
+    vectors.create_index(
+        vectorBucketName=name, indexName="inherits", dataType="float32", dimension=4,
+        distanceMetric="cosine",
+    )  # fmt: skip
+
+    described = vectors.get_vector_bucket(vectorBucketName=name)["vectorBucket"]
+    assert described["encryptionConfiguration"] == {"sseType": "AES256"}
+    index = vectors.get_index(vectorBucketName=name, indexName="inherits")["index"]
+    assert index["encryptionConfiguration"] == {"sseType": "AES256"}
+    with pytest.raises(ClientError, match="ConflictException"):
+        vectors.delete_vector_bucket(vectorBucketName=name)  # it still has an index
+    with pytest.raises(ClientError, match="NotFoundException"):
+        vectors.get_vector_bucket(vectorBucketName=f"{name}-missing")

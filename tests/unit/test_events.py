@@ -189,6 +189,10 @@ def test_legacy_and_directory_bucket_names_are_accepted(
             "create-table-bucket.json",  # names the bucket, not its ARN, in its request
             BucketRef("analytics-lake", "123456789012", "eu-west-1", BucketKind.TABLE),
         ),
+        (
+            "create-index.json",  # §15: S3 Vectors, naming the bucket by its ARN
+            BucketRef("embeddings", "123456789012", "eu-west-1", BucketKind.VECTOR),
+        ),
     ],
 )
 def test_directory_and_table_bucket_events_say_their_kind(
@@ -198,6 +202,30 @@ def test_directory_and_table_bucket_events_say_their_kind(
 
     assert change.bucket == expected
     assert change.trigger.event_id == event_fixture(sample)["detail"]["eventID"]
+
+
+def test_a_vector_bucket_is_named_by_name_or_arn_and_a_bad_one_is_refused(
+    event_fixture: LoadEvent,
+) -> None:
+    event = event_fixture("create-index.json")
+    request = event["detail"]["requestParameters"]
+    del request["vectorBucketArn"]
+    request["vectorBucketName"] = "embeddings"
+    assert parse_event(event).bucket.name == "embeddings"
+
+    request["vectorBucketName"] = "Embeddings_2026"
+    with pytest.raises(InvalidEvent, match="'Embeddings_2026' is not a name"):
+        parse_event(event)
+    request["vectorBucketArn"] = "arn:aws:s3:::embeddings"
+    with pytest.raises(InvalidEvent, match="is not a vector bucket or index ARN"):
+        parse_event(event)
+    # a bucket of another account (through its bucket policy) is that account's
+    request["vectorBucketArn"] = "arn:aws:s3vectors:eu-west-1:999988887777:bucket/embeddings"
+    assert parse_event(event).bucket.account == "999988887777"
+    # but never of another region than the one the call was made in
+    request["vectorBucketArn"] = "arn:aws:s3vectors:us-east-1:999988887777:bucket/embeddings"
+    with pytest.raises(InvalidEvent, match="is not in account 999988887777 and region eu-west-1"):
+        parse_event(event)
 
 
 def test_a_directory_bucket_name_is_a_directory_bucket_whatever_the_source(
@@ -248,7 +276,7 @@ TABLE_INVALID = [
     (
         "unknown event source",
         _mutate(["detail", "eventSource"], "s3outposts.amazonaws.com"),
-        "is not S3, S3 Express or S3 Tables",
+        "is not S3, S3 Express, S3 Tables or S3 Vectors",
     ),
 ]
 

@@ -33,6 +33,7 @@ KEY = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab
 GENERAL = BucketRef("analytics", ACCOUNT, "eu-west-1")
 DIRECTORY = BucketRef("ml--euw1-az1--x-s3", ACCOUNT, "eu-west-1", BucketKind.DIRECTORY)
 TABLE = BucketRef("analytics", ACCOUNT, "eu-west-1", BucketKind.TABLE)
+VECTOR = BucketRef("analytics", ACCOUNT, "eu-west-1", BucketKind.VECTOR)
 PUT = Trigger(source="cloudtrail", event_name="PutBucketEncryption")
 
 
@@ -277,3 +278,26 @@ def test_a_table_bucket_s_sse_kms_fix_says_the_maintenance_principal_needs_the_k
     first, note = command.splitlines()
     assert first.startswith("aws s3tables put-table-bucket-encryption")
     assert "maintenance.s3tables.amazonaws.com" in note
+
+
+def test_a_vector_bucket_is_judged_by_bucket_and_index_and_fixed_by_a_new_bucket() -> None:
+    """§15: no SSE-C or Bucket Key rules (S3 Vectors has neither); each index with its own
+    encryption is named; the fix is to recreate, never an automatic write."""
+    foreign = "arn:aws:kms:eu-west-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    index = EncryptionRule("aws:kms", foreign, scope="index chunks")
+    observed = ObservedEncryption(VECTOR, (EncryptionRule("aws:kms", KEY), index))
+    policy = Policy.from_dict({"allowedAlgorithms": ["aws:kms"], "requireBucketKey": True})
+
+    finding = evaluate(observed, policy, PUT)
+
+    assert [(v.code.value, v.message.split(":")[0]) for v in finding.violations] == [
+        ("KMS_KEY_CROSS_ACCOUNT", "Index chunks")
+    ]
+    fix = plan_fix(finding, policy)
+    assert fix is not None and fix.recreate and not fix.complete
+    assert fix.configuration == {"sseType": "aws:kms", "kmsKeyArn": KEY}
+    command = remediation_command(finding, policy)
+    assert command is not None
+    assert "aws s3vectors create-vector-bucket" in command
+    assert state_key(VECTOR) == f"{ACCOUNT}#eu-west-1#vector:analytics" != state_key(GENERAL)
+    assert finding_id(build_alert(finding, policy).document).endswith("/vector:analytics")

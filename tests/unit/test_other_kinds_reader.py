@@ -71,6 +71,19 @@ def create_directory_bucket(emulator: Emulator, base: str) -> BucketRef:
     return BucketRef(name, emulator.account, "eu-west-1", BucketKind.DIRECTORY)
 
 
+def create_vector_bucket(emulator: Emulator, name: str, *, with_index: bool = False) -> BucketRef:
+    vectors = emulator.client("s3vectors")
+    vectors.create_vector_bucket(vectorBucketName=name)
+    if with_index:
+        key = emulator.client("kms").create_key()["KeyMetadata"]["Arn"]
+        own = {"sseType": "aws:kms", "kmsKeyArn": key}
+        vectors.create_index(
+            vectorBucketName=name, indexName="own", dataType="float32", dimension=4,
+            distanceMetric="cosine", encryptionConfiguration=own,
+        )  # fmt: skip
+    return BucketRef(name, emulator.account, "eu-west-1", BucketKind.VECTOR)
+
+
 def create_table_bucket(emulator: Emulator, name: str) -> BucketRef:
     emulator.client("s3tables").create_table_bucket(name=name)
     return BucketRef(name, emulator.account, "eu-west-1", BucketKind.TABLE)
@@ -161,9 +174,10 @@ def enforced() -> Iterator[Emulator]:
 def test_without_the_permissions_reads_are_unreadable_and_listings_reported(
     enforced: Emulator,
 ) -> None:
-    # Given buckets of both kinds and a caller allowed only general purpose S3 reads
+    # Given buckets of every kind and a caller allowed only general purpose S3 reads
     directory = create_directory_bucket(enforced, unique("private"))
     table = create_table_bucket(enforced, unique("private"))
+    vector = create_vector_bucket(enforced, unique("private"))
     s3_only = iam_user(
         enforced,
         unique("s3-only"),
@@ -175,6 +189,7 @@ def test_without_the_permissions_reads_are_unreadable_and_listings_reported(
     for bucket, permission in (
         (directory, "s3express:GetEncryptionConfiguration"),
         (table, "s3tables:GetTableBucketEncryption"),
+        (vector, "s3vectors:GetVectorBucket"),
     ):
         with pytest.raises(BucketUnreadable) as refused:
             reader.read_encryption(bucket)
@@ -187,6 +202,8 @@ def test_without_the_permissions_reads_are_unreadable_and_listings_reported(
         "s3express:ListAllMyDirectoryBuckets in eu-west-1",
         "table buckets in eu-west-1 could not be listed: AccessDeniedException on "
         "s3tables:ListTableBuckets in eu-west-1",
+        "vector buckets in eu-west-1 could not be listed: AccessDeniedException on "
+        "s3vectors:ListVectorBuckets in eu-west-1",
     )
     with pytest.raises(ListingDenied):
         list(reader.list_table_buckets(None, "eu-west-1"))
@@ -195,6 +212,7 @@ def test_without_the_permissions_reads_are_unreadable_and_listings_reported(
 def test_with_exactly_the_synthesized_actions_both_kinds_read_and_list(enforced: Emulator) -> None:
     directory = create_directory_bucket(enforced, unique("readable"))
     table = create_table_bucket(enforced, unique("readable"))
+    vector = create_vector_bucket(enforced, unique("readable"), with_index=True)
     account = enforced.account
     reader = reader_for(
         iam_user(
@@ -206,6 +224,7 @@ def test_with_exactly_the_synthesized_actions_both_kinds_read_and_list(enforced:
                     "Resource": [
                         f"arn:aws:s3express:*:{account}:bucket/*",
                         f"arn:aws:s3tables:*:{account}:bucket/*",
+                        f"arn:aws:s3vectors:*:{account}:bucket/*",
                     ],
                 },
                 {"Action": list(OTHER_KINDS_LISTS), "Resource": "*"},
@@ -215,9 +234,12 @@ def test_with_exactly_the_synthesized_actions_both_kinds_read_and_list(enforced:
 
     assert reader.read_encryption(directory).rules == (EncryptionRule("AES256"),)
     assert reader.read_encryption(table).rules == (EncryptionRule("AES256"),)
+    # the vector bucket's index has its own key: it is read (ListIndexes, GetIndex) too
+    assert [rule.scope for rule in reader.read_encryption(vector).rules] == [None, "index own"]
     listing = list_regional(reader, None, ["eu-west-1"])
     assert listing.errors == ()
-    assert {directory.name, table.name} <= {bucket.name for bucket in listing.buckets}
+    names = {bucket.name for bucket in listing.buckets}
+    assert {directory.name, table.name, vector.name} <= names
 
 
 def test_another_accounts_buckets_are_its_own(local: Emulator) -> None:
@@ -311,7 +333,11 @@ def test_a_region_without_the_service_is_skipped_not_reported_as_an_error() -> N
     assert listing == RegionalListing(
         buckets=(),
         errors=(),
-        not_offered=("directory buckets in ap-east-2", "table buckets in ap-east-2"),
+        not_offered=(
+            "directory buckets in ap-east-2",
+            "table buckets in ap-east-2",
+            "vector buckets in ap-east-2",
+        ),
     )
 
 
@@ -326,6 +352,9 @@ def test_one_region_s_refusal_never_hides_another_region_s_buckets(local: Emulat
 
         def list_table_buckets(self, account: str | None, region: str) -> Any:
             return reader_for(local).list_table_buckets(account, region)
+
+        def list_vector_buckets(self, account: str | None, region: str) -> Any:
+            return reader_for(local).list_vector_buckets(account, region)
 
     listing = list_regional(RefusedInUsEast1(), None, ["us-east-1", "eu-west-1"])
 
@@ -383,6 +412,9 @@ def test_a_listing_that_keeps_failing_is_reported_with_its_error_code() -> None:
 
         def list_table_buckets(self, account: str | None, region: str) -> Any:
             return iter([ListedBucket("lake", region, BucketKind.TABLE)])
+
+        def list_vector_buckets(self, account: str | None, region: str) -> Any:
+            return iter([])
 
     listing = list_regional(Throttled(), None, ["eu-west-1"])
 
@@ -483,9 +515,12 @@ def test_a_store_without_other_kinds_lists_no_bucket_twice() -> None:
         def list_table_buckets(self, account: str | None, region: str) -> Any:
             yield ListedBucket("logs", region, BucketKind.TABLE, "no ARN")
 
+        def list_vector_buckets(self, account: str | None, region: str) -> Any:
+            yield ListedBucket("logs", region, BucketKind.VECTOR, "no ARN")
+
     listing = list_regional(Store(), ACCOUNT, ["eu-west-1"])
 
     assert [b.name for b in listing.buckets] == ["ok--euw1-az1--x-s3"]
     assert listing.errors == ()
-    assert len(listing.skipped) == 2
+    assert len(listing.skipped) == 3
     assert listing.skipped[0].startswith("1 entries listed as directory buckets in eu-west-1")

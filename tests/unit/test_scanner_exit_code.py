@@ -91,6 +91,9 @@ def test_a_member_account_that_may_not_list_is_reported_naming_the_role() -> Non
         def list_table_buckets(self, account: str | None, region: str) -> Any:
             raise ListingDenied("AccessDenied on s3tables:ListTableBuckets")
 
+        def list_vector_buckets(self, account: str | None, region: str) -> Any:
+            raise ListingDenied("AccessDenied on s3vectors:ListVectorBuckets")
+
     scanned = _scan_account(
         "222222222222",
         NoListing(),  # type: ignore[arg-type]

@@ -62,8 +62,13 @@ class Remediator:
             return finding, Remediation(
                 self._mode,
                 None,
-                reason="a directory bucket keeps its KMS key for its lifetime: only a new bucket "
-                "can have the key the policy allows (see the fix)",
+                reason=(
+                    "a vector bucket's encryption is fixed when it is created: only a new bucket "
+                    "can have what the policy allows (see the fix)"
+                    if finding.bucket.kind is BucketKind.VECTOR
+                    else "a directory bucket keeps its KMS key for its lifetime: only a new "
+                    "bucket can have the key the policy allows (see the fix)"
+                ),
             )
         if not fix.complete:
             return finding, Remediation(

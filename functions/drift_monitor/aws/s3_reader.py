@@ -28,7 +28,9 @@ from ..domain.permissions import (
     GET_TABLE_BUCKET,
     LIST_DIRECTORY_BUCKETS,
     LIST_TABLE_BUCKETS,
+    LIST_VECTOR_BUCKETS,
     READ_ENCRYPTION,
+    VECTOR_INDEX_READS,
 )
 from ..domain.settings import LIST_PAGE_SIZE
 from .credentials import RETRY_CONFIG, AccountAccess, error_code, is_denied
@@ -50,6 +52,10 @@ _CONTROL_PLANE_ONLY = Config(s3={"disable_s3_express_session_auth": True})  # ty
 # Listings of the kinds that are listed per region.
 DIRECTORY_PAGE_SIZE = 1000
 TABLE_PAGE_SIZE = 1000
+VECTOR_PAGE_SIZE = 500  # ListVectorBuckets' and ListIndexes' largest maxResults (s3vectors model)
+# A vector bucket (or index) created without an encryption configuration uses SSE-S3 (S3 User
+# Guide, "Data protection and encryption in S3 Vectors").
+_VECTOR_DEFAULT = {"sseType": "AES256"}
 # S3 Express and S3 Tables are not offered in every region, and botocore knows no list of
 # where: a region without them has no endpoint (its name does not resolve). Few, quick attempts,
 # so such a region costs a sweep a second rather than a minute of retries.
@@ -163,6 +169,25 @@ class S3Reader:
             if token is None:
                 return
 
+    def list_vector_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
+        """The account's vector buckets (S3 Vectors) in ``region``."""
+        client = self.access.client("s3vectors", region, account, self._listing_config)
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"maxResults": VECTOR_PAGE_SIZE}
+            if token:
+                request["nextToken"] = token
+            response = _listing(client.list_vector_buckets, request, LIST_VECTOR_BUCKETS, region)
+            for bucket in response.get("vectorBuckets", []):
+                name = str(bucket.get("vectorBucketName", ""))
+                expected = BucketRef(name, account or "", region, BucketKind.VECTOR).arn
+                arn = str(bucket.get("vectorBucketArn", ""))
+                valid = arn == expected if account else arn.endswith(f":bucket/{name}")
+                yield ListedBucket(name, region, BucketKind.VECTOR, None if valid else "no ARN")
+            token = response.get("nextToken") or None
+            if token is None:
+                return
+
     def locate(self, bucket: BucketRef) -> str:
         """The bucket's region, for listings that do not carry it."""
         try:
@@ -177,6 +202,8 @@ class S3Reader:
     def read_encryption(self, bucket: BucketRef) -> ObservedEncryption:
         if bucket.kind is BucketKind.TABLE:
             return self._read_table_encryption(bucket)
+        if bucket.kind is BucketKind.VECTOR:
+            return self._read_vector_encryption(bucket)
         try:
             response = self.client(bucket.region, bucket.account).get_bucket_encryption(
                 Bucket=bucket.name, **expected_owner(bucket)
@@ -216,6 +243,43 @@ class S3Reader:
             kms_key_id=configuration.get("kmsKeyArn") or None,
         )
         return ObservedEncryption(bucket=bucket, rules=(rule,))
+
+    def _read_vector_encryption(self, bucket: BucketRef) -> ObservedEncryption:
+        """The bucket's encryption, then each index whose own encryption differs from it (set
+        at CreateIndex): an index that inherits the bucket's adds nothing to judge."""
+        client = self.access.client("s3vectors", bucket.region, bucket.account, self._config)
+        try:
+            described = client.get_vector_bucket(vectorBucketName=bucket.name)["vectorBucket"]
+        except ClientError as error:
+            raise _vector_error(error, bucket, READ_ENCRYPTION[bucket.kind]) from error
+        own = described.get("encryptionConfiguration") or _VECTOR_DEFAULT
+        rules = [_vector_rule(own)]
+        try:
+            token: str | None = None
+            while True:
+                request: dict[str, Any] = {
+                    "vectorBucketName": bucket.name,
+                    "maxResults": VECTOR_PAGE_SIZE,
+                }
+                if token:
+                    request["nextToken"] = token
+                response = client.list_indexes(**request)
+                for index in response.get("indexes", []):
+                    name = str(index.get("indexName", ""))
+                    configuration = (
+                        client.get_index(vectorBucketName=bucket.name, indexName=name)["index"].get(
+                            "encryptionConfiguration"
+                        )
+                        or own
+                    )
+                    if configuration != own:
+                        rules.append(_vector_rule(configuration, scope=f"index {name}"))
+                token = response.get("nextToken") or None
+                if token is None:
+                    break
+        except ClientError as error:
+            raise _vector_error(error, bucket, " and ".join(VECTOR_INDEX_READS)) from error
+        return ObservedEncryption(bucket=bucket, rules=tuple(rules))
 
     def read_tags(self, bucket: BucketRef) -> dict[str, str]:
         if bucket.kind is not BucketKind.GENERAL_PURPOSE:
@@ -258,6 +322,20 @@ def parse_rule(rule: Mapping[str, Any]) -> EncryptionRule:
             None if blocked is None else tuple(blocked.get("EncryptionType", []))
         ),
     )
+
+
+def _vector_rule(configuration: Mapping[str, Any], scope: str | None = None) -> EncryptionRule:
+    return EncryptionRule(
+        algorithm=str(configuration.get("sseType", "")),
+        kms_key_id=configuration.get("kmsKeyArn") or None,
+        scope=scope,
+    )
+
+
+def _vector_error(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
+    if error_code(error) == _TABLE_NOT_FOUND:  # S3 Vectors' NotFoundException too
+        return BucketVanished(f"vector bucket {bucket.arn} no longer exists")
+    return _translate(error, bucket, permission)
 
 
 def _listing(call: Any, request: dict[str, Any], permission: str, region: str) -> Any:

@@ -74,9 +74,11 @@ def open_key(account: str, region: str) -> str:
 
 
 def state_key(bucket: BucketRef) -> str:
-    # A table bucket may share its name with a general purpose bucket; directory bucket names
-    # cannot (the --x-s3 suffix is reserved), so only table buckets need a mark of their own.
-    name = f"table:{bucket.name}" if bucket.kind is BucketKind.TABLE else bucket.name
+    # A table or vector bucket may share its name with a general purpose bucket; directory
+    # bucket names cannot (the --x-s3 suffix is reserved), so they need no mark of their own.
+    name = bucket.name
+    if bucket.kind in (BucketKind.TABLE, BucketKind.VECTOR):
+        name = f"{bucket.kind.value}:{bucket.name}"
     return f"{bucket.account}#{bucket.region}#{name}"
 
 

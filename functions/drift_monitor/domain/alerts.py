@@ -213,7 +213,7 @@ def build_key_summary(
 def subject_line(document: dict[str, Any]) -> str:
     """``[STATUS] s3://bucket (account, region)``, within SNS's 100 printable ASCII characters
     (``table bucket NAME`` for a table bucket, whose name may equal a general purpose one's)."""
-    scheme = "table bucket " if document.get("bucketKind") == BucketKind.TABLE else "s3://"
+    scheme = _SCHEMES.get(document.get("bucketKind") or "", "s3://")
     prefix = f"[{document['status']}] {scheme}"
     suffix = f" ({document['account']}, {document['region']})"
     bucket = printable(document["bucket"])
@@ -221,6 +221,10 @@ def subject_line(document: dict[str, Any]) -> str:
     if len(bucket) > room:
         bucket = bucket[: max(room - 3, 0)] + "..."
     return printable(prefix + bucket + suffix)[:SUBJECT_LIMIT]
+
+
+# Table and vector buckets may share a general purpose bucket's name: they are not s3://name.
+_SCHEMES = {BucketKind.TABLE.value: "table bucket ", BucketKind.VECTOR.value: "vector bucket "}
 
 
 def printable(text: str) -> str:
@@ -477,6 +481,26 @@ def remediation_command(finding: Finding, policy: Policy) -> str | None:
             f"{command}\n# First allow the S3 Tables maintenance principal "
             "(maintenance.s3tables.amazonaws.com) to use the key in its key policy: without it, "
             "table maintenance stops (S3 User Guide, 'Using SSE-KMS in table buckets')."
+        )
+    if bucket.kind is BucketKind.VECTOR:
+        create = shlex.join(
+            [
+                "aws",
+                "s3vectors",
+                "create-vector-bucket",
+                "--vector-bucket-name",
+                "<NEW-NAME>",
+                "--region",
+                bucket.region,
+                "--encryption-configuration",
+                configuration,
+            ]
+        )
+        return (
+            "# A vector bucket's encryption can't be changed after it is created (S3 User "
+            "Guide, 'Data protection and encryption in S3 Vectors'): create a new vector bucket\n"
+            f"{create}\n# then its indexes (create-index, without an encryption configuration "
+            f"of their own), put the vectors again, and delete {bucket.arn}."
         )
     name = bucket.name
     if fix.recreate:

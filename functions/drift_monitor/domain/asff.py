@@ -40,8 +40,8 @@ def product_arn(region: str, account: str) -> str:
 def finding_id(document: dict[str, Any]) -> str:
     # A table bucket may share its name with a general purpose bucket (see state_key).
     name = document["bucket"]
-    if _kind(document) is BucketKind.TABLE:
-        name = f"table:{name}"
+    if _kind(document) in (BucketKind.TABLE, BucketKind.VECTOR):
+        name = f"{document['bucketKind']}:{name}"
     return f"{GENERATOR_ID}/{document['account']}/{document['region']}/{name}"
 
 
@@ -55,6 +55,7 @@ def noun(document: dict[str, Any]) -> str:
         BucketKind.GENERAL_PURPOSE: "S3 bucket",
         BucketKind.DIRECTORY: "S3 directory bucket",
         BucketKind.TABLE: "S3 table bucket",
+        BucketKind.VECTOR: "S3 vector bucket",
     }[_kind(document)]
 
 

@@ -62,6 +62,8 @@ def evaluate(
         )
     for index, rule in enumerate(observed.rules):
         prefix = f"Rule {index + 1} of {len(observed.rules)}: " if len(observed.rules) > 1 else ""
+        if rule.scope is not None:
+            prefix = f"{rule.scope[:1].upper()}{rule.scope[1:]}: "
         for violation in rule_violations(rule, policy, observed.bucket, keys, organization):
             violations.append(Violation(violation.code, prefix + violation.message))
 

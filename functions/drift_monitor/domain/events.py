@@ -42,7 +42,15 @@ _KIND_OF_SOURCE = {
     "s3.amazonaws.com": BucketKind.GENERAL_PURPOSE,
     "s3express.amazonaws.com": BucketKind.DIRECTORY,
     "s3tables.amazonaws.com": BucketKind.TABLE,
+    "s3vectors.amazonaws.com": BucketKind.VECTOR,
 }
+# S3 Vectors names a bucket by name or by ARN (botocore s3vectors model: CreateIndex,
+# GetVectorBucket...); bucket names are 3-63 lowercase letters, digits, hyphens and dots.
+_VECTOR_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-.]{1,61}[a-z0-9]$")
+_VECTOR_BUCKET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:s3vectors:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"bucket/(?P<name>[a-z0-9][a-z0-9-.]{1,61}[a-z0-9])(?:/index/.*)?$"
+)
 
 
 # §15 key health: the KMS calls that change whether S3 can use a key (KMS Developer Guide,
@@ -157,6 +165,8 @@ def parse_event(raw: object) -> BucketChange:
     table_arn = None
     if kind is BucketKind.TABLE:
         bucket_name, table_arn = _table_bucket(detail, request)
+    elif kind is BucketKind.VECTOR:
+        bucket_name, table_arn = _vector_bucket(request)
     elif event_name in TAG_RESOURCE_EVENTS:
         bucket_name, kind = _tagged_bucket(detail, request)
     else:
@@ -175,8 +185,11 @@ def parse_event(raw: object) -> BucketChange:
     # well, with recipientAccountId the caller's; resources[] names the bucket's own account
     # (CloudTrail User Guide, "CloudTrail record contents"). Events before CloudTrail 1.05 lack
     # recipientAccountId; the envelope's account is the same.
+    # A vector bucket named by ARN names its owner: a call through its bucket policy from
+    # another account is that account's bucket all the same.
+    vector_owner = table_arn["account"] if kind is BucketKind.VECTOR and table_arn else None
     account = (
-        (_owner_of(detail, bucket_name) if kind is not BucketKind.TABLE else None)
+        (_owner_of(detail, bucket_name) if kind is BucketKind.GENERAL_PURPOSE else vector_owner)
         or _optional_str(detail, "recipientAccountId")
         or _envelope(raw, "account")
     )
@@ -189,7 +202,7 @@ def parse_event(raw: object) -> BucketChange:
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
     if table_arn and (table_arn["account"], table_arn["region"]) != (account, region):
         raise InvalidEvent(
-            f"table bucket ARN {table_arn.string} is not in account {account} and region {region}"
+            f"bucket ARN {table_arn.string} is not in account {account} and region {region}"
         )
 
     return BucketChange(
@@ -220,7 +233,9 @@ def _kind_of(detail: Mapping[str, Any]) -> BucketKind:
         return BucketKind.GENERAL_PURPOSE
     kind = _KIND_OF_SOURCE.get(source)
     if kind is None:
-        raise InvalidEvent(f"detail.eventSource {source!r} is not S3, S3 Express or S3 Tables")
+        raise InvalidEvent(
+            f"detail.eventSource {source!r} is not S3, S3 Express, S3 Tables or S3 Vectors"
+        )
     return kind
 
 
@@ -247,6 +262,25 @@ def _table_bucket(
         )
     if not _TABLE_BUCKET_NAME.match(name):
         raise InvalidEvent(f"detail.requestParameters.name {name!r} is not a table bucket name")
+    return name, None
+
+
+def _vector_bucket(request: Mapping[str, Any]) -> tuple[str, re.Match[str] | None]:
+    """A vector bucket's name, from ``vectorBucketName`` or ``vectorBucketArn`` (an index ARN
+    names its bucket too)."""
+    arn = request.get("vectorBucketArn") or request.get("indexArn")
+    if isinstance(arn, str) and arn:
+        match = _VECTOR_BUCKET_ARN.match(arn)
+        if match is None:
+            raise InvalidEvent(f"{arn!r} is not a vector bucket or index ARN")
+        return match["name"], match
+    name = request.get("vectorBucketName")
+    if not isinstance(name, str) or not name:
+        raise InvalidEvent(
+            "detail.requestParameters has neither vectorBucketName nor vectorBucketArn"
+        )
+    if not _VECTOR_BUCKET_NAME.match(name):
+        raise InvalidEvent(f"detail.requestParameters.vectorBucketName {name!r} is not a name")
     return name, None
 
 

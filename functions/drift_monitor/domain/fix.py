@@ -4,7 +4,9 @@ Pure: from the finding and the policy only. The alert prints it as an ``aws s3ap
 put-bucket-encryption`` command (``aws s3tables put-table-bucket-encryption`` for a table
 bucket); remediation (``apply``) sends the same configuration. A directory bucket keeps one
 customer managed key for its lifetime ("you can't override the customer managed key", S3 User
-Guide, "Using SSE-KMS in directory buckets"): a fix that changes its key is a new bucket.
+Guide, "Using SSE-KMS in directory buckets"): a fix that changes its key is a new bucket. A vector
+bucket's encryption "can't be changed after the vector bucket is created" (S3 User Guide, "Data
+protection and encryption in S3 Vectors"): its fix is always a new bucket.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class Fix:
         """``ServerSideEncryptionConfiguration`` as ``PutBucketEncryption`` takes it, or for a
         table bucket the ``encryptionConfiguration`` of ``PutTableBucketEncryption``."""
         rule = self.rule
+        if self.kind is BucketKind.VECTOR:
+            # CreateVectorBucket's encryptionConfiguration (botocore s3vectors model).
+            vector: dict[str, Any] = {"sseType": rule.algorithm}
+            if rule.kms_key_id:
+                vector["kmsKeyArn"] = rule.kms_key_id
+            return vector
         if self.kind is BucketKind.TABLE:
             table: dict[str, Any] = {"sseAlgorithm": rule.algorithm}
             if rule.kms_key_id:
@@ -65,7 +73,9 @@ def plan_fix(finding: Finding, policy: Policy) -> Fix | None:
     rule = _compliant_rule(finding, policy)
     kind = finding.bucket.kind
     current = finding.observed.rules[0] if finding.observed and finding.observed.rules else None
-    recreate = kind is BucketKind.DIRECTORY and _changes_key(current, rule, finding)
+    recreate = kind is BucketKind.VECTOR or (
+        kind is BucketKind.DIRECTORY and _changes_key(current, rule, finding)
+    )
     return Fix(rule, kind, recreate)
 
 
@@ -90,7 +100,7 @@ def _compliant_rule(finding: Finding, policy: Policy) -> EncryptionRule:
     # Directory and table buckets have no BlockedEncryptionTypes: they refuse SSE-C anyway.
     blocked = (tuple(sorted(kept)) or None) if kind is BucketKind.GENERAL_PURPOSE else None
     # Only general purpose buckets use S3 Bucket Keys as an option (directory buckets always do).
-    bucket_key = kind is not BucketKind.TABLE
+    bucket_key = kind not in (BucketKind.TABLE, BucketKind.VECTOR)
 
     algorithm = _preferred_algorithm(current, policy, kind)
     if algorithm == SSE_S3:

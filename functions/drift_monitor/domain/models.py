@@ -135,9 +135,11 @@ class EncryptionRule:
     kms_key_id: str | None = None
     bucket_key_enabled: bool = False
     blocked_encryption_types: tuple[str, ...] | None = None
+    # What the rule covers when not the whole bucket: a vector index with its own encryption.
+    scope: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "algorithm": self.algorithm,
             "kmsKeyId": self.kms_key_id,
             "bucketKeyEnabled": self.bucket_key_enabled,
@@ -147,6 +149,9 @@ class EncryptionRule:
                 else list(self.blocked_encryption_types)
             ),
         }
+        if self.scope is not None:
+            described["scope"] = self.scope
+        return described
 
 
 @dataclass(frozen=True)

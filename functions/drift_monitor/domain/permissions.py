@@ -43,6 +43,8 @@ READ_ENCRYPTION = {
     BucketKind.GENERAL_PURPOSE: "s3:GetEncryptionConfiguration",
     BucketKind.DIRECTORY: "s3express:GetEncryptionConfiguration",
     BucketKind.TABLE: "s3tables:GetTableBucketEncryption",
+    # §15: a vector bucket's encryption is part of the bucket (botocore s3vectors model).
+    BucketKind.VECTOR: "s3vectors:GetVectorBucket",
 }
 WRITE_ENCRYPTION = {
     BucketKind.GENERAL_PURPOSE: PUT_ENCRYPTION,
@@ -50,14 +52,19 @@ WRITE_ENCRYPTION = {
     BucketKind.TABLE: "s3tables:PutTableBucketEncryption",
 }
 GET_TABLE_BUCKET = "s3tables:GetTableBucket"  # only to tell a missing bucket from its config
+# A vector index may have its own encryption, set at CreateIndex: each index is read too.
+VECTOR_INDEX_READS = ("s3vectors:ListIndexes", "s3vectors:GetIndex")
 OTHER_KINDS_READS = (
     READ_ENCRYPTION[BucketKind.DIRECTORY],
     READ_ENCRYPTION[BucketKind.TABLE],
     GET_TABLE_BUCKET,
+    READ_ENCRYPTION[BucketKind.VECTOR],
+    *VECTOR_INDEX_READS,
 )
 LIST_DIRECTORY_BUCKETS = "s3express:ListAllMyDirectoryBuckets"
 LIST_TABLE_BUCKETS = "s3tables:ListTableBuckets"
-OTHER_KINDS_LISTS = (LIST_DIRECTORY_BUCKETS, LIST_TABLE_BUCKETS)
+LIST_VECTOR_BUCKETS = "s3vectors:ListVectorBuckets"
+OTHER_KINDS_LISTS = (LIST_DIRECTORY_BUCKETS, LIST_TABLE_BUCKETS, LIST_VECTOR_BUCKETS)
 OTHER_KINDS_WRITES = (WRITE_ENCRYPTION[BucketKind.DIRECTORY], WRITE_ENCRYPTION[BucketKind.TABLE])
 # "To set a directory bucket default encryption with SSE-KMS, you must also have the
 # kms:GenerateDataKey and the kms:Decrypt permissions ... for the target KMS key" (S3 API

@@ -488,8 +488,9 @@ def _account_table(accounts: dict[str, dict[str, Any]], *, truncated: bool) -> l
 def _describe_entry(entry: dict[str, Any], *, with_account: bool) -> list[str]:
     where = f"{entry['account']}, {entry['region']}" if with_account else entry["region"]
     # A table bucket may share its name with a general purpose bucket: it is not s3://name.
-    table = entry.get("bucketKind") == BucketKind.TABLE
-    name = f"table bucket {entry['bucket']}" if table else f"s3://{entry['bucket']}"
+    kind = entry.get("bucketKind")
+    other = kind in (BucketKind.TABLE, BucketKind.VECTOR)
+    name = f"{kind} bucket {entry['bucket']}" if other else f"s3://{entry['bucket']}"
     lines = ["", f"  {entry['severity']:<7} {name}  ({where})"]
     lines += [f"          {v['code']}: {v['message']}" for v in entry["violations"]]
     if entry["remediation"]:

@@ -51,6 +51,8 @@ class RegionalReader(Protocol):
 
     def list_table_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]: ...
 
+    def list_vector_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]: ...
+
 
 @dataclass(frozen=True)
 class RegionalListing:
@@ -66,7 +68,7 @@ class RegionalListing:
 def list_regional(
     reader: RegionalReader, account: str | None, regions: Iterable[str]
 ) -> RegionalListing:
-    """Every directory and table bucket of the account in ``regions``. A listing that fails
+    """Every directory, table and vector bucket of the account in ``regions``. A listing that fails
     (refused, a region where the service is not offered, S3 failing after retries) is reported
     and the others go on: one region's refusal never hides another region's buckets."""
     buckets: list[ListedBucket] = []
@@ -77,6 +79,7 @@ def list_regional(
         for what, listing in (
             ("directory buckets", reader.list_directory_buckets),
             ("table buckets", reader.list_table_buckets),
+            ("vector buckets", reader.list_vector_buckets),
         ):
             try:
                 listed = list(listing(account, region))
