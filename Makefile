@@ -29,7 +29,8 @@ CHECKOV_ARGS := --skip-download --framework cloudformation --compact --quiet
 # The demo deploys the organization topology: a central account and member accounts, 3 regions.
 DEMO_CONTEXT := -c organizationId=o-exampleorg -c memberTargets=r-exmp \
 	-c regions=eu-west-1,us-east-1,us-west-2 -c newBucketGraceSeconds=3 \
-	-c heartbeat='rate(15 minutes)'
+	-c heartbeat='rate(15 minutes)' \
+	-c chat='{"slack":[{"workspaceId":"T0DEMO123","channelId":"C0DEMO456"}]}'
 # The stack is environment-agnostic: synth needs no account, and without credentials the CLI does
 # not ask STS for a default one (a network call).
 OFFLINE := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \

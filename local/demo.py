@@ -27,6 +27,7 @@ from scanner.canary import run_canary
 from scanner.doctor import Check, Doctor, render_table
 from scanner.doctor import exit_code as doctor_exit_code
 
+from .chat_view import ChatView
 from .cloudtrail import RecordedS3
 from .emulator import create_organization, moto_server
 from .function import Invocation
@@ -56,6 +57,8 @@ RULE = "-" * 78
 # The organization the demo's templates are synthesized for (Makefile DEMO_CONTEXT).
 ORGANIZATION_ID = "o-exampleorg"
 MEMBER_ACCOUNTS = ("retail", "analytics")
+# §15: the bucket whose alert and RESOLVED notice the demo also prints as the chat shows them.
+CHAT_SHOWN = "marketing-assets"
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,22 @@ def _organization_scenario(pipeline: LocalPipeline) -> Iterator[tuple[str, str]]
     )
 
 
+def _print_messages(pipeline: LocalPipeline, step: Step, chat: ChatView) -> list[ReceivedAlert]:
+    """What a step sent: each email, the chat's view of one bucket's, what the failure queue
+    kept. Returns the alerts."""
+    alerts = pipeline.received_alerts()
+    for alert in alerts:
+        _print_email(alert)
+    for notification in pipeline.chat_messages():
+        if step.title.startswith(CHAT_SHOWN):
+            print("    in chat:")
+            for line in chat.render(notification):
+                print(f"  {line}")
+    for message in pipeline.failure_queue_messages():
+        print(f"    failure queue: kept the event, reason: {message['attributes']['reason']}")
+    return alerts
+
+
 def _print_email(alert: ReceivedAlert) -> None:
     render = render_digest_email if alert.document["status"] == DIGEST else render_email
     print(f"  {RULE[:76]}")
@@ -439,6 +458,7 @@ def run(outdir: Path) -> int:
         print(f"  runtime:  as Lambda imports it, {lambda_runtime().description}")
         print(f"  policy:   {json.dumps(policy)}")
         print()
+        chat = ChatView("Slack #s3-encryption (Amazon Q Developer in chat applications)")
         steps = _scenario(pipeline)
         for number, yielded in enumerate(steps, start=1):
             step = yielded if isinstance(yielded, Step) else Step(*yielded)
@@ -450,14 +470,7 @@ def run(outdir: Path) -> int:
                 invocations += pipeline.deliver_new_buckets(function)
             outcome = _outcomes(function, invocations)
             print(f"    function: {outcome}")
-            alerts = pipeline.received_alerts()
-            for alert in alerts:
-                _print_email(alert)
-            kept = pipeline.failure_queue_messages()
-            for message in kept:
-                print(
-                    f"    failure queue: kept the event, reason: {message['attributes']['reason']}"
-                )
+            alerts = _print_messages(pipeline, step, chat)
             severity = ", ".join(a.document["severity"] for a in alerts) or "-"
             summary.append((step.title.split(":")[0], outcome, severity))
             print()

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 FUNCTION_INBOX = "local-function-invocations"
 ALERT_SUBSCRIBER = "local-alert-subscriber"
+CHAT_SUBSCRIBER = "local-chat-subscriber"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,16 @@ class LocalPipeline:
             Protocol="sqs",
             Endpoint=self._subscriber["Arn"],
         )
+        # §15: what Chatbot receives (the raw custom notification), when chat is configured.
+        self._chat_subscriber: dict[str, str] | None = None
+        if "CHAT_TOPIC_ARN" in self.monitor.environment:
+            self._chat_subscriber = self._create_queue(f"{self.prefix}-{CHAT_SUBSCRIBER}")
+            self._sns.subscribe(
+                TopicArn=self.resolve(self.monitor.environment["CHAT_TOPIC_ARN"]),
+                Protocol="sqs",
+                Endpoint=self._chat_subscriber["Arn"],
+                Attributes={"RawMessageDelivery": "true"},
+            )
         self._stand_in_bus(self._events)
         self._put_rule(
             self._events,
@@ -817,11 +828,14 @@ class LocalPipeline:
         """Puts the event on the monitor account's bus as CloudTrail would; rules route it."""
         _put_cloudtrail_event(self._events, self.bus_name, detail)
 
-    def kms_call(self, event_name: str, key_arn: str, kms: Any = None) -> None:
-        """Makes a KMS call (``DisableKey``, ``EnableKey``, ...) on the emulator, then puts the
-        CloudTrail event KMS would log for it; ``kms``: a client of the key's own account."""
-        client = kms or self.kms
-        key_id = key_arn.rpartition("/")[2]
+    def kms_call(self, event_name: str, key_arn: str) -> None:
+        """Makes a KMS call (``DisableKey``, ``EnableKey``, ...) on the emulator in the key's
+        account and region, then puts the CloudTrail event KMS would log there, on that
+        account and region's default bus (a member's forwarder sends it on)."""
+        _, _, _, region, account, resource = key_arn.split(":", 5)
+        session = self._session if account == self.account else self.member_session(account)
+        client = session.client("kms", region_name=region, endpoint_url=self.emulator.endpoint)
+        key_id = resource.removeprefix("key/")
         calls = {
             "DisableKey": lambda: client.disable_key(KeyId=key_id),
             "EnableKey": lambda: client.enable_key(KeyId=key_id),
@@ -831,8 +845,9 @@ class LocalPipeline:
             "CancelKeyDeletion": lambda: client.cancel_key_deletion(KeyId=key_id),
         }
         calls[event_name]()
-        account = key_arn.split(":")[4]
-        self.put_cloudtrail_event(kms_call_detail(event_name, key_arn, actor_arn=actor_in(account)))
+        events = session.client("events", region_name=region, endpoint_url=self.emulator.endpoint)
+        detail = kms_call_detail(event_name, key_arn, actor_arn=actor_in(account))
+        _put_cloudtrail_event(events, self.bus_name, detail)
 
     def deliver_key_queue(self, function: Invocable) -> list[Invocation]:
         """The event function's SQS event source on the key queue (keyChecks): every chunk of
@@ -919,6 +934,12 @@ class LocalPipeline:
         )
 
     # -- what subscribers and operators see -------------------------------------------------------
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        """The custom notifications the chat topic delivered since the last call."""
+        if self._chat_subscriber is None:
+            raise TemplateError("the template has no chat topic (synthesized without 'chat')")
+        return [json.loads(m["Body"]) for m in self._drain(self._chat_subscriber["QueueUrl"])]
 
     def received_alerts(self) -> list[ReceivedAlert]:
         alerts = []

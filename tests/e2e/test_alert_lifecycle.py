@@ -61,17 +61,6 @@ class Lifecycle:
             State="ENABLED",
         )
         events.put_targets(Rule=rule, Targets=[{"Id": "subscriber", "Arn": subscriber_arn}])
-        # §15: what Chatbot would receive: a queue on the chat topic, raw (the notification)
-        self.chat_subscriber = sqs.create_queue(QueueName=f"{pipeline.prefix}-chat")["QueueUrl"]
-        chat_arn = sqs.get_queue_attributes(
-            QueueUrl=self.chat_subscriber, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
-        emulator.client("sns").subscribe(
-            TopicArn=pipeline.resolve(pipeline.monitor.environment["CHAT_TOPIC_ARN"]),
-            Protocol="sqs",
-            Endpoint=chat_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
 
     def deliver(self) -> tuple[list[Any], list[ReceivedAlert]]:
         invocations = self.pipeline.deliver(self.function)
@@ -85,18 +74,6 @@ class Lifecycle:
             ConsistentRead=True,
         )["Item"]
         return {name: next(iter(value.values())) for name, value in item.items()}
-
-    def chat_messages(self) -> list[dict[str, Any]]:
-        received = []
-        while messages := self.sqs.receive_message(
-            QueueUrl=self.chat_subscriber, MaxNumberOfMessages=10
-        ).get("Messages", []):
-            for message in messages:
-                received.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.chat_subscriber, ReceiptHandle=message["ReceiptHandle"]
-                )
-        return received
 
     def security_hub_findings(self, bucket: str) -> list[dict[str, Any]]:
         findings = self.securityhub.get_findings()["Findings"]
@@ -441,13 +418,13 @@ def test_concurrent_duplicate_deliveries_announce_a_drift_once_and_its_fix_once(
 
 def test_chat_gets_the_alert_and_its_resolved_notice_in_one_thread(lifecycle: Lifecycle) -> None:
     """§15: the chat topic receives each alert and notice as a custom notification."""
-    lifecycle.chat_messages()  # what earlier cases sent
+    lifecycle.pipeline.chat_messages()  # what earlier cases sent
     bucket = unique("chat")
     lifecycle.s3.create_bucket(bucket, record=False)
     lifecycle.s3.put_encryption(bucket, "AES256")
     _, (alert,) = lifecycle.deliver()
 
-    (opened,) = lifecycle.chat_messages()
+    (opened,) = lifecycle.pipeline.chat_messages()
     assert opened["id"] == alert.document["fingerprint"]
 
     jsonschema.validate(opened, CHAT_SCHEMA)
@@ -457,7 +434,7 @@ def test_chat_gets_the_alert_and_its_resolved_notice_in_one_thread(lifecycle: Li
 
     lifecycle.s3.put_encryption(bucket, "aws:kms", APPROVED, bucket_key=True)
     lifecycle.deliver()
-    (closed,) = lifecycle.chat_messages()
+    (closed,) = lifecycle.pipeline.chat_messages()
 
     jsonschema.validate(closed, CHAT_SCHEMA)
     assert closed["content"]["title"].startswith(f":large_green_circle: RESOLVED: {bucket}")

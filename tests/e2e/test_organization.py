@@ -26,7 +26,8 @@ pytestmark = pytest.mark.e2e
 
 ORGANIZATION_ID = "o-e2eorgtest"
 REGIONS = ("eu-west-1", "us-east-1", "us-west-2")
-POLICY = {"allowedAlgorithms": ["aws:kms", "aws:kms:dsse"]}
+# keyChecks: §15's key health across the organization (KMS events forwarded by members).
+POLICY = {"allowedAlgorithms": ["aws:kms", "aws:kms:dsse"], "keyChecks": True}
 READER = "S3EncryptionMonitorReader"
 
 
@@ -107,6 +108,57 @@ def test_a_member_bucket_drifting_in_another_region_alerts_naming_its_account(
     assert alert.subject == f"[DRIFT] s3://{bucket} ({member}, us-east-1)"
     assert document["observed"]["rules"][0]["algorithm"] == "AES256"  # read, not assumed
     assert f"--expected-bucket-owner {member} --region us-east-1" in document["remediation"]
+
+
+def test_a_member_s_key_disabled_in_another_region_alerts_its_buckets_there(
+    org: Organization,
+) -> None:
+    """§15 across accounts and regions: the member's KMS event travels through its forwarder
+    and the central bus; the key index finds the member's buckets; each is read again through
+    the reader role."""
+    member = org.members[1]
+    kms = org.pipeline.member_session(member).client(
+        "kms", region_name="us-west-2", endpoint_url=org.emulator.endpoint
+    )
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    s3 = org.pipeline.s3_in("us-west-2", member)
+    buckets = [unique("features"), unique("models")]
+    for bucket in buckets:
+        s3.create_bucket(bucket, record=False)
+        s3.put_encryption(bucket, "aws:kms", key, bucket_key=True)
+    assert [i.response["status"] for i in org.pipeline.deliver(org.function)] == ["COMPLIANT"] * 2
+
+    org.pipeline.kms_call("DisableKey", key)
+    (invocation,) = org.pipeline.deliver(org.function)
+
+    assert invocation.response["buckets"] == 2
+    received = org.pipeline.received_alerts()
+    drifts = [a.document for a in received if a.document["status"] == "DRIFT"]
+    assert sorted((d["bucket"], d["account"], d["region"]) for d in drifts) == sorted(
+        (bucket, member, "us-west-2") for bucket in buckets
+    )
+    assert all(d["keys"][0]["state"] == "Disabled" for d in drifts)
+    (summary,) = [a.document for a in received if a.document["status"] == "KEY_CHANGE"]
+    assert (summary["account"], summary["region"], summary["affectedBuckets"]) == (
+        member,
+        "us-west-2",
+        2,
+    )
+    assert summary["trigger"]["actor"] == f"arn:aws:sts::{member}:assumed-role/PlatformAdmin/alice"
+
+
+def test_a_member_s_vector_bucket_is_judged_through_the_reader_role(org: Organization) -> None:
+    member = org.members[0]
+    s3 = org.pipeline.s3_in("eu-west-1", member)
+    bucket = unique("vectors")
+
+    s3.create_vector_bucket(bucket)  # SSE-S3: the policy allows only KMS
+    (invocation,) = org.pipeline.deliver(org.function)
+
+    assert invocation.response["status"] == "DRIFT"
+    (alert,) = org.pipeline.received_alerts()
+    assert (alert.document["bucketKind"], alert.document["account"]) == ("vector", member)
+    assert alert.document["bucketArn"] == f"arn:aws:s3vectors:eu-west-1:{member}:bucket/{bucket}"
 
 
 def test_a_compliant_member_bucket_stays_silent(org: Organization) -> None:
