@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,44 @@ def test_json_is_one_document_of_alert_shaped_entries(demo_account: Emulator) ->
         "aws s3api put-bucket-encryption --bucket marketing-assets"
     )
     assert by_name["payments-ledger"]["severity"] is None
+
+
+def test_exceptions_report_exempt_buckets_and_expired_ones_drift_naming_them(
+    demo_account: Emulator, tmp_path: Path
+) -> None:
+    """§15 through the scanner: an exception in force makes a drift EXEMPT with the exception
+    in its document; one that ended leaves it drifting, named; one violation of two accepted
+    leaves the other alerting."""
+    today = date.today()
+    policy = json.loads(DEMO_POLICY.read_text())
+    policy["exceptions"] = [
+        {"buckets": ["analytics-*"], "allow": ["NO_DEFAULT_ENCRYPTION"], "reason": "ingest v1",
+         "owner": "data-eng", "expires": (today + timedelta(days=5)).isoformat()},
+        {"buckets": ["arn:aws:s3:::marketing-assets"], "allow": "all", "reason": "campaign",
+         "owner": "marketing", "expires": (today - timedelta(days=1)).isoformat()},
+        {"buckets": ["partner-*"], "accounts": ["123456789012"], "allow": ["KMS_KEY_NOT_ALLOWED"],
+         "reason": "partner key review", "owner": "security", "expires": "2099-12-31"},
+    ]  # fmt: skip
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+
+    code, document = scan_json(demo_account, "--policy", str(path))
+
+    buckets = by_bucket(document)["buckets"]
+    raw = buckets["analytics-raw"]
+    assert (raw["status"], raw["exception"]["source"], raw["exception"]["owner"]) == (
+        "EXEMPT",
+        "exceptions[0]",
+        "data-eng",
+    )
+    marketing = buckets["marketing-assets"]
+    assert (marketing["status"], marketing["exception"]["expired"]) == ("DRIFT", True)
+    partner = buckets["partner-exchange"]
+    assert partner["status"] == "DRIFT"
+    assert [v["code"] for v in partner["violations"]] == ["KMS_KEY_CROSS_ACCOUNT"]
+    assert [v["code"] for v in partner["exemptViolations"]] == ["KMS_KEY_NOT_ALLOWED"]
+    assert document["summary"]["exempt"] == 3
+    assert code == 1
 
 
 def test_only_drift_lists_drift_but_counts_everything(demo_account: Emulator) -> None:

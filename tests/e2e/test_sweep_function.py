@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from functions.drift_monitor.sweep.digest import render_digest_email
 from local.demo_account import DEMO_BUCKETS, DemoBucket, populate
 from local.emulator import Emulator, moto_server
 from local.pipeline import LocalPipeline
@@ -133,6 +135,47 @@ def test_a_compliant_account_gets_no_digest(monitor: SynthesizedMonitor, account
 
     assert alerts == []
     assert any(key.endswith("manifest.json") for key in pipeline.report_objects())
+
+
+def test_an_exception_ending_soon_brings_a_digest_listing_it_with_its_buckets(
+    monitor: SynthesizedMonitor, account: Emulator
+) -> None:
+    """§15: nothing alerts, but an exception ends within 14 days: the digest says so, with the
+    bucket it covers, and an exception already ended makes its bucket drift again."""
+    populate(
+        account,
+        (*COMPLIANT, DemoBucket("scratch-build", algorithm="AES256"),
+         DemoBucket("old-exports", algorithm="AES256")),
+    )  # fmt: skip
+    today = date.today()
+    policy = {
+        **DEMO_POLICY,
+        "exceptions": [
+            {"buckets": ["scratch-*"], "allow": "all", "reason": "build cache, no data",
+             "owner": "ci-team", "expires": (today + timedelta(days=3)).isoformat()},
+            {"buckets": ["old-*"], "allow": "all", "reason": "export migration",
+             "owner": "data-eng", "expires": (today - timedelta(days=2)).isoformat()},
+        ],
+    }  # fmt: skip
+
+    _, alerts, _ = sweep_once(monitor, account, ENCRYPTION_POLICY=json.dumps(policy))
+
+    (digest,) = alerts
+    lists = digest.document["exceptions"]
+    (ending,) = lists["expiring"]
+    assert (ending["source"], ending["owner"]) == ("exceptions[0]", "ci-team")
+    assert [b["bucket"] for b in ending["buckets"]] == ["scratch-build"]
+    (ended,) = lists["expired"]
+    assert (ended["source"], [b["bucket"] for b in ended["buckets"]]) == (
+        "exceptions[1]",
+        ["old-exports"],
+    )
+    (drift,) = digest.document["findings"]
+    assert (drift["bucket"], drift["exception"]["expired"]) == ("old-exports", True)
+    # the email a person reads, rendered from the document as the topic's email body is
+    email = render_digest_email(digest.document)
+    assert "Exceptions ending within 14 days:" in email
+    assert "exceptions[1]" in email
 
 
 def test_a_compliant_account_gets_a_digest_when_configured(
