@@ -18,7 +18,15 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.drift_monitor.aws.state_store import KEY, OPEN_ATTRIBUTES, OPEN_INDEX, OPEN_KEY
+from functions.drift_monitor.aws.state_store import (
+    KEY,
+    KEY_ARN,
+    KEYS_ATTRIBUTES,
+    KEYS_INDEX,
+    OPEN_ATTRIBUTES,
+    OPEN_INDEX,
+    OPEN_KEY,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
@@ -227,13 +235,14 @@ def create_run_table(emulator: Emulator, name: str) -> None:
 
 def create_state_table(emulator: Emulator, name: str) -> None:
     """The alert lifecycle's state table, as the stack declares it (``infra/lifecycle.py``): its
-    sparse index of open rows included."""
+    sparse index of open rows included, and the key index ``keyChecks`` adds."""
     emulator.client("dynamodb").create_table(
         TableName=name,
         KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
         AttributeDefinitions=[
             {"AttributeName": KEY, "AttributeType": "S"},
             {"AttributeName": OPEN_KEY, "AttributeType": "S"},
+            {"AttributeName": KEY_ARN, "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
             {
@@ -246,7 +255,18 @@ def create_state_table(emulator: Emulator, name: str) -> None:
                     "ProjectionType": "INCLUDE",
                     "NonKeyAttributes": list(OPEN_ATTRIBUTES),
                 },
-            }
+            },
+            {
+                "IndexName": KEYS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": KEY_ARN, "KeyType": "HASH"},
+                    {"AttributeName": KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": list(KEYS_ATTRIBUTES),
+                },
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -13,7 +13,14 @@ from botocore.stub import Stubber
 
 from functions.drift_monitor.aws.state_store import Recorded, StateStore, state_key, state_of
 from functions.drift_monitor.domain.lifecycle import BucketState, Claim, fingerprint, next_state
-from functions.drift_monitor.domain.models import BucketRef, Finding, Status
+from functions.drift_monitor.domain.models import (
+    BucketRef,
+    EncryptionRule,
+    Finding,
+    ObservedEncryption,
+    Status,
+    Trigger,
+)
 from functions.drift_monitor.sweep.states import plan_sweep, record_sweep
 from local.emulator import Emulator, create_state_table
 from tests.unit.test_lifecycle import COMPLIANT, DRIFT, OTHER_DRIFT, VANISHED
@@ -296,3 +303,46 @@ def test_the_open_rows_are_read_a_page_at_a_time(store: StateStore) -> None:
 
     assert rows[key].status is Status.DRIFT
     stubber.assert_no_pending_responses()
+
+
+KEY_A = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_B = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/0b8f4ab2-7d3e-4c4a-9a59-5c1f7d0e8a11"
+
+
+def _on_key(name: str, key: str | None, status: Status = Status.COMPLIANT) -> Finding:
+    bucket = BucketRef(name, ACCOUNT, "eu-west-1")
+    rule = EncryptionRule("aws:kms", key, True) if key else EncryptionRule("AES256")
+    return Finding(bucket, status, ObservedEncryption(bucket, (rule,)), (), Trigger("sweep"))
+
+
+def test_the_key_index_finds_a_key_s_buckets_and_never_blocks_a_later_evaluation(
+    emulator: Emulator,
+) -> None:
+    """§15: the sweep indexes buckets it writes no row for; the event path keeps the index in
+    the same write as the evaluation; a row the index alone wrote never looks newer."""
+    name = f"states-{uuid.uuid4().hex[:8]}"
+    create_state_table(emulator, name)
+    store = StateStore(emulator.client("dynamodb"), name, index_keys=True)
+    ledger, logs = _on_key("ledger", KEY_A), _on_key("logs", KEY_A)
+
+    # Given a sweep that read two compliant buckets on key A (no other row written)
+    assert store.index_keys([ledger, logs, _on_key("plain", None)]) == 2
+    assert store.index_keys([ledger, logs]) == 0  # already known: nothing written again
+    assert sorted(b.name for b in store.buckets_using(KEY_A)) == ["ledger", "logs"]
+
+    # When an event evaluates one of them, now on key B
+    recorded = record(store, _on_key("ledger", KEY_B), 100)
+
+    # Then it is recorded (not taken for an older read) and the index follows the key
+    assert (recorded.previous, recorded.superseded) == (None, False)
+    assert [b.name for b in store.buckets_using(KEY_A)] == ["logs"]
+    assert [b.name for b in store.buckets_using(KEY_B)] == ["ledger"]
+    # and a bucket no longer on KMS, or deleted, leaves the index
+    record(store, _on_key("logs", None), 200)
+    record(store, replace(VANISHED, bucket=ledger.bucket), 300)
+    assert store.buckets_using(KEY_A) == store.buckets_using(KEY_B) == []
+    # and the sweep may still write a drift over a row the index alone wrote
+    store.index_keys([_on_key("fresh", KEY_A)])
+    drift = _on_key("fresh", KEY_A, Status.DRIFT)
+    changes = record_sweep(store, ACCOUNT, [drift], 400, datetime.now(UTC))
+    assert changes.rows and row_of(store, drift).status is Status.DRIFT

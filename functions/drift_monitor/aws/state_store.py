@@ -63,6 +63,8 @@ OPEN_ATTRIBUTES = (
 KEYS_INDEX = "keys"
 KEY_ARN = "keyArn"
 KEYS_ATTRIBUTES = ("account", "region", "name", "kind")
+# No row, a row the key index alone wrote (no evaluation in it), or an older evaluation.
+NOT_NEWER = "attribute_not_exists(#b) OR attribute_not_exists(evaluatedAt) OR evaluatedAt <= :t"
 
 
 def _hour_epoch(hour: str) -> int:
@@ -178,7 +180,7 @@ class StateStore:
                 TableName=self._table,
                 Key=_key(finding.bucket),
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(#b) OR evaluatedAt <= :t",
+                ConditionExpression=NOT_NEWER,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
@@ -463,9 +465,7 @@ class StateStore:
         if previous is None:
             # Nothing was open when the sweep looked: nothing may have opened since, and no
             # newer evaluation may have been recorded.
-            condition = (
-                "attribute_not_exists(#o) AND (attribute_not_exists(#b) OR evaluatedAt <= :t)"
-            )
+            condition = f"attribute_not_exists(#o) AND ({NOT_NEWER})"
             names.update({"#b": KEY, "#o": OPEN_KEY})
         else:
             condition = "evaluatedAt = :seen"

@@ -21,7 +21,6 @@ from ..aws.credentials import RETRY_CONFIG, AccountAccess
 from ..aws.publisher import AlertPublisher, FailureQueue
 from ..aws.s3_reader import S3Reader
 from ..aws.state_store import StateStore
-from ..domain.alerts import build_key_summary
 from ..domain.assessment import assess
 from ..domain.clock import epoch_ms, parse_iso
 from ..domain.events import (
@@ -39,7 +38,7 @@ from ..domain.heartbeat import EventPath, beat, is_heartbeat, paths_of, silent, 
 from ..domain.lifecycle import Action
 from ..domain.models import BucketKind, BucketRef, Finding, Trigger
 from ..domain.settings import Mode, load_settings
-from .notifier import Notifier, Remediated
+from .notifier import Notifier, Remediated, Settled
 from .telemetry import ACTION_METRIC, STATUS_METRIC, logger, metrics
 
 if TYPE_CHECKING:
@@ -81,6 +80,7 @@ if SETTINGS.policy.allow_organization_keys:
 
     ORGANIZATION = OrganizationDirectory.of(READER.access)
 FAILURES = FailureQueue(_session.client("sqs", config=RETRY_CONFIG), SETTINGS.failure_queue_url)
+_sns = _session.client("sns", config=RETRY_CONFIG)
 _outputs: list[Output] = []
 CHAT: Output | None = None
 if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus or SETTINGS.chat_topic_arn:
@@ -89,7 +89,7 @@ if SETTINGS.security_hub_product_arn or SETTINGS.output_event_bus or SETTINGS.ch
     from ..aws.outputs import ChatOutput, EventBusOutput, SecurityHubOutput
 
     if SETTINGS.chat_topic_arn:
-        CHAT = ChatOutput(_session.client("sns", config=RETRY_CONFIG), SETTINGS.chat_topic_arn)
+        CHAT = ChatOutput(_sns, SETTINGS.chat_topic_arn)
         _outputs.append(CHAT)
 
     if SETTINGS.security_hub_product_arn:
@@ -119,7 +119,6 @@ if SETTINGS.heartbeat is not None:
     from ..aws.heartbeats import HeartbeatStore
 
     HEARTBEATS = HeartbeatStore(_dynamodb, SETTINGS.state_table)
-_sns = _session.client("sns", config=RETRY_CONFIG)
 PUBLISHER = AlertPublisher(_sns, SETTINGS.topic_arn)
 NOTIFIER = Notifier(STATE, PUBLISHER, _outputs, SETTINGS.policy)
 REMEDIATOR: Remediator | None = None
@@ -182,7 +181,9 @@ def _process(event: Any, context: LambdaContext) -> dict[str, Any]:
     }
 
 
-def _evaluate(bucket: BucketRef, trigger: Trigger, context: LambdaContext) -> tuple[Finding, Any]:
+def _evaluate(
+    bucket: BucketRef, trigger: Trigger, context: LambdaContext
+) -> tuple[Finding, Settled]:
     """Read, judge, remediate if on, and settle one bucket through the lifecycle."""
     # Taken before the read: the state recorded is at least as new as this moment.
     evaluated_at = epoch_ms()
@@ -235,6 +236,9 @@ def _key_change(change: KeyChange, context: LambdaContext) -> dict[str, Any]:
         _queue_reassessment(buckets, change.trigger)
     else:
         actions = [_evaluate(bucket, change.trigger, context)[1].action for bucket in buckets]
+    # Imported here, not at every cold start: most events are about buckets, not keys.
+    from ..domain.alerts import build_key_summary  # noqa: PLC0415
+
     summary = build_key_summary(
         change,
         buckets,
