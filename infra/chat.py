@@ -9,7 +9,9 @@ read-only.
 
 from __future__ import annotations
 
-from aws_cdk import Aws
+from typing import Any
+
+from aws_cdk import Aws, CfnResource
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -52,39 +54,28 @@ class ChatChannels(Construct):
             ),
             description="Role of the S3 encryption monitor's chat channels: no permissions",
         )
-        guardrail = f"arn:{Aws.PARTITION}:iam::aws:policy/{GUARDRAIL_POLICY}"
-        self.configurations: list[chatbot.CfnSlackChannelConfiguration
-                                  | chatbot.CfnMicrosoftTeamsChannelConfiguration] = []  # fmt: skip
-        for index, slack in enumerate(chat.slack):
-            self.configurations.append(
-                chatbot.CfnSlackChannelConfiguration(
-                    self,
-                    f"Slack{index}",
-                    configuration_name=f"{Aws.STACK_NAME}-slack-{index}",
-                    iam_role_arn=self.role.role_arn,
-                    slack_workspace_id=slack.workspace_id,
-                    slack_channel_id=slack.channel_id,
-                    sns_topic_arns=[self.topic.topic_arn],
-                    guardrail_policies=[guardrail],
-                    logging_level="ERROR",
-                    user_role_required=False,
-                )
+        # What every channel shares: the topic it reads, its role and its read-only guardrail.
+        channel: dict[str, Any] = {
+            "iam_role_arn": self.role.role_arn,
+            "sns_topic_arns": [self.topic.topic_arn],
+            "guardrail_policies": [f"arn:{Aws.PARTITION}:iam::aws:policy/{GUARDRAIL_POLICY}"],
+            "logging_level": "ERROR",
+            "user_role_required": False,
+        }
+        self.configurations: list[CfnResource] = [
+            chatbot.CfnSlackChannelConfiguration(
+                self, f"Slack{index}", configuration_name=f"{Aws.STACK_NAME}-slack-{index}",
+                slack_workspace_id=slack.workspace_id, slack_channel_id=slack.channel_id,
+                **channel,
             )
-        for index, teams in enumerate(chat.teams):
-            self.configurations.append(
-                chatbot.CfnMicrosoftTeamsChannelConfiguration(
-                    self,
-                    f"Teams{index}",
-                    configuration_name=f"{Aws.STACK_NAME}-teams-{index}",
-                    iam_role_arn=self.role.role_arn,
-                    team_id=teams.team_id,
-                    teams_channel_id=teams.channel_id,
-                    teams_tenant_id=teams.tenant_id,
-                    sns_topic_arns=[self.topic.topic_arn],
-                    guardrail_policies=[guardrail],
-                    logging_level="ERROR",
-                    user_role_required=False,
-                )
+            for index, slack in enumerate(chat.slack)
+        ] + [
+            chatbot.CfnMicrosoftTeamsChannelConfiguration(
+                self, f"Teams{index}", configuration_name=f"{Aws.STACK_NAME}-teams-{index}",
+                team_id=teams.team_id, teams_channel_id=teams.channel_id,
+                teams_tenant_id=teams.tenant_id, **channel,
             )
+            for index, teams in enumerate(chat.teams)
+        ]  # fmt: skip
         publisher.function.add_environment("CHAT_TOPIC_ARN", self.topic.topic_arn)
         publisher.allow("PublishToChat", ["sns:Publish"], [self.topic.topic_arn])

@@ -36,6 +36,8 @@ def s3_call_detail(
     table buckets' by s3tables.amazonaws.com, which names the bucket by its ARN."""
     now = (event_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     ref = BucketRef(bucket, account, region, kind)
+    identity = _assumed_role(actor_arn, account)
+    identity["sessionContext"] = {"attributes": {"creationDate": now, "mfaAuthenticated": "true"}}
     source, host, parameters, resource_type = {
         BucketKind.GENERAL_PURPOSE: (
             "s3.amazonaws.com",
@@ -66,16 +68,7 @@ def s3_call_detail(
     }[kind]
     detail: dict[str, Any] = {
         "eventVersion": "1.10",
-        "userIdentity": {
-            "type": "AssumedRole",
-            "principalId": "AROAEXAMPLEROLEID:alice",
-            "arn": actor_arn,
-            "accountId": account,
-            "accessKeyId": "ASIAEXAMPLEKEYID",
-            "sessionContext": {
-                "attributes": {"creationDate": now, "mfaAuthenticated": "true"},
-            },
-        },
+        "userIdentity": identity,
         "eventTime": now,
         "eventSource": source,
         "eventName": event_name,
@@ -126,13 +119,7 @@ def kms_call_detail(
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "eventVersion": "1.10",
-        "userIdentity": {
-            "type": "AssumedRole",
-            "principalId": "AROAEXAMPLEROLEID:alice",
-            "arn": actor_arn,
-            "accountId": account,
-            "accessKeyId": "ASIAEXAMPLEKEYID",
-        },
+        "userIdentity": _assumed_role(actor_arn, account),
         "eventTime": now,
         "eventSource": "kms.amazonaws.com",
         "eventName": event_name,
@@ -149,6 +136,17 @@ def kms_call_detail(
         "managementEvent": True,
         "recipientAccountId": account,
         "eventCategory": "Management",
+    }
+
+
+def _assumed_role(actor_arn: str, account: str) -> dict[str, Any]:
+    """CloudTrail's userIdentity of a call made with an assumed role's credentials."""
+    return {
+        "type": "AssumedRole",
+        "principalId": "AROAEXAMPLEROLEID:alice",
+        "arn": actor_arn,
+        "accountId": account,
+        "accessKeyId": "ASIAEXAMPLEKEYID",
     }
 
 

@@ -233,6 +233,17 @@ def create_run_table(emulator: Emulator, name: str) -> None:
     )
 
 
+def _sparse_index(name: str, partition: str, projected: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": partition, "KeyType": "HASH"},
+            {"AttributeName": KEY, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(projected)},
+    }
+
+
 def create_state_table(emulator: Emulator, name: str) -> None:
     """The alert lifecycle's state table, as the stack declares it (``infra/lifecycle.py``): its
     sparse index of open rows included, and the key index ``keyChecks`` adds."""
@@ -245,28 +256,8 @@ def create_state_table(emulator: Emulator, name: str) -> None:
             {"AttributeName": KEY_ARN, "AttributeType": "S"},
         ],
         GlobalSecondaryIndexes=[
-            {
-                "IndexName": OPEN_INDEX,
-                "KeySchema": [
-                    {"AttributeName": OPEN_KEY, "KeyType": "HASH"},
-                    {"AttributeName": KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": list(OPEN_ATTRIBUTES),
-                },
-            },
-            {
-                "IndexName": KEYS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": KEY_ARN, "KeyType": "HASH"},
-                    {"AttributeName": KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {
-                    "ProjectionType": "INCLUDE",
-                    "NonKeyAttributes": list(KEYS_ATTRIBUTES),
-                },
-            },
+            _sparse_index(OPEN_INDEX, OPEN_KEY, OPEN_ATTRIBUTES),
+            _sparse_index(KEYS_INDEX, KEY_ARN, KEYS_ATTRIBUTES),
         ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -126,27 +126,31 @@ def test_calls_of_other_kinds_that_change_no_encryption_are_not_routed(
     assert pipeline.delivered_events() == []
 
 
-def test_the_sweep_lists_and_judges_both_kinds(
+def test_the_sweep_lists_and_judges_every_kind(
     monitor: SynthesizedMonitor, account: Emulator
 ) -> None:
-    # Given one directory and one table bucket, only the table bucket compliant
+    # Given one directory, one table and one vector bucket, only the table bucket compliant
     pipeline = LocalPipeline(monitor, account)
     s3 = pipeline.s3_in("eu-west-1")
     directory = f"{unique('scratch')}--euw1-az1--x-s3"
     table = unique("lake")
+    vector = unique("vectors")
     s3.create_directory_bucket(directory)
     s3.create_table_bucket(table, "aws:kms", KEY)
+    s3.create_vector_bucket(vector)  # SSE-S3, fixed at creation
 
     # When the scheduled sweep runs
     invocations = pipeline.run_sweep()
 
-    # Then the account's page and its directory and table buckets were two work items
+    # Then the account's page and its directory, table and vector buckets were two work items
     assert all(invocation.ok for invocation in invocations), invocations
     assert len(invocations) == 3  # the starter, the listing page, the other kinds
     (digest,) = pipeline.received_alerts()
     findings = {entry["bucket"]: entry for entry in digest.document["findings"]}
     assert findings[directory]["bucketKind"] == "directory"
     assert findings[directory]["status"] == "DRIFT"
+    assert (findings[vector]["bucketKind"], findings[vector]["status"]) == ("vector", "DRIFT")
+    assert "create-vector-bucket" in findings[vector]["remediation"]
     assert table not in findings  # compliant: counted, not listed
     # and the report holds both, in the other kinds' own part
     report = pipeline.report_objects()
@@ -155,10 +159,11 @@ def test_the_sweep_lists_and_judges_both_kinds(
     assert {(line["bucket"], line["bucketKind"], line["status"]) for line in lines} == {
         (directory, "directory", "DRIFT"),
         (table, "table", "COMPLIANT"),
+        (vector, "vector", "DRIFT"),
     }
 
 
-def test_the_scanner_lists_and_judges_both_kinds(account: Emulator, tmp_path: Any) -> None:
+def test_the_scanner_lists_and_judges_every_kind(account: Emulator, tmp_path: Any) -> None:
     pipeline_s3 = account.client("s3")
     directory = f"{unique('scan')}--euw1-az1--x-s3"
     pipeline_s3.create_bucket(
@@ -172,20 +177,27 @@ def test_the_scanner_lists_and_judges_both_kinds(account: Emulator, tmp_path: An
     account.client("s3tables").create_table_bucket(
         name=table, encryptionConfiguration={"sseAlgorithm": "aws:kms", "kmsKeyArn": KEY}
     )
+    vector = unique("scan")
+    account.client("s3vectors").create_vector_bucket(
+        vectorBucketName=vector, encryptionConfiguration={"sseType": "aws:kms", "kmsKeyArn": KEY}
+    )
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps(POLICY))
 
     result = scan(account, "--format", "csv", "--policy", str(policy), "--region", "eu-west-1")
 
-    rows = {line.split(",")[2]: line.split(",") for line in result.stdout.splitlines()[1:]}
-    assert rows[directory][3:5] == ["directory", "DRIFT"]
-    assert rows[table][3:5] == ["table", "COMPLIANT"]
+    # (a fix may be several lines: read as CSV, not line by line)
+    rows = {row["bucket"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert (rows[directory]["kind"], rows[directory]["status"]) == ("directory", "DRIFT")
+    assert (rows[table]["kind"], rows[table]["status"]) == ("table", "COMPLIANT")
+    assert (rows[vector]["kind"], rows[vector]["status"]) == ("vector", "COMPLIANT")
     assert result.returncode == 1  # a drift
     # and the terminal table says the kind beside the name
     wide = {"COLUMNS": "250"}  # one row per line
     printed = scan(account, "--policy", str(policy), "--region", "eu-west-1", env=wide).stdout
     assert f"{directory} (directory)" in printed
     assert f"{table} (table)" in printed
+    assert f"{vector} (vector)" in printed
 
 
 def test_apply_remediates_a_directory_bucket_and_only_proposes_sse_kms_for_a_table_bucket(
@@ -268,41 +280,3 @@ def test_a_vector_bucket_and_an_index_with_its_own_key_are_judged_at_creation(
     (deleted,), (notice,) = deliver(pipeline)
     assert deleted.response["status"] == "COMPLIANT"
     assert notice.document["status"] == "RESOLVED"
-
-
-def test_the_sweep_and_the_scanner_list_and_judge_vector_buckets(
-    monitor: SynthesizedMonitor, account: Emulator, tmp_path: Any
-) -> None:
-    vectors = account.client("s3vectors")
-    plain = unique("vectors")
-    vectors.create_vector_bucket(vectorBucketName=plain)  # SSE-S3: not allowed
-    keyed = unique("vectors")
-    vectors.create_vector_bucket(
-        vectorBucketName=keyed, encryptionConfiguration={"sseType": "aws:kms", "kmsKeyArn": KEY}
-    )
-
-    pipeline = LocalPipeline(monitor, account)
-    invocations = pipeline.run_sweep()
-    assert all(invocation.ok for invocation in invocations), invocations
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps(POLICY))
-    result = scan(account, "--format", "csv", "--policy", str(policy), "--region", "eu-west-1")
-
-    # (a vector bucket's fix is several lines: read as CSV, not line by line)
-    rows = {row["bucket"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
-    assert (rows[plain]["kind"], rows[plain]["status"]) == ("vector", "DRIFT")
-    assert "create-vector-bucket" in rows[plain]["remediation"]
-    assert (rows[keyed]["kind"], rows[keyed]["status"]) == ("vector", "COMPLIANT")
-    assert result.returncode == 1
-    # and the sweep's report holds both, with the other kinds
-    report = pipeline.report_objects()
-    lines = [
-        json.loads(line)
-        for key, body in report.items()
-        if key.endswith("/regional-000.jsonl")
-        for line in body.decode().splitlines()
-    ]
-    assert {(line["bucket"], line["status"]) for line in lines} >= {
-        (plain, "DRIFT"),
-        (keyed, "COMPLIANT"),
-    }
