@@ -61,10 +61,17 @@ SynthFactory = Callable[..., SynthesizedMonitor]
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthFactory:
+    # One synth per distinct policy and context for the whole session (~15 s each): a
+    # synthesized monitor is only read, and each deployment of it has its own prefix.
+    synthesized: dict[str, SynthesizedMonitor] = {}
+
     def build(policy: dict[str, Any], **context: str) -> SynthesizedMonitor:
         # Bucket creations are evaluated at once unless a test asks for a grace period: most
         # tests are about what follows a creation, not about waiting for it.
         context = {"newBucketGraceSeconds": "0", **context}
-        return cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy, context)
+        key = json.dumps([policy, context], sort_keys=True)
+        if key not in synthesized:
+            synthesized[key] = cdk_synth(tmp_path_factory.mktemp("cdk.out"), policy, context)
+        return synthesized[key]
 
     return build

@@ -18,23 +18,25 @@ from local.lambda_runtime import LambdaContainer, lambda_runtime
 from local.pipeline import LocalPipeline
 from local.template import SynthesizedMonitor
 from tests.e2e.conftest import SynthFactory
+from tests.e2e.test_bucket_kinds import POLICY as KINDS_POLICY
+from tests.e2e.test_organization import ORGANIZATION_ID
+from tests.e2e.test_organization import POLICY as ORGANIZATION_POLICY
+from tests.e2e.test_organization import SYNTH_CONTEXT as ORGANIZATION_CONTEXT
 
 pytestmark = pytest.mark.e2e
 
-ORGANIZATION_ID = "o-runtimetest"
+# The same policies and contexts as test_bucket_kinds and test_organization: one synth each
+# for the session (tests/e2e/conftest.py), whatever the order the modules run in.
 TOPOLOGIES = {
-    "account": {},
-    "organization": {
-        "organizationId": ORGANIZATION_ID,
-        "memberTargets": "r-rt01",
-        "regions": "eu-west-1,us-east-1",
-    },
+    "account": (KINDS_POLICY, {}),
+    "organization": (ORGANIZATION_POLICY, ORGANIZATION_CONTEXT),
 }
 
 
 @pytest.fixture(scope="module", params=list(TOPOLOGIES))
 def deployed(request: pytest.FixtureRequest, synth: SynthFactory) -> Iterator[LocalPipeline]:
-    monitor = synth({}, **TOPOLOGIES[request.param])
+    policy, context = TOPOLOGIES[request.param]
+    monitor = synth(policy, **context)
     with moto_server(organization_id=ORGANIZATION_ID) as emulator:
         if request.param == "organization":
             create_organization(emulator, ["member"])

@@ -31,14 +31,16 @@ POLICY = {"allowedAlgorithms": ["aws:kms", "aws:kms:dsse"], "keyChecks": True}
 READER = "S3EncryptionMonitorReader"
 
 
+SYNTH_CONTEXT = {
+    "organizationId": ORGANIZATION_ID,
+    "memberTargets": "r-e2et",
+    "regions": ",".join(REGIONS),
+}
+
+
 @pytest.fixture(scope="module")
 def monitor(synth: SynthFactory) -> SynthesizedMonitor:
-    return synth(
-        POLICY,
-        organizationId=ORGANIZATION_ID,
-        memberTargets="r-e2et",
-        regions=",".join(REGIONS),
-    )
+    return synth(POLICY, **SYNTH_CONTEXT)
 
 
 @dataclass
