@@ -10,9 +10,10 @@ from typing import Any
 
 import boto3
 
+from functions.drift_monitor.domain.errors import PolicyError
 from functions.drift_monitor.domain.models import ACCOUNT_ID
 from functions.drift_monitor.domain.permissions import DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME
-from functions.drift_monitor.domain.policy import Policy, PolicyError
+from functions.drift_monitor.domain.policy import Policy
 from functions.drift_monitor.domain.settings import (
     DEFAULT_REMEDIATION_LIMIT,
     HEARTBEAT_MINUTES,
@@ -229,11 +230,7 @@ def _chat(value: Any) -> ChatProps | None:
     "tenantId"}]}`` (either list may be left out), or a JSON string of it."""
     if value in (None, "", {}):
         return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"context 'chat' is not valid JSON: {error}") from error
+    value = _json("chat", value)
     if not isinstance(value, dict):
         raise ConfigError(
             f"context 'chat' must be an object with slack and/or teams, got {value!r}"
@@ -348,14 +345,20 @@ def _event_bus_output(value: Any) -> str | None:
 POLICY_BYTES_LIMIT = 3000
 
 
+def _json(name: str, value: Any) -> Any:
+    """A context value given as an object, or as JSON text (``-c key='{...}'``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"context '{name}' is not valid JSON: {error}") from error
+
+
 def _policy(value: Any) -> Policy:
     if value is None:
         return Policy()
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"context 'policy' is not valid JSON: {error}") from error
+    value = _json("policy", value)
     try:
         policy = Policy.from_dict(value)
     except PolicyError as error:

@@ -5,7 +5,7 @@ dashboard."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -118,30 +118,14 @@ class AlertLifecycle(Construct):
         self.grace_queue: sqs.Queue | None = None
         self.grace_dead_letters: sqs.Queue | None = None
         if props.new_bucket_grace_seconds > 0:
-            self.grace_dead_letters = monitor.queue(self, "NewBucketDeadLetterQueue")
-            self.grace_queue = monitor.queue(
-                self,
-                "NewBucketQueue",
+            self.grace_queue, self.grace_dead_letters = self._function_queue(
+                monitor,
+                function,
+                "NewBucket",
+                batch_size=GRACE_BATCH_SIZE,
+                failed="Bucket creations failed every evaluation after the new-bucket grace "
+                "period; they wait in the dead-letter queue.",
                 delivery_delay=Duration.seconds(props.new_bucket_grace_seconds),
-                visibility_timeout=GRACE_VISIBILITY,
-                dead_letter_queue=sqs.DeadLetterQueue(
-                    queue=self.grace_dead_letters, max_receive_count=DEFAULT_MAX_RECEIVES
-                ),
-            )
-            function.function.add_event_source(
-                event_sources.SqsEventSource(
-                    self.grace_queue,
-                    batch_size=GRACE_BATCH_SIZE,
-                    report_batch_item_failures=True,
-                )
-            )
-            monitor.alarm(
-                "NewBucketDeadLetterQueueAlarm",
-                self.grace_dead_letters.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(5), statistic="Maximum"
-                ),
-                "Bucket creations failed every evaluation after the new-bucket grace period; "
-                "they wait in the dead-letter queue.",
             )
 
         self.key_queue: sqs.Queue | None = None
@@ -161,29 +145,53 @@ class AlertLifecycle(Construct):
         function.allow(
             "FindBucketsByKey", [KEYS_QUERY], [f"{self.table.table_arn}/index/{KEYS_INDEX}"]
         )
-        dead_letters = monitor.queue(self, "KeyEventDeadLetterQueue")
+        queue, _ = self._function_queue(
+            monitor,
+            function,
+            "KeyEvent",
+            batch_size=1,
+            failed="Re-evaluations after a KMS key event failed every attempt; they wait in the "
+            "dead-letter queue (the next sweep reads those buckets again).",
+        )
+        function.function.add_environment("KEY_QUEUE_URL", queue.queue_url)
+        function.allow("QueueKeyEventReevaluations", [SEND_MESSAGE], [queue.queue_arn])
+        return queue
+
+    def _function_queue(
+        self,
+        monitor: MonitorCore,
+        function: MonitoredFunction,
+        name: str,
+        *,
+        batch_size: int,
+        failed: str,
+        **extra: Any,
+    ) -> tuple[sqs.Queue, sqs.Queue]:
+        """A queue the event function consumes (failed records return to it), its dead-letter
+        queue after the last receive, and an alarm (``failed``) on what waits there."""
+        dead_letters = monitor.queue(self, f"{name}DeadLetterQueue")
         queue = monitor.queue(
             self,
-            "KeyEventQueue",
+            f"{name}Queue",
             visibility_timeout=GRACE_VISIBILITY,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=dead_letters, max_receive_count=DEFAULT_MAX_RECEIVES
             ),
+            **extra,
         )
         function.function.add_event_source(
-            event_sources.SqsEventSource(queue, batch_size=1, report_batch_item_failures=True)
+            event_sources.SqsEventSource(
+                queue, batch_size=batch_size, report_batch_item_failures=True
+            )
         )
-        function.function.add_environment("KEY_QUEUE_URL", queue.queue_url)
-        function.allow("QueueKeyEventReevaluations", [SEND_MESSAGE], [queue.queue_arn])
         monitor.alarm(
-            "KeyEventDeadLetterQueueAlarm",
+            f"{name}DeadLetterQueueAlarm",
             dead_letters.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),
-            "Re-evaluations after a KMS key event failed every attempt; they wait in the "
-            "dead-letter queue (the next sweep reads those buckets again).",
+            failed,
         )
-        return queue
+        return queue, dead_letters
 
     def allow_sweep_writes(self, worker: MonitoredFunction) -> None:
         """The sweep queries the open rows and rewrites those that moved; with Security Hub on,

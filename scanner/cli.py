@@ -35,7 +35,7 @@ from functions.drift_monitor.aws.keys import KeyDirectory
 from functions.drift_monitor.aws.s3_reader import S3Reader
 from functions.drift_monitor.aws.tag_index import exempt_index
 from functions.drift_monitor.domain.clock import iso
-from functions.drift_monitor.domain.errors import ListingDenied, RoleRefused
+from functions.drift_monitor.domain.errors import ListingDenied, PolicyError, RoleRefused
 from functions.drift_monitor.domain.models import (
     ACCOUNT_ID,
     Finding,
@@ -45,7 +45,7 @@ from functions.drift_monitor.domain.models import (
     is_region_name,
 )
 from functions.drift_monitor.domain.permissions import DEFAULT_MEMBER_ROLE_NAME
-from functions.drift_monitor.domain.policy import Policy, PolicyError
+from functions.drift_monitor.domain.policy import Policy
 from functions.drift_monitor.domain.settings import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from functions.drift_monitor.sweep.engine import list_regional, sweep
 

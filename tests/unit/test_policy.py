@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from functions.drift_monitor.domain.policy import ExemptTag, Policy, PolicyError
+from functions.drift_monitor.domain.errors import PolicyError
+from functions.drift_monitor.domain.policy import ExemptTag, Policy
 
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 ALIAS = "arn:aws:kms:eu-west-1:123456789012:alias/payments"

@@ -7,7 +7,7 @@ S3 Tables' ``GetTableBucketEncryption``. Each kind has its own listing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 _NO_CONFIGURATION = "ServerSideEncryptionConfigurationNotFoundError"
 _NO_BUCKET = "NoSuchBucket"
 _NO_TAGS = "NoSuchTagSet"
-_TABLE_NOT_FOUND = "NotFoundException"
+_NOT_FOUND = "NotFoundException"  # S3 Tables' and S3 Vectors' missing resource
 # S3's answer when it wants fewer requests: a 503 as well, unlike an inactive directory bucket's.
 _SLOW_DOWN = "SlowDown"
 # The monitor calls only S3 Express control-plane operations (GetBucketEncryption,
@@ -130,63 +130,49 @@ class S3Reader:
     def list_directory_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
         """The account's directory buckets in ``region`` (listed per region, unlike ListBuckets)."""
         client = self.access.client("s3", region, account, self._listing_config)
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"MaxDirectoryBuckets": DIRECTORY_PAGE_SIZE}
-            if token:
-                request["ContinuationToken"] = token
-            response = _listing(
-                client.list_directory_buckets, request, LIST_DIRECTORY_BUCKETS, region
-            )
+        request = {"MaxDirectoryBuckets": DIRECTORY_PAGE_SIZE}
+        for response in _pages(
+            _listing(client.list_directory_buckets, LIST_DIRECTORY_BUCKETS, region),
+            request,
+            "ContinuationToken",
+        ):
             for bucket in response.get("Buckets", []):
                 name = str(bucket.get("Name", ""))
                 # Directory bucket names end in --x-s3 (S3 User Guide, "Directory bucket naming
                 # rules"); nothing else listed here is one.
                 wrong = None if name.endswith(DIRECTORY_BUCKET_SUFFIX) else "not --x-s3"
                 yield ListedBucket(name, region, BucketKind.DIRECTORY, wrong)
-            token = response.get("ContinuationToken") or None
-            if token is None:
-                return
 
     def list_table_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
         """The account's table buckets in ``region``. Those of type ``aws`` (S3 Metadata's,
         managed by AWS) are left out: their owner does not choose their encryption."""
         client = self.access.client("s3tables", region, account, self._listing_config)
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"maxBuckets": TABLE_PAGE_SIZE, "type": "customer"}
-            if token:
-                request["continuationToken"] = token
-            response = _listing(client.list_table_buckets, request, LIST_TABLE_BUCKETS, region)
+        request = {"maxBuckets": TABLE_PAGE_SIZE, "type": "customer"}
+        for response in _pages(
+            _listing(client.list_table_buckets, LIST_TABLE_BUCKETS, region),
+            request,
+            "continuationToken",
+        ):
             for bucket in response.get("tableBuckets", []):
-                name = str(bucket.get("name", ""))
-                # A table bucket has its ARN, naming this account and region.
-                expected = BucketRef(name, account or "", region, BucketKind.TABLE).arn
-                arn = str(bucket.get("arn", ""))
-                valid = arn == expected if account else arn.endswith(f":bucket/{name}")
-                yield ListedBucket(name, region, BucketKind.TABLE, None if valid else "no ARN")
-            token = response.get("continuationToken") or None
-            if token is None:
-                return
+                yield _listed_by_arn(
+                    str(bucket.get("name", "")), str(bucket.get("arn", "")), account, region,
+                    BucketKind.TABLE,
+                )  # fmt: skip
 
     def list_vector_buckets(self, account: str | None, region: str) -> Iterator[ListedBucket]:
         """The account's vector buckets (S3 Vectors) in ``region``."""
         client = self.access.client("s3vectors", region, account, self._listing_config)
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"maxResults": VECTOR_PAGE_SIZE}
-            if token:
-                request["nextToken"] = token
-            response = _listing(client.list_vector_buckets, request, LIST_VECTOR_BUCKETS, region)
+        request = {"maxResults": VECTOR_PAGE_SIZE}
+        for response in _pages(
+            _listing(client.list_vector_buckets, LIST_VECTOR_BUCKETS, region),
+            request,
+            "nextToken",
+        ):
             for bucket in response.get("vectorBuckets", []):
-                name = str(bucket.get("vectorBucketName", ""))
-                expected = BucketRef(name, account or "", region, BucketKind.VECTOR).arn
-                arn = str(bucket.get("vectorBucketArn", ""))
-                valid = arn == expected if account else arn.endswith(f":bucket/{name}")
-                yield ListedBucket(name, region, BucketKind.VECTOR, None if valid else "no ARN")
-            token = response.get("nextToken") or None
-            if token is None:
-                return
+                yield _listed_by_arn(
+                    str(bucket.get("vectorBucketName", "")), str(bucket.get("vectorBucketArn", "")),
+                    account, region, BucketKind.VECTOR,
+                )  # fmt: skip
 
     def locate(self, bucket: BucketRef) -> str:
         """The bucket's region, for listings that do not carry it."""
@@ -225,13 +211,13 @@ class S3Reader:
         try:
             response = client.get_table_bucket_encryption(tableBucketARN=bucket.arn)
         except ClientError as error:
-            if error_code(error) != _TABLE_NOT_FOUND:
+            if error_code(error) != _NOT_FOUND:
                 raise _translate(error, bucket, READ_ENCRYPTION[bucket.kind]) from error
             # The bucket, or only its encryption configuration, is missing: ask which.
             try:
                 client.get_table_bucket(tableBucketARN=bucket.arn)
             except ClientError as missing:
-                if error_code(missing) == _TABLE_NOT_FOUND:
+                if error_code(missing) == _NOT_FOUND:
                     raise BucketVanished(f"table bucket {bucket.arn} no longer exists") from missing
                 raise _translate(missing, bucket, GET_TABLE_BUCKET) from missing
             # "All Amazon S3 table buckets have encryption configured by default ... SSE-S3 is
@@ -255,28 +241,14 @@ class S3Reader:
         own = described.get("encryptionConfiguration") or _VECTOR_DEFAULT
         rules = [_vector_rule(own)]
         try:
-            token: str | None = None
-            while True:
-                request: dict[str, Any] = {
-                    "vectorBucketName": bucket.name,
-                    "maxResults": VECTOR_PAGE_SIZE,
-                }
-                if token:
-                    request["nextToken"] = token
-                response = client.list_indexes(**request)
+            request = {"vectorBucketName": bucket.name, "maxResults": VECTOR_PAGE_SIZE}
+            for response in _pages(client.list_indexes, request, "nextToken"):
                 for index in response.get("indexes", []):
                     name = str(index.get("indexName", ""))
-                    configuration = (
-                        client.get_index(vectorBucketName=bucket.name, indexName=name)["index"].get(
-                            "encryptionConfiguration"
-                        )
-                        or own
-                    )
+                    described = client.get_index(vectorBucketName=bucket.name, indexName=name)
+                    configuration = described["index"].get("encryptionConfiguration") or own
                     if configuration != own:
                         rules.append(_vector_rule(configuration, scope=f"index {name}"))
-                token = response.get("nextToken") or None
-                if token is None:
-                    break
         except ClientError as error:
             raise _vector_error(error, bucket, " and ".join(VECTOR_INDEX_READS)) from error
         return ObservedEncryption(bucket=bucket, rules=tuple(rules))
@@ -333,20 +305,47 @@ def _vector_rule(configuration: Mapping[str, Any], scope: str | None = None) -> 
 
 
 def _vector_error(error: ClientError, bucket: BucketRef, permission: str) -> Exception:
-    if error_code(error) == _TABLE_NOT_FOUND:  # S3 Vectors' NotFoundException too
+    if error_code(error) == _NOT_FOUND:
         return BucketVanished(f"vector bucket {bucket.arn} no longer exists")
     return _translate(error, bucket, permission)
 
 
-def _listing(call: Any, request: dict[str, Any], permission: str, region: str) -> Any:
-    try:
-        return call(**request)
-    except ClientError as error:
-        if is_denied(error):
-            raise ListingDenied(
-                f"{error_code(error) or '403'} on {permission} in {region}"
-            ) from error
-        raise
+def _listing(call: Any, permission: str, region: str) -> Callable[..., Any]:
+    """``call`` with a refusal raised as ``ListingDenied``, naming the permission and region."""
+
+    def listed(**request: Any) -> Any:
+        try:
+            return call(**request)
+        except ClientError as error:
+            if is_denied(error):
+                raise ListingDenied(
+                    f"{error_code(error) or '403'} on {permission} in {region}"
+                ) from error
+            raise
+
+    return listed
+
+
+def _pages(call: Callable[..., Any], request: dict[str, Any], token: str) -> Iterator[Any]:
+    """Each response of a listing whose next page is asked for with the ``token`` it returned
+    (the same member name in the request and the response)."""
+    while True:
+        response = call(**request)
+        yield response
+        following = response.get(token)
+        if not following:
+            return
+        request = {**request, token: following}
+
+
+def _listed_by_arn(
+    name: str, arn: str, account: str | None, region: str, kind: BucketKind
+) -> ListedBucket:
+    """A listed table or vector bucket, which has its ARN naming this account and region; an
+    entry without it is not a bucket of that kind."""
+    expected = BucketRef(name, account or "", region, kind).arn
+    valid = arn == expected if account else arn.endswith(f":bucket/{name}")
+    return ListedBucket(name, region, kind, None if valid else "no ARN")
 
 
 def _translate(error: ClientError, bucket: BucketRef, permission: str) -> Exception:

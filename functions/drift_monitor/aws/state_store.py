@@ -15,11 +15,11 @@ resolved in between is still read by the next sweep, which counts it resolved in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +31,8 @@ from .credentials import error_code
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+R = TypeVar("R")
+T = TypeVar("T")
 KEY = "bucket"
 # One attribute per claimed announcement: ``claim:<fingerprint>`` for a drift, and this one for
 # the resolution of the drift announced.
@@ -339,7 +341,7 @@ class StateStore:
                         name=item["name"]["S"],
                         account=item["account"]["S"],
                         region=item["region"]["S"],
-                        kind=BucketKind(item.get("kind", {}).get("S", "general-purpose")),
+                        kind=BucketKind(item.get("kind", {}).get("S", BucketKind.GENERAL_PURPOSE)),
                     )
                 )
             if not response.get("LastEvaluatedKey"):
@@ -385,10 +387,7 @@ class StateStore:
                 raise
             return True
 
-        if not rows:
-            return 0
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
-            return sum(pool.map(write, rows))
+        return sum(_each(write, rows, concurrency))
 
     def write_sweep(
         self,
@@ -411,10 +410,7 @@ class StateStore:
                 raise
             return None
 
-        if not rows:
-            return set()
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
-            return {key for key in pool.map(write, rows) if key is not None}
+        return {key for key in _each(write, rows, concurrency) if key is not None}
 
     def _sweep_update(
         self, finding: Finding, state: BucketState, previous: BucketState | None, now: str
@@ -478,6 +474,14 @@ class StateStore:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+
+
+def _each(write: Callable[[R], T], rows: Sequence[R], concurrency: int) -> list[T]:
+    """``write`` for every row, a few at a time (the sweep's writes of one page)."""
+    if not rows:
+        return []
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(rows))) as pool:
+        return list(pool.map(write, rows))
 
 
 def _vanished_expiry(evaluated_at: int) -> int:

@@ -29,8 +29,11 @@ _ICONS = {
 def drift_id(document: dict[str, Any]) -> str:
     """One drift of one bucket, from its first detection to its resolution: what threads the
     alert, any alert about a change of the same open drift, and the RESOLVED notice."""
-    material = f"{document['bucketArn']}|{document['account']}|{document.get('firstDetected')}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    return _thread_id(document["bucketArn"], document["account"], document.get("firstDetected"))
+
+
+def _thread_id(*parts: object) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
 
 
 def chat_notification(document: dict[str, Any]) -> dict[str, Any]:
@@ -116,9 +119,7 @@ def _key_change(document: dict[str, Any]) -> dict[str, Any]:
         },
         "metadata": {
             # Each key event is a thread of its own: its buckets' alerts have theirs.
-            "threadId": hashlib.sha256(
-                f"{document['key']}|{trigger.get('eventId')}".encode()
-            ).hexdigest()[:32],
+            "threadId": _thread_id(document["key"], trigger.get("eventId")),
             "summary": f"{trigger.get('eventName')}: {document['affectedBuckets']} buckets",
             "eventType": "S3EncryptionKeyChange",
             "relatedResources": [document["key"]],

@@ -6,6 +6,15 @@ from __future__ import annotations
 from .models import BucketRef
 
 
+class PolicyError(ValueError):
+    """A policy that cannot be enforced; ``field`` names the offending field."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"policy field '{field_name}': {problem}")
+        self.field = field_name
+        self.problem = problem
+
+
 class RoleRefused(Exception):
     """STS refused to let the monitor assume its reader role in another account."""
 

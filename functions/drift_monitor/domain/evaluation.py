@@ -61,9 +61,12 @@ def evaluate(
             )
         )
     for index, rule in enumerate(observed.rules):
-        prefix = f"Rule {index + 1} of {len(observed.rules)}: " if len(observed.rules) > 1 else ""
-        if rule.scope is not None:
+        if rule.scope is not None:  # a vector index: "Index NAME: ..."
             prefix = f"{rule.scope[:1].upper()}{rule.scope[1:]}: "
+        elif len(observed.rules) > 1:
+            prefix = f"Rule {index + 1} of {len(observed.rules)}: "
+        else:
+            prefix = ""
         for violation in rule_violations(rule, policy, observed.bucket, keys, organization):
             violations.append(Violation(violation.code, prefix + violation.message))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .models import (
     ACCOUNT_ID,
+    BUCKET_NAME,
     DIRECTORY_BUCKET_SUFFIX,
     BucketKind,
     BucketRef,
@@ -21,9 +22,6 @@ from .models import (
     partition_of,
 )
 
-# Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
-# underscores and be up to 255 characters long. Anything else S3 would never accept.
-_BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
 # S3 Tables: 3-63 lowercase letters, digits and hyphens; its ARN names the account and region.
 _TABLE_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_BUCKET_ARN = re.compile(
@@ -162,11 +160,12 @@ def parse_event(raw: object) -> BucketChange:
     kind = _kind_of(detail)
     request = detail.get("requestParameters")
     request = request if isinstance(request, Mapping) else {}
-    table_arn = None
+    # A table or vector bucket named by its ARN: the ARN names its account and region.
+    named_arn = None
     if kind is BucketKind.TABLE:
-        bucket_name, table_arn = _table_bucket(detail, request)
+        bucket_name, named_arn = _table_bucket(detail, request)
     elif kind is BucketKind.VECTOR:
-        bucket_name, table_arn = _vector_bucket(request)
+        bucket_name, named_arn = _vector_bucket(request)
     elif event_name in TAG_RESOURCE_EVENTS:
         bucket_name, kind = _tagged_bucket(detail, request)
     else:
@@ -174,7 +173,7 @@ def parse_event(raw: object) -> BucketChange:
         if not isinstance(named, str) or not named:
             raise InvalidEvent("detail.requestParameters.bucketName is missing")
         bucket_name = named
-        if not _BUCKET_NAME.match(bucket_name):
+        if not BUCKET_NAME.match(bucket_name):
             raise InvalidEvent(
                 f"detail.requestParameters.bucketName {bucket_name!r} is not a bucket name"
             )
@@ -187,9 +186,13 @@ def parse_event(raw: object) -> BucketChange:
     # recipientAccountId; the envelope's account is the same.
     # A vector bucket named by ARN names its owner: a call through its bucket policy from
     # another account is that account's bucket all the same.
-    vector_owner = table_arn["account"] if kind is BucketKind.VECTOR and table_arn else None
+    vector_owner = named_arn["account"] if kind is BucketKind.VECTOR and named_arn else None
     account = (
-        (_owner_of(detail, bucket_name) if kind is BucketKind.GENERAL_PURPOSE else vector_owner)
+        (
+            _owner_of(detail, bucket_name)
+            if kind in (BucketKind.GENERAL_PURPOSE, BucketKind.DIRECTORY)
+            else vector_owner
+        )
         or _optional_str(detail, "recipientAccountId")
         or _envelope(raw, "account")
     )
@@ -200,9 +203,9 @@ def parse_event(raw: object) -> BucketChange:
     region = _optional_str(detail, "awsRegion") or _envelope(raw, "region")
     if not region or not is_region_name(region):
         raise InvalidEvent(f"no AWS region in detail.awsRegion or region: {region!r}")
-    if table_arn and (table_arn["account"], table_arn["region"]) != (account, region):
+    if named_arn and (named_arn["account"], named_arn["region"]) != (account, region):
         raise InvalidEvent(
-            f"bucket ARN {table_arn.string} is not in account {account} and region {region}"
+            f"bucket ARN {named_arn.string} is not in account {account} and region {region}"
         )
 
     return BucketChange(
@@ -313,7 +316,7 @@ def _tagged_bucket(detail: Mapping[str, Any], request: Mapping[str, Any]) -> tup
     if not arn:
         raise InvalidEvent("detail.requestParameters.resourceArn is missing")
     general = _GENERAL_PURPOSE_ARN.match(arn)
-    if general is not None and _BUCKET_NAME.match(general["name"]):
+    if general is not None and BUCKET_NAME.match(general["name"]):
         return general["name"], BucketKind.GENERAL_PURPOSE
     directory = _DIRECTORY_BUCKET_ARN.match(arn)
     if directory is not None and directory["name"].endswith(DIRECTORY_BUCKET_SUFFIX):

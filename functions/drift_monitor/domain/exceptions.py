@@ -15,8 +15,11 @@ from datetime import date
 from fnmatch import fnmatchcase
 from typing import Any
 
+from .errors import PolicyError
 from .models import (
     ACCOUNT_ID,
+    BUCKET_GLOB,
+    BUCKET_NAME,
     BucketKind,
     BucketRef,
     Code,
@@ -36,9 +39,6 @@ _NOT_ACCEPTABLE = frozenset({Code.EVENT_PATH_SILENT})
 ACCEPTABLE_CODES = tuple(code.value for code in Code if code not in _NOT_ACCEPTABLE)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WILDCARDS = frozenset("*?[")
-# What a bucket name may hold (legacy us-east-1 names included), and the glob characters.
-_GLOB_CHARACTERS = re.compile(r"^[A-Za-z0-9.\-_*?\[\]!]{1,255}$")
-_BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
 _GENERAL_ARN = re.compile(r"^arn:(?P<partition>aws(?:-[a-z]+)*):s3:::(?P<name>[^/:]+)$")
 _KIND_OF_SERVICE = {
     "s3express": BucketKind.DIRECTORY,
@@ -50,15 +50,6 @@ _REGIONAL_ARN = re.compile(
     r"(?P<region>[a-z0-9-]+|\*):(?P<account>\d{12}|\*):bucket/(?P<name>[^/:]+)$"
 )
 _FIELDS = ("buckets", "accounts", "allow", "reason", "owner", "expires")
-
-
-class ExceptionError(ValueError):
-    """Raised as the policy's ``PolicyError`` by ``policy``: ``field`` is ``exceptions[N].x``."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(problem)
-        self.field = field_name
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -116,21 +107,21 @@ class PolicyException:
 
 def parse_exceptions(name: str, value: object) -> tuple[PolicyException, ...]:
     if not isinstance(value, list):
-        raise ExceptionError(name, f"must be a list of exceptions, got {value!r}")
+        raise PolicyError(name, f"must be a list of exceptions, got {value!r}")
     return tuple(_parse_one(f"{name}[{index}]", index, raw) for index, raw in enumerate(value))
 
 
 def _parse_one(where: str, index: int, raw: object) -> PolicyException:
     if not isinstance(raw, Mapping):
-        raise ExceptionError(where, f"must be an object with {', '.join(_FIELDS)}, got {raw!r}")
+        raise PolicyError(where, f"must be an object with {', '.join(_FIELDS)}, got {raw!r}")
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
-        raise ExceptionError(
+        raise PolicyError(
             f"{where}.{unknown[0]}", f"unknown field; known fields are {', '.join(_FIELDS)}"
         )
     for required in ("buckets", "allow", "reason", "owner", "expires"):
         if required not in raw:
-            raise ExceptionError(f"{where}.{required}", "is required")
+            raise PolicyError(f"{where}.{required}", "is required")
     return PolicyException(
         index=index,
         buckets=_patterns(f"{where}.buckets", raw["buckets"]),
@@ -144,10 +135,10 @@ def _parse_one(where: str, index: int, raw: object) -> PolicyException:
 
 def _strings(where: str, value: object) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise ExceptionError(where, f"must be a non-empty list of strings, got {value!r}")
+        raise PolicyError(where, f"must be a non-empty list of strings, got {value!r}")
     for position, item in enumerate(value):
         if not isinstance(item, str):
-            raise ExceptionError(f"{where}[{position}]", f"must be a string, got {item!r}")
+            raise PolicyError(f"{where}[{position}]", f"must be a string, got {item!r}")
     return value
 
 
@@ -163,7 +154,7 @@ def _pattern(where: str, text: str) -> BucketPattern:
         general = _GENERAL_ARN.match(text)
         regional = _REGIONAL_ARN.match(text)
         if general is None and regional is None:
-            raise ExceptionError(
+            raise PolicyError(
                 where,
                 f"{text!r} is not a bucket ARN (arn:aws:s3:::NAME, or "
                 "arn:aws:s3express|s3tables|s3vectors:REGION:ACCOUNT:bucket/NAME): an object, "
@@ -185,14 +176,14 @@ def _pattern(where: str, text: str) -> BucketPattern:
 def _glob(where: str, glob: str) -> str:
     """A glob that can match some bucket name: bucket-name characters and wildcards only, and
     without a wildcard a valid bucket name."""
-    if not _GLOB_CHARACTERS.match(glob):
-        raise ExceptionError(
+    if not BUCKET_GLOB.match(glob):
+        raise PolicyError(
             where,
             f"{glob!r} cannot match a bucket name: use letters, digits, . - _ and the wildcards "
             "* ? [ ] !",
         )
-    if not _WILDCARDS & set(glob) and not _BUCKET_NAME.match(glob):
-        raise ExceptionError(
+    if not _WILDCARDS & set(glob) and not BUCKET_NAME.match(glob):
+        raise PolicyError(
             where,
             f"{glob!r} cannot match a bucket name: a bucket name is 3 to 255 characters and "
             "begins and ends with a letter or digit",
@@ -206,9 +197,7 @@ def _accounts(where: str, value: object) -> tuple[str, ...]:
     accounts = _strings(where, value)
     for position, account in enumerate(accounts):
         if not ACCOUNT_ID.match(account):
-            raise ExceptionError(
-                f"{where}[{position}]", f"{account!r} is not a 12-digit account id"
-            )
+            raise PolicyError(f"{where}[{position}]", f"{account!r} is not a 12-digit account id")
     return tuple(accounts)
 
 
@@ -217,10 +206,10 @@ def _allow(where: str, value: object) -> tuple[str, ...] | None:
         return None
     codes = _strings(where, value) if not isinstance(value, str) else None
     if codes is None:
-        raise ExceptionError(where, f'must be "all" or a list of violation codes, got {value!r}')
+        raise PolicyError(where, f'must be "all" or a list of violation codes, got {value!r}')
     for position, code in enumerate(codes):
         if code not in ACCEPTABLE_CODES:
-            raise ExceptionError(
+            raise PolicyError(
                 f"{where}[{position}]",
                 f"{code!r} is not a violation code; known codes are {', '.join(ACCEPTABLE_CODES)}",
             )
@@ -229,7 +218,7 @@ def _allow(where: str, value: object) -> tuple[str, ...] | None:
 
 def _text(where: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ExceptionError(where, f"must be a non-empty string, got {value!r}")
+        raise PolicyError(where, f"must be a non-empty string, got {value!r}")
     return value.strip()
 
 
@@ -239,7 +228,7 @@ def _date(where: str, value: object) -> date:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise ExceptionError(where, f"{value!r} is not a date (YYYY-MM-DD)")
+    raise PolicyError(where, f"{value!r} is not a date (YYYY-MM-DD)")
 
 
 def apply_exceptions(
@@ -308,7 +297,7 @@ def tag_exemption(tag_key: str, tags: Mapping[str, str], today: date) -> Exempti
         return Exemption(source, reason, owner, None)
     try:
         ends = _date(tag_key + UNTIL_SUFFIX, until)
-    except ExceptionError as bad:
+    except PolicyError as bad:
         return Exemption(
             source, reason, owner, until, expired=True, problem=f"{bad.field}: {bad.problem}"
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -48,6 +48,11 @@ class Code(StrEnum):
 
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+# Wider than today's naming rules on purpose: legacy us-east-1 buckets may hold capitals and
+# underscores and be up to 255 characters long. Anything else S3 would never accept.
+BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
+# A bucket-name glob (exemptBuckets, exceptions): those characters and the wildcards * ? [ ] !
+BUCKET_GLOB = re.compile(r"^[A-Za-z0-9.\-_*?\[\]!]{1,255}$")
 
 
 @cache
@@ -177,14 +182,24 @@ class Trigger:
     source_ip: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "eventName": self.event_name,
-            "eventTime": self.event_time,
-            "eventId": self.event_id,
-            "actor": self.actor,
-            "sourceIp": self.source_ip,
-        }
+        return {name: getattr(self, attribute) for name, attribute in _TRIGGER_FIELDS.items()}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Trigger:
+        """The inverse of ``to_dict`` (a trigger carried in a queue message); an unknown field
+        raises KeyError."""
+        return cls(**{_TRIGGER_FIELDS[name]: value for name, value in raw.items()})
+
+
+# The document's names of a trigger's fields, in the document's order.
+_TRIGGER_FIELDS = {
+    "source": "source",
+    "eventName": "event_name",
+    "eventTime": "event_time",
+    "eventId": "event_id",
+    "actor": "actor",
+    "sourceIp": "source_ip",
+}
 
 
 @dataclass(frozen=True)
@@ -225,11 +240,6 @@ class Exemption:
             return f"{self.source} ({who}{why}) expired on {self.expires}"
         until = f" until {self.expires}" if self.expires else ""
         return f"{self.source}{until} ({who}{why})"
-
-    def expires_within(self, today: date, days: int) -> bool:
-        if self.expires is None or self.expired:
-            return False
-        return date.fromisoformat(self.expires) <= today + timedelta(days=days)
 
 
 @dataclass(frozen=True)

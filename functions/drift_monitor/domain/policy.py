@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .exceptions import ExceptionError, PolicyException, parse_exceptions
+from .errors import PolicyError
+from .exceptions import PolicyException, parse_exceptions
+from .models import BUCKET_GLOB
 
 SSE_S3 = "AES256"
 SSE_KMS = "aws:kms"
@@ -31,16 +33,6 @@ _KMS_ARN = re.compile(
 )
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$", re.UNICODE)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$", re.UNICODE)
-_GLOB = re.compile(r"^[A-Za-z0-9.\-_*?\[\]!]{1,255}$")
-
-
-class PolicyError(ValueError):
-    """A policy that cannot be enforced; ``field`` names the offending field."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"policy field '{field_name}': {problem}")
-        self.field = field_name
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -224,7 +216,7 @@ def _kms_keys(name: str, value: object) -> tuple[str, ...]:
 def _globs(name: str, value: object) -> tuple[str, ...]:
     patterns = _string_list(name, value)
     for index, pattern in enumerate(patterns):
-        if not _GLOB.match(pattern):
+        if not BUCKET_GLOB.match(pattern):
             raise PolicyError(
                 f"{name}[{index}]",
                 f"{pattern!r} is not a bucket-name glob (letters, digits, . - _ and * ? [ ] !)",
@@ -240,13 +232,6 @@ def _exempt_tag(name: str, value: object) -> ExemptTag | None:
     return ExemptTag.parse(value)
 
 
-def _exceptions(name: str, value: object) -> tuple[PolicyException, ...]:
-    try:
-        return parse_exceptions(name, value)
-    except ExceptionError as bad:
-        raise PolicyError(bad.field, bad.problem) from bad
-
-
 _FIELDS: dict[str, tuple[str, Any]] = {
     "allowedAlgorithms": ("allowed_algorithms", _algorithms),
     "allowedKmsKeys": ("allowed_kms_keys", _kms_keys),
@@ -258,5 +243,5 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "exemptTag": ("exempt_tag", _exempt_tag),
     "keyChecks": ("key_checks", _bool),
     "allowOrganizationKeys": ("allow_organization_keys", _bool),
-    "exceptions": ("exceptions", _exceptions),
+    "exceptions": ("exceptions", parse_exceptions),
 }

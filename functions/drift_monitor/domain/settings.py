@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import PolicyError
 from .permissions import ROLE_NAME
-from .policy import Policy, PolicyError
+from .policy import Policy
 
 # The defaults of Powertools' own variables; the stack sets the same values explicitly.
 SERVICE_NAME = "s3-encryption-drift-monitor"

@@ -282,7 +282,7 @@ def _queue_reassessment(buckets: list[BucketRef], trigger: Trigger) -> None:
 def _reassess(raw: Any, context: LambdaContext) -> dict[str, Any]:
     """A chunk of a key event's buckets, from the key queue."""
     try:
-        trigger = Trigger(**{_SNAKE[name]: value for name, value in raw["trigger"].items()})
+        trigger = Trigger.from_dict(raw["trigger"])
         buckets = [
             BucketRef(name=name, account=account, region=region, kind=BucketKind(kind))
             for name, account, region, kind in raw["buckets"]
@@ -296,16 +296,6 @@ def _reassess(raw: Any, context: LambdaContext) -> dict[str, Any]:
         "alerts": actions.count(Action.ALERT),
         "notices": actions.count(Action.RESOLVE),
     }
-
-
-_SNAKE = {
-    "source": "source",
-    "eventName": "event_name",
-    "eventTime": "event_time",
-    "eventId": "event_id",
-    "actor": "actor",
-    "sourceIp": "source_ip",
-}
 
 
 def _beat(

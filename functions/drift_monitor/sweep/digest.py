@@ -125,29 +125,32 @@ def digest_candidates(
     limit: int,
     entry: Callable[[Finding], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The entries of ``findings`` that could make a digest: its ``limit`` most severe, and (at
-    most ``limit``) the exempt buckets whose exception ends within ``EXPIRING_DAYS``."""
+    """The entries of ``findings`` that could make a digest: its ``limit`` most severe, and the
+    ``limit`` exempt buckets whose exception ends first (the digest lists those ending within
+    ``EXPIRING_DAYS``)."""
     make = entry or (lambda finding: digest_entry(finding, policy))
     alerting = [finding for finding in findings if finding.alerts]
-    ending = [
-        finding
-        for finding in findings
-        if not finding.alerts and finding.exemption is not None and finding.exemption.expires
-    ]
+    ending = sorted(
+        (finding for finding in findings if not finding.alerts and _end_of(finding)),
+        key=_end_of,
+    )
     return [make(finding) for finding in most_severe_first(alerting)[:limit]] + [
         make(finding) for finding in ending[:limit]
     ]
+
+
+def _end_of(finding: Finding) -> str:
+    """When the finding's exception ends (YYYY-MM-DD), or "" without one: the digest lists
+    exceptions by their end."""
+    exemption = finding.exemption
+    return (exemption.expires or "") if exemption is not None else ""
 
 
 def run_of_result(
     result: SweepResult, policy: Policy, trigger: dict[str, Any], started_at: str, finished_at: str
 ) -> SweepRun:
     """A one-account run swept in one go (``sweep()``), as the digest sees it."""
-    kept = [
-        finding
-        for finding in result.tally.kept
-        if finding.alerts or (finding.exemption is not None and finding.exemption.expires)
-    ]
+    kept = [finding for finding in result.tally.kept if finding.alerts or _end_of(finding)]
     counts = summary(result.tally.statuses)
     return SweepRun(
         account=result.account,
